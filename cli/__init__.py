@@ -1,0 +1,1 @@
+"""The ``ilm`` command line: thin Typer commands over the library."""

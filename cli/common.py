@@ -1,0 +1,60 @@
+"""What every command shares: one console, one way to report user errors."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable, TypeVar
+
+import typer
+from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a one-line error and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn :class:`ILMError` (a user mistake) into one line and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from impossible_lms.errors import ILMError
+
+        try:
+            return fn(*args, **kwargs)
+        except ILMError as e:
+            raise fail(str(e), getattr(e, "exit_code", 1)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted; finished outputs are kept, rerun to resume", 130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+    """``@command(app)``: register a Typer command with the shared error handling."""
+
+    def deco(fn: F) -> F:
+        app.command(name, **kwargs)(user_errors(fn))
+        return fn
+
+    return deco
+
+
+def split_csv(values: list[str] | None) -> list[str]:
+    """Options given as ``--x a,b --x c`` → ``[a, b, c]``."""
+    out: list[str] = []
+    for v in values or []:
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

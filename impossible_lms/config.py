@@ -1,0 +1,189 @@
+"""Typed configuration: dataclasses in, YAML and ``key=value`` overrides on top.
+
+Every stage has a dataclass config. :func:`load_config` builds one from
+defaults, then a YAML mapping, then dotted CLI overrides (``optim.lr=3e-4``),
+checking names and converting types so a typo fails with a one-line error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+from impossible_lms.errors import ILMError
+
+T = TypeVar("T")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ILMError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ILMError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ILMError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["a.b=1", "c=[x, y]"]`` → ``{"a": {"b": 1}, "c": ["x", "y"]}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ILMError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``top`` wins."""
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, recursing into nested dataclasses."""
+    if not isinstance(data, Mapping):
+        raise ILMError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        import difflib
+
+        name = unknown[0]
+        near = difflib.get_close_matches(name, list(fields), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ILMError(f"unknown config field {where + name!r}{hint}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, where)
+            except ILMError as e:
+                errors.append(str(e))
+        raise ILMError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        return from_dict(tp, value, where + ".")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        inner = args[0] if args else Any
+        items = [_coerce(inner, v, where) for v in value]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ILMError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if typing.get_origin(tp) is typing.Literal:
+        if value not in args:
+            raise ILMError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}")
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ILMError(f"{where}: expected true/false, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ILMError(f"{where}: expected a number, got {value!r}") from None
+    if tp is int:
+        if isinstance(value, bool):
+            raise ILMError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ILMError(f"{where}: expected an integer, got {value!r}") from None
+        if f != int(f):
+            raise ILMError(f"{where}: expected an integer, got {value!r}")
+        return int(f)
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ILMError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if tp is Path:
+        return Path(value)
+    return value
+
+
+def load_config(
+    cls: type[T],
+    yaml_path: str | Path | None = None,
+    overrides: Mapping[str, Any] | list[str] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> T:
+    """Defaults ← ``base`` ← YAML file ← overrides (dicts or ``key=value`` strings)."""
+    data: dict[str, Any] = dict(base or {})
+    if yaml_path is not None:
+        data = merge(data, read_yaml(yaml_path))
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    if overrides:
+        data = merge(data, overrides)
+    return from_dict(cls, data)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass as plain YAML-safe data (paths as strings, tuples as lists)."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    return plain(cfg)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    from impossible_lms.io import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,12 @@
+"""User-facing errors.
+
+Anything a researcher can fix (a wrong path, a bad flag, a mismatched manifest)
+raises :class:`ILMError` with a one-line message. The CLI prints that line and
+exits non-zero; every other exception is a bug and keeps its traceback.
+"""
+
+
+class ILMError(Exception):
+    """An error caused by user input, printed by the CLI as one line."""
+
+    exit_code = 1
