@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -12,6 +13,16 @@ from rich.progress import (
 )
 
 
+class _InfoColumn(TextColumn):
+    """Free text per task (``progress.update(task, info="loss 3.2")``); empty when unset."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task):  # type: ignore[override]
+        return Text(str(task.fields.get("info", "")))
+
+
 def progress(transient: bool = False, disable: bool = False) -> Progress:
     """A rich Progress with description, bar, count, elapsed and ETA columns."""
     return Progress(
@@ -20,7 +31,7 @@ def progress(transient: bool = False, disable: bool = False) -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
+        _InfoColumn(),
         transient=transient,
         disable=disable,
     )
