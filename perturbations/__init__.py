@@ -1,1 +1,37 @@
-"""perturbations"""
+"""The impossible languages: pure functions over sentences, behind a registry.
+
+    >>> from perturbations import get_language
+    >>> lang = get_language("local_shuffle:w=3")
+    >>> results = lang.perturb_file(sentences, tok)   # one corpus file, in order
+
+Pure Python + numpy; never imports torch or transformers.
+"""
+
+from perturbations.base import (
+    FAMILIES,
+    MARKER_PLURAL,
+    MARKER_REVERSE,
+    MARKER_SINGULAR,
+    Language,
+    Perturbed,
+    Sentence,
+    TokenizerFns,
+    Word,
+)
+from perturbations.registry import REFERENCE_LANGUAGES, describe, get_language, list_languages
+
+__all__ = [
+    "FAMILIES",
+    "MARKER_PLURAL",
+    "MARKER_REVERSE",
+    "MARKER_SINGULAR",
+    "REFERENCE_LANGUAGES",
+    "Language",
+    "Perturbed",
+    "Sentence",
+    "TokenizerFns",
+    "Word",
+    "describe",
+    "get_language",
+    "list_languages",
+]

@@ -1,0 +1,194 @@
+"""The data types every language shares, and the :class:`Language` base class.
+
+A language turns one corpus file (a list of sentences, in corpus order) into one
+:class:`Perturbed` per sentence. Languages are pure: no torch, no I/O, and their
+only state is the numpy random stream that stochastic languages draw from, which
+:meth:`Language.perturb_file` creates afresh on every call unless the caller
+passes one in to continue it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from impossible_lms.errors import ILMError
+
+# The marker tokens of the reference study. The tokenizer adds them as tokens
+# that absorb the space on their left (AddedToken(lstrip=True)).
+MARKER_REVERSE = "\U0001F141"  # 🅁
+MARKER_SINGULAR = "\U0001F142"  # 🅂
+MARKER_PLURAL = "\U0001F13F"  # 🄿
+
+# The reference drops every sequence that keeps at most this many non-marker tokens.
+MIN_CONTENT_TOKENS = 2
+
+FAMILIES = ("shuffle", "reverse", "hop")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One tagged word, UD style. ``feats`` is the UD feature string or ``"_"``."""
+
+    text: str
+    upos: str = "X"
+    feats: str = "_"
+    lemma: str = ""
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence as it appears in the corpus; ``words`` is None when untagged."""
+
+    text: str
+    words: tuple[Word, ...] | None = None
+    genre: str = ""
+
+
+@dataclass
+class Perturbed:
+    """One sentence's outcome: its token ids, or None when the language filters it out."""
+
+    ids: list[int] | None
+    affected: bool
+
+
+@runtime_checkable
+class TokenizerFns(Protocol):
+    """What a language needs from a tokenizer (``impossible_lms.tokenizer`` provides it).
+
+    ``encode`` adds no special tokens and must turn a marker string inside the text
+    into its marker id, absorbing the space on the marker's left (GPT-2 + AddedToken
+    with ``lstrip=True``).
+    """
+
+    marker_ids: dict[str, int]
+    eos_id: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class Language:
+    """One language of the suite. Subclasses implement :meth:`_perturb_all`.
+
+    ``name`` is the canonical spec (``local_shuffle:w=7``) that
+    :func:`perturbations.get_language` parses back to an equal language.
+    """
+
+    name: str
+    display: str
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
+    color: str = "#606060"
+
+    family: ClassVar[str] = ""
+    markers: ClassVar[tuple[str, ...]] = ()
+    needs_tags: ClassVar[bool] = False
+
+    # -- what subclasses provide -------------------------------------------------
+
+    def new_stream(self) -> np.random.Generator | None:
+        """A fresh random stream for one run over a file (None: the language is deterministic)."""
+        return None
+
+    def affects(self, sentence: Sentence) -> bool:
+        """Whether the language changes this sentence (decides test_affected/unaffected)."""
+        return True
+
+    def _perturb_all(
+        self,
+        sentences: Sequence[Sentence],
+        tok: TokenizerFns,
+        ids: Sequence[Sequence[int]] | None,
+        stream: np.random.Generator | None,
+    ) -> list[Perturbed]:
+        raise NotImplementedError
+
+    # -- the public API --------------------------------------------------------
+
+    def perturb_file(
+        self,
+        sentences: Sequence[Sentence],
+        tok: TokenizerFns,
+        ids: Sequence[Sequence[int]] | None = None,
+        *,
+        stream: np.random.Generator | None = None,
+    ) -> list[Perturbed]:
+        """Perturb one corpus file, sentence by sentence in corpus order.
+
+        ``ids`` are the sentences' token ids when the caller has already encoded
+        ``Sentence.text`` (ignored by hop languages, which re-join the tagged
+        words). Stochastic languages draw from ``stream``; when it is None a fresh
+        one from :meth:`new_stream` is used, so every call starts the stream anew.
+        Pass one stream through several calls to continue it across files (the
+        reference draws one stream per split, across that split's files).
+        """
+        if ids is not None and len(ids) != len(sentences):
+            raise ILMError(f"{self.name}: got {len(ids)} id lists for {len(sentences)} sentences")
+        if self.needs_tags:
+            untagged = next((s for s in sentences if s.words is None), None)
+            if untagged is not None:
+                raise ILMError(
+                    f"{self.name} needs tagged sentences (use a tagger other than 'none'); "
+                    f"untagged: {untagged.text[:60]!r}"
+                )
+        if stream is None:
+            stream = self.new_stream()
+        return self._perturb_all(sentences, tok, ids, stream)
+
+    def perturb(
+        self,
+        sentence: Sentence,
+        tok: TokenizerFns,
+        ids: Sequence[int] | None = None,
+        *,
+        stream: np.random.Generator | None = None,
+    ) -> Perturbed:
+        """One sentence, as if it were the first of a file (or next on ``stream``)."""
+        return self.perturb_file(
+            [sentence], tok, None if ids is None else [ids], stream=stream
+        )[0]
+
+    def example(self) -> str:
+        """A one-line example of what the language does (for ``ilm languages``)."""
+        from perturbations.examples import example_line
+
+        return example_line(self)
+
+
+def content_length(ids: Sequence[int], marker_ids: frozenset[int]) -> int:
+    """How many of ``ids`` are not markers."""
+    if not marker_ids:
+        return len(ids)
+    return sum(1 for i in ids if i not in marker_ids)
+
+
+def keeps_content(ids: Sequence[int], marker_ids: frozenset[int]) -> bool:
+    """The reference's last filter: drop sequences with at most one non-marker token."""
+    if len(ids) < MIN_CONTENT_TOKENS:
+        return False
+    return content_length(ids, marker_ids) >= MIN_CONTENT_TOKENS
+
+
+def encode_all(
+    sentences: Sequence[Sentence], tok: TokenizerFns, ids: Sequence[Sequence[int]] | None
+) -> list[list[int]]:
+    """The sentences' token ids: the caller's, or ``tok.encode(sentence.text)``."""
+    if ids is None:
+        return [tok.encode(s.text) for s in sentences]
+    # Lists pass through untouched (languages never modify their input); arrays
+    # become lists so every output holds plain ints.
+    return [x if isinstance(x, list) else [int(i) for i in x] for x in ids]
+
+
+def marker_id(tok: TokenizerFns, marker: str) -> int:
+    """The id of ``marker`` in ``tok``, or an ILMError saying the tokenizer lacks it."""
+    try:
+        return tok.marker_ids[marker]
+    except KeyError:
+        raise ILMError(
+            f"the tokenizer has no id for marker {marker!r} (U+{ord(marker):04X}); "
+            "load it with the language's markers"
+        ) from None

@@ -1,0 +1,38 @@
+"""The one-line examples ``ilm languages`` shows, made by running each language."""
+
+from __future__ import annotations
+
+from perturbations.base import Language, Sentence, Word
+from perturbations.toy import ToyTokenizer
+
+_PRES_SING = "Mood=Ind|Number=Sing|Person=3|Tense=Pres|VerbForm=Fin"
+
+# Chosen so that TokenHop and WordHop differ: the comma is a token, not a word.
+EXAMPLE = Sentence(
+    text="the dog sees the cats , a hen and you .",
+    words=tuple(
+        Word(text, upos, feats, lemma)
+        for text, upos, feats, lemma in [
+            ("the", "DET", "_", "the"),
+            ("dog", "NOUN", "Number=Sing", "dog"),
+            ("sees", "VERB", _PRES_SING, "see"),
+            ("the", "DET", "_", "the"),
+            ("cats", "NOUN", "Number=Plur", "cat"),
+            (",", "PUNCT", "_", ","),
+            ("a", "DET", "_", "a"),
+            ("hen", "NOUN", "Number=Sing", "hen"),
+            ("and", "CCONJ", "_", "and"),
+            ("you", "PRON", "Person=2", "you"),
+            (".", "PUNCT", "_", "."),
+        ]
+    ),
+)
+
+
+def example_line(language: Language) -> str:
+    """The example sentence as the language writes it (one token per word)."""
+    tok = ToyTokenizer()
+    result = language.perturb(EXAMPLE, tok)
+    if result.ids is None:  # pragma: no cover - the example passes every filter
+        return "(filtered out)"
+    return " ".join(p.strip() for p in tok.to_pieces(result.ids))

@@ -1,0 +1,197 @@
+"""Names → languages: the registry, parametric specs and the 15 reference languages.
+
+A spec is a base name with optional integer parameters: ``local_shuffle:w=7``,
+``deterministic_shuffle:seed=9``, ``token_hop:n=2``. Also accepted: the
+reference repository's names (``shuffle_local3``, ``hop_words4``), the Hub
+model names (``local-shuffle-w3``) and dataset folder names (``local_shuffle_w=3``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from impossible_lms.errors import ILMError
+from perturbations.base import FAMILIES, Language
+from perturbations import hop, reverse, shuffle
+
+REQUIRED = None  # a parameter default meaning "must be given"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered base language: its class, parameters (name → default) and looks."""
+
+    cls: type[Language]
+    display: str
+    params: dict[str, int | None]
+    color: str
+    summary: str
+
+
+REGISTRY: dict[str, Entry] = {
+    "no_shuffle": Entry(shuffle.NoShuffle, "NoShuffle", {}, "#606060", "GPT-2 tokens unchanged (control)"),
+    "nondeterministic_shuffle": Entry(
+        shuffle.NondeterministicShuffle, "NondeterministicShuffle", {"seed": 0}, "#E8384F",
+        "a fresh random permutation per sentence from one stream",
+    ),
+    "deterministic_shuffle": Entry(
+        shuffle.DeterministicShuffle, "DeterministicShuffle", {"seed": REQUIRED}, "#FFB000",
+        "the same permutation for every sentence of a length",
+    ),
+    "local_shuffle": Entry(
+        shuffle.LocalShuffle, "LocalShuffle", {"w": REQUIRED, "seed": 0}, "#4178BC",
+        "fixed permutation inside consecutive windows of w tokens",
+    ),
+    "even_odd_shuffle": Entry(shuffle.EvenOddShuffle, "EvenOddShuffle", {}, "#E37CFF", "even-index tokens, then odd-index tokens"),
+    "no_reverse": Entry(reverse.NoReverse, "NoReverse", {"seed": 21}, "#606060", "🅁 at a random index (control)"),
+    "partial_reverse": Entry(reverse.PartialReverse, "PartialReverse", {"seed": 21}, "#E5A836", "🅁 at a random index, tokens after it reversed"),
+    "full_reverse": Entry(reverse.FullReverse, "FullReverse", {"seed": 21}, "#A348A6", "🅁 at a random index, whole sequence reversed"),
+    "no_hop": Entry(hop.NoHop, "NoHop", {"n": 4}, "#606060", "verb lemma + 🅂/🄿 right after it (control)"),
+    "token_hop": Entry(hop.TokenHop, "TokenHop", {"n": 4}, "#fa8128", "verb lemma; 🅂/🄿 n tokens after it"),
+    "word_hop": Entry(hop.WordHop, "WordHop", {"n": 4}, "#03a0ff", "verb lemma; 🅂/🄿 n words after it"),
+}
+
+# The 15 languages of Kallini et al. (2024), in the paper's order.
+REFERENCE_LANGUAGES: tuple[str, ...] = (
+    "no_shuffle",
+    "nondeterministic_shuffle",
+    "deterministic_shuffle:seed=21",
+    "deterministic_shuffle:seed=57",
+    "deterministic_shuffle:seed=84",
+    "local_shuffle:w=3",
+    "local_shuffle:w=5",
+    "local_shuffle:w=10",
+    "even_odd_shuffle",
+    "no_reverse",
+    "partial_reverse",
+    "full_reverse",
+    "no_hop",
+    "token_hop",
+    "word_hop",
+)
+
+# Colours of the reference plots where they differ from the base entry's.
+_COLORS = {
+    "deterministic_shuffle:seed=57": "#8db000",
+    "deterministic_shuffle:seed=84": "#62BB35",
+    "local_shuffle:w=3": "#208EA3",
+    "local_shuffle:w=10": "#AA71FF",
+}
+
+# The reference repository's names (utils.PERTURBATIONS) and Hub model names.
+ALIASES: dict[str, str] = {
+    "shuffle_control": "no_shuffle",
+    "shuffle_nondeterministic": "nondeterministic_shuffle",
+    "shuffle_even_odd": "even_odd_shuffle",
+    "reverse_control": "no_reverse",
+    "reverse_partial": "partial_reverse",
+    "reverse_full": "full_reverse",
+    "hop_control": "no_hop",
+    "hop_tokens4": "token_hop",
+    "hop_words4": "word_hop",
+    **{f"shuffle_deterministic{s}": f"deterministic_shuffle:seed={s}" for s in (21, 57, 84)},
+    **{f"deterministic_shuffle_s{s}": f"deterministic_shuffle:seed={s}" for s in (21, 57, 84)},
+    **{f"shuffle_local{w}": f"local_shuffle:w={w}" for w in (3, 5, 10)},
+    **{f"local_shuffle_w{w}": f"local_shuffle:w={w}" for w in (3, 5, 10)},
+}
+
+_LIMITS = {"w": 1, "n": 0, "seed": 0}  # smallest allowed value per parameter
+
+
+def _normalise(spec: str) -> str:
+    s = spec.strip().lower().replace("-", "_")
+    s = ALIASES.get(s, s)
+    # Dataset folder names write ":" as "_": local_shuffle_w=3 → local_shuffle:w=3.
+    if ":" not in s and "=" in s:
+        m = re.fullmatch(r"([a-z_]+?)_([a-z]+=.*)", s)
+        if m and m.group(1) in REGISTRY:
+            s = f"{m.group(1)}:{m.group(2)}"
+    return s
+
+
+def _suggest(spec: str) -> str:
+    pool = list(REGISTRY) + list(REFERENCE_LANGUAGES) + list(ALIASES)
+    close = difflib.get_close_matches(spec, pool, n=3, cutoff=0.5)
+    canon = []
+    for c in close:
+        c = ALIASES.get(c, c)
+        if c not in canon:
+            canon.append(c)
+    hint = f"did you mean {', '.join(canon)}? " if canon else ""
+    return f"unknown language {spec!r}; {hint}(`ilm languages` lists them)"
+
+
+def _parse_params(base: str, text: str, entry: Entry) -> dict[str, int]:
+    given: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq:
+            raise ILMError(f"bad parameter {part!r} in {base}; write {base}:name=value")
+        if key not in entry.params:
+            takes = ", ".join(entry.params) or "no parameters"
+            raise ILMError(f"{base} has no parameter {key!r}; it takes {takes}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ILMError(f"{base}: {key} must be an integer, got {value.strip()!r}") from None
+        if number < _LIMITS.get(key, 0):
+            raise ILMError(f"{base}: {key} must be >= {_LIMITS.get(key, 0)}, got {number}")
+        given[key] = number
+    params: dict[str, int] = {}
+    for key, default in entry.params.items():
+        if key in given:
+            params[key] = given[key]
+        elif default is REQUIRED:
+            raise ILMError(f"{base} needs {key}, e.g. {base}:{key}=3")
+        else:
+            params[key] = default
+    return params
+
+
+def _canonical(base: str, entry: Entry, params: dict[str, int]) -> tuple[str, str]:
+    """The canonical name and display: parameters shown when required or not default."""
+    shown = [(k, v) for k, v in params.items() if entry.params[k] is REQUIRED or v != entry.params[k]]
+    if not shown:
+        return base, entry.display
+    name = base + ":" + ",".join(f"{k}={v}" for k, v in shown)
+    display = f"{entry.display} ({', '.join(f'{k}={v}' for k, v in shown)})"
+    return name, display
+
+
+def get_language(spec: str | Language) -> Language:
+    """The language a spec names; ILMError naming the closest names when unknown."""
+    if isinstance(spec, Language):
+        return spec
+    normal = _normalise(spec)
+    base, _, param_text = normal.partition(":")
+    entry = REGISTRY.get(base)
+    if entry is None:
+        raise ILMError(_suggest(spec.strip()))
+    params = _parse_params(base, param_text, entry)
+    name, display = _canonical(base, entry, params)
+    color = _COLORS.get(name, entry.color)
+    return entry.cls(name=name, display=display, params=params, color=color, **params)
+
+
+def list_languages(family: str | None = None) -> list[Language]:
+    """The 15 reference languages in paper order, optionally of one family."""
+    if family is not None and family not in FAMILIES:
+        raise ILMError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+    langs = [get_language(name) for name in REFERENCE_LANGUAGES]
+    return [lang for lang in langs if family is None or lang.family == family]
+
+
+def describe(language: Language) -> str:
+    """One line saying what the language does."""
+    base = language.name.partition(":")[0]
+    return REGISTRY[base].summary
+
+
+def base_names() -> list[str]:
+    return list(REGISTRY)
+
+
