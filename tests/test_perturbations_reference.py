@@ -135,9 +135,8 @@ def oracle_file(name: str, sentences, tok):
     lang = get_language(name)
     p = lang.params
     marker_ids = {tok.marker_ids[m] for m in lang.markers}
-    stream = {"nondeterministic_shuffle": np.random.default_rng(p.get("seed", 0))}.get(lang.name.split(":")[0])
-    if lang.family == "reverse":
-        stream = np.random.default_rng(21)
+    # the reference's streams: default_rng(0) for NondeterministicShuffle, (21) for *Reverse
+    stream = np.random.default_rng(p.get("seed", 21 if lang.family == "reverse" else 0))
     out = []
     for s in sentences:
         base = name.split(":")[0]
@@ -329,7 +328,8 @@ file_st = st.lists(st.lists(words_st, min_size=0, max_size=16).map(lambda ws: se
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(file_st, st.sampled_from(REFERENCE_LANGUAGES + ("local_shuffle:w=7", "deterministic_shuffle:seed=9", "token_hop:n=2", "word_hop:n=2", "no_hop:n=2")))
+@given(file_st, st.sampled_from(REFERENCE_LANGUAGES + ("local_shuffle:w=7", "deterministic_shuffle:seed=9", "nondeterministic_shuffle:seed=3",
+    "full_reverse:seed=5", "token_hop:n=2", "word_hop:n=2", "no_hop:n=2")))
 def test_generated_files_equal_the_reference(sentences, name):
     tok = GPT2LikeTokenizer()
     assert run(name, sentences, tok) == oracle_file(name, sentences, tok)
