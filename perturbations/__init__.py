@@ -18,7 +18,13 @@ from perturbations.base import (
     TokenizerFns,
     Word,
 )
-from perturbations.registry import REFERENCE_LANGUAGES, describe, get_language, list_languages
+from perturbations.registry import (
+    REFERENCE_LANGUAGES,
+    describe,
+    get_language,
+    language_table,
+    list_languages,
+)
 
 __all__ = [
     "FAMILIES",
@@ -33,5 +39,6 @@ __all__ = [
     "Word",
     "describe",
     "get_language",
+    "language_table",
     "list_languages",
 ]

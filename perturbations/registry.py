@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from impossible_lms.errors import ILMError
 from perturbations.base import FAMILIES, Language
@@ -189,6 +189,29 @@ def describe(language: Language) -> str:
     """One line saying what the language does."""
     base = language.name.partition(":")[0]
     return REGISTRY[base].summary
+
+
+def language_table(specs: Sequence[str] = (), family: str | None = None) -> list[dict[str, str]]:
+    """One row per language for ``ilm languages``: the 15 reference ones, or ``specs``.
+
+    Rows hold name, display, family, markers (space-separated, "" for none),
+    summary and example; ``family`` keeps one family only.
+    """
+    if family is not None and family not in FAMILIES:
+        raise ILMError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+    langs = [get_language(s) for s in specs] if specs else list_languages()
+    return [
+        {
+            "name": lang.name,
+            "display": lang.display,
+            "family": lang.family,
+            "markers": " ".join(lang.markers),
+            "summary": describe(lang),
+            "example": lang.example(),
+        }
+        for lang in langs
+        if family is None or lang.family == family
+    ]
 
 
 def base_names() -> list[str]:
