@@ -1,7 +1,33 @@
-"""`ilm report` (placeholder until its issue lands)."""
+"""`ilm report`: tables in the terminal and as Markdown/CSV/LaTeX, figures as PNG/PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+from cli.common import command, console, split_csv
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @command(app, "report")
+    def report_cmd(
+        results: List[Path] = typer.Argument(..., help="Results folders or files written by `ilm eval`."),
+        format: Optional[List[str]] = typer.Option(
+            None, "--format", "-f", help="Comma-separated: md, csv, tex, png, pdf, svg [default: md,csv,tex,png]."
+        ),
+        out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for the tables and figures."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the tables."),
+    ) -> None:
+        """Aggregate results over seeds into tables and learning-curve figures."""
+        from impossible_lms.reporting import DEFAULT_FORMATS, check_formats, report
+        from impossible_lms.reporting.render import rich_table
+
+        formats = check_formats(split_csv(format) or list(DEFAULT_FORMATS))
+        tables, files = report(results, out, formats)
+        if not quiet:
+            for name in ("final", "auc", "marker_surprisal", "surprisal_difference"):
+                if name in tables:
+                    console.print(rich_table(name, tables[name]))
+        console.print(f"wrote {len(files)} file(s) to {out}")

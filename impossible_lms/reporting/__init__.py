@@ -1,1 +1,113 @@
-"""reporting"""
+"""Reporting: tables (terminal, Markdown, CSV, LaTeX) and figures from evaluation results.
+
+    >>> from impossible_lms.evaluation import load_results
+    >>> from impossible_lms.reporting import make_report
+    >>> make_report(load_results(["results/"]), "report/", ["md", "csv", "png"])
+
+Input is the long-format results DataFrame (docs/ARCHITECTURE.md §6). Seeds are
+aggregated as documented in :mod:`impossible_lms.reporting.stats`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from impossible_lms.errors import ILMError
+from impossible_lms.io import atomic_write_text
+from impossible_lms.reporting.render import to_csv, to_latex, to_markdown
+from impossible_lms.reporting.tables import SURPRISAL_METRICS, build_tables
+
+TABLE_FORMATS = ("md", "csv", "tex")
+FIGURE_FORMATS = ("png", "pdf", "svg")
+FORMATS = TABLE_FORMATS + FIGURE_FORMATS
+DEFAULT_FORMATS = ("md", "csv", "tex", "png")
+
+__all__ = ["DEFAULT_FORMATS", "FORMATS", "build_tables", "check_formats", "make_report", "report"]
+
+
+def check_formats(formats: Iterable[str]) -> list[str]:
+    formats = [f.strip().lower().lstrip(".") for f in formats if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ILMError(f"unknown report format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    if not formats:
+        raise ILMError(f"no report format given; choose from {', '.join(FORMATS)}")
+    return list(dict.fromkeys(formats))
+
+
+def make_report(df: pd.DataFrame, out_dir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS) -> list[Path]:
+    """Write every table and figure for ``df`` under ``out_dir``; returns the files written."""
+    formats = check_formats(formats)
+    if df is None or len(df) == 0:
+        raise ILMError("no results to report (is the results folder empty?)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = build_tables(df)
+    written: list[Path] = []
+    figure_formats = [f for f in formats if f in FIGURE_FORMATS]
+    figures = _figures(tables, out, figure_formats) if figure_formats else []
+    if "csv" in formats:
+        for name, table in tables.items():
+            written.append(_write(out / f"{name}.csv", to_csv(table)))
+    if "tex" in formats:
+        for name, table in tables.items():
+            written.append(_write(out / f"{name}.tex", to_latex(name, table)))
+    if "md" in formats:
+        written.append(_write(out / "report.md", _markdown(tables, figures, out)))
+    return written + figures
+
+
+def report(results: list[str | Path], out_dir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS):
+    """``ilm report``: load results folders/files, write the report; returns (tables, files)."""
+    from impossible_lms.evaluation import load_results
+
+    df = load_results([Path(r) for r in results])
+    files = make_report(df, out_dir, formats)
+    return build_tables(df), files
+
+
+def _write(path: Path, text: str) -> Path:
+    atomic_write_text(path, text)
+    return path
+
+
+def _markdown(tables: dict[str, pd.DataFrame], figures: list[Path], out: Path) -> str:
+    parts = ["# Report", ""]
+    images = [f for f in figures if f.suffix == ".png"] or [f for f in figures if f.suffix == ".svg"]
+    parts += [f"![{f.stem}]({f.relative_to(out).as_posix()})" for f in images]
+    parts.append("")
+    parts += [to_markdown(name, t) for name, t in tables.items()]
+    return "\n".join(parts)
+
+
+def _figures(tables: dict[str, pd.DataFrame], out: Path, formats: list[str]) -> list[Path]:
+    from impossible_lms.reporting import figures as fig
+
+    written: list[Path] = []
+    ppl = tables.get("perplexity")
+    if ppl is not None:
+        subsets = list(dict.fromkeys(ppl["subset"]))
+        subset = "test_affected" if "test_affected" in subsets else subsets[0]
+        for model in dict.fromkeys(ppl["model"]):
+            t = ppl[(ppl["model"] == model) & (ppl["subset"] == subset)]
+            written += fig.learning_curves(
+                t, out / f"perplexity_{_slug(model)}", formats,
+                ylabel="Geometric mean perplexity", title=f"Perplexity ({subset}) — {model}",
+            )
+    surprisal = {m: tables[m] for m in SURPRISAL_METRICS if m in tables}
+    models = dict.fromkeys(m for t in surprisal.values() for m in t["model"])
+    for model in models:
+        written += fig.surprisal_curves(surprisal, out / f"surprisal_{_slug(model)}", formats, model)
+    layers = tables.get("layers")
+    if layers is not None:
+        for (model, metric, subset), t in layers.groupby(["model", "metric", "subset"], sort=False):
+            stem = out / f"layers_{_slug(model)}_{_slug(metric)}{'_' + _slug(subset) if subset else ''}"
+            written += fig.layer_heatmap(t, stem, formats, f"{metric} {subset} — {model}".strip())
+    return written
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in str(text))

@@ -1,0 +1,96 @@
+"""Tables as text: Markdown, CSV, LaTeX (booktabs) and rich for the terminal.
+
+Display tables show registry display names and a formatted ``[low, high]``
+interval; CSV keeps the raw numbers (plus the display name) for further work.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from impossible_lms.reporting.languages import language_info
+
+TITLES = {
+    "final": "Final checkpoint: every metric",
+    "perplexity": "Perplexity per checkpoint (geometric mean over seeds, 95% t-interval)",
+    "auc": "Area under the perplexity curve (mean height; mean over seeds, 95% t-interval)",
+    "marker_surprisal": "Marker surprisal (bits; mean over seeds, 95% t-interval)",
+    "surprisal_difference": "Surprisal difference (bits; mean over seeds, 95% t-interval)",
+    "layers": "Per-layer metrics (multi-exit heads)",
+}
+
+
+def fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.2f}"
+
+
+def display_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The human view: display names, integer checkpoints, ``value`` and ``95% CI`` as text."""
+    out = pd.DataFrame({"language": table["language"].map(lambda n: language_info(n).display)})
+    for col in ("model", "metric", "subset", "layer", "checkpoint"):
+        if col in table.columns:
+            out[col] = table[col].map(lambda v: "" if pd.isna(v) else (str(int(v)) if isinstance(v, float) else str(v)))
+    out["value"] = table["value"].map(fmt)
+    out["95% CI"] = [
+        "–" if math.isnan(lo) or math.isnan(hi) else f"[{fmt(lo)}, {fmt(hi)}]"
+        for lo, hi in zip(table["ci_low"], table["ci_high"])
+    ]
+    out["seeds"] = table["seeds"].astype(int).astype(str)
+    return out
+
+
+def to_csv(table: pd.DataFrame) -> str:
+    table = table.copy()
+    table.insert(1, "display", table["language"].map(lambda n: language_info(n).display))
+    return table.to_csv(index=False)
+
+
+def to_markdown(name: str, table: pd.DataFrame) -> str:
+    view = display_frame(table)
+    lines = [f"## {TITLES.get(name, name)}", "", "| " + " | ".join(view.columns) + " |"]
+    lines.append("|" + "|".join("---" if c in ("language", "model", "metric", "subset") else "---:" for c in view.columns) + "|")
+    for row in view.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def to_latex(name: str, table: pd.DataFrame) -> str:
+    view = display_frame(table)
+    align = "".join("l" if c in ("language", "model", "metric", "subset") else "r" for c in view.columns)
+    lines = [
+        f"% {TITLES.get(name, name)}",
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\toprule",
+        " & ".join(tex_escape(c) for c in view.columns) + r" \\",
+        "\\midrule",
+        *(" & ".join(tex_escape(v) for v in row) + r" \\" for row in view.itertuples(index=False)),
+        "\\bottomrule",
+        "\\end{tabular}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(name: str, table: pd.DataFrame, max_rows: int = 60):
+    from rich.table import Table
+
+    view = display_frame(table)
+    out = Table(title=TITLES.get(name, name), title_justify="left")
+    for col in view.columns:
+        out.add_column(col, justify="left" if col in ("language", "model", "metric", "subset") else "right")
+    for row in view.head(max_rows).itertuples(index=False):
+        out.add_row(*map(str, row))
+    if len(view) > max_rows:
+        out.caption = f"{len(view) - max_rows} more rows in the written files"
+    return out
