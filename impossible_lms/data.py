@@ -1,0 +1,282 @@
+"""The tokenised dataset on disk: one folder per language.
+
+::
+
+    DATA/<language>/  manifest.json, tokenizer/, dataset_dict.json,
+                      train/ dev/ test_affected/ test_unaffected/
+
+``datasets.load_from_disk(DATA/<language>)`` reads it as a ``DatasetDict`` with
+columns ``input_ids`` (list<int32>), ``genre`` (string) and ``affected`` (bool).
+The manifest says what made the data (language, tokenizer, corpus, tagger), so
+later stages can refuse data that does not match what they expect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from impossible_lms.errors import ILMError
+from impossible_lms.io import atomic_dir, atomic_write_json
+
+if TYPE_CHECKING:
+    import datasets
+
+    from impossible_lms.tokenizer import MarkedTokenizer
+
+FORMAT = "ilm-dataset/1"
+SPLITS = ("train", "dev", "test_affected", "test_unaffected")
+MANIFEST = "manifest.json"
+TOKENIZER_DIR = "tokenizer"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("ilm")
+    except Exception:
+        return "unknown"
+
+
+@dataclass
+class Manifest:
+    """What ``manifest.json`` holds. :meth:`identity` is what must match for data to be reused."""
+
+    language: str
+    family: str
+    params: dict[str, Any]
+    tokenizer: dict[str, Any]  # {"name", "fallback", "fingerprint"}
+    vocab_size: int
+    eos_id: int
+    marker_ids: dict[str, int]
+    corpus: dict[str, Any]  # {"name", "fingerprint"}
+    tagger: str
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    format: str = FORMAT
+    ilm_version: str = field(default_factory=_version)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that decides the data's content (not counts, version or time)."""
+        return {
+            "format": self.format,
+            "language": self.language,
+            "params": self.params,
+            "tokenizer": self.tokenizer.get("fingerprint"),
+            "corpus": self.corpus.get("fingerprint"),
+            "tagger": self.tagger,
+        }
+
+    def differences(self, other: Manifest) -> list[str]:
+        """Human-readable names of identity fields that differ, e.g. ``["corpus", "tokenizer"]``."""
+        a, b = self.identity(), other.identity()
+        return [k for k in a if a[k] != b[k]]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {"format": d.pop("format"), **d}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = MANIFEST) -> Manifest:
+        known = {f.name for f in fields(cls)}
+        required = [
+            f.name for f in fields(cls)
+            if f.name not in data and f.default is MISSING and f.default_factory is MISSING
+        ]
+        if required:
+            raise ILMError(f"{where}: missing {', '.join(required)}")
+        if data.get("format", FORMAT) != FORMAT:
+            raise ILMError(f"{where}: format {data.get('format')!r} is not {FORMAT!r}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def load_manifest(folder: str | Path) -> Manifest:
+    """The dataset's manifest; ILMError when the folder is not an ilm dataset."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise ILMError(f"{folder} is not an ilm dataset (no {MANIFEST}); make one with `ilm perturb`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ILMError(f"{path}: invalid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ILMError(f"{path}: expected a JSON object")
+    return Manifest.from_dict(data, str(path))
+
+
+def check_compatible(
+    manifest: Manifest, vocab_size: int | None = None, tokenizer_fingerprint: str | None = None
+) -> None:
+    """ILMError unless a model of ``vocab_size`` with this tokenizer can read the data.
+
+    A larger model vocabulary is fine (padded vocabularies); a smaller one would
+    index past the embedding table.
+    """
+    if vocab_size is not None and vocab_size < manifest.vocab_size:
+        raise ILMError(
+            f"data for {manifest.language} has {manifest.vocab_size} token ids but the model "
+            f"has a vocabulary of {vocab_size}"
+        )
+    fp = manifest.tokenizer.get("fingerprint")
+    if tokenizer_fingerprint is not None and tokenizer_fingerprint != fp:
+        raise ILMError(
+            f"data for {manifest.language} was tokenised with {manifest.tokenizer.get('name')!r} "
+            f"(fingerprint {fp}), not the expected tokenizer ({tokenizer_fingerprint})"
+        )
+
+
+# -- columns ----------------------------------------------------------------------------
+
+
+@dataclass
+class SplitColumns:
+    """One split held compactly: flat int32 token ids with offsets, as Arrow wants them."""
+
+    values: np.ndarray  # int32, all sequences concatenated
+    offsets: np.ndarray  # int64, len = rows + 1
+    genre: list[str]
+    affected: np.ndarray  # bool
+
+    @classmethod
+    def empty(cls) -> SplitColumns:
+        return cls(np.zeros(0, np.int32), np.zeros(1, np.int64), [], np.zeros(0, bool))
+
+    @classmethod
+    def from_lists(cls, input_ids: Sequence[Sequence[int]], genre: Sequence[str], affected: Sequence[bool]) -> SplitColumns:
+        if not (len(input_ids) == len(genre) == len(affected)):
+            raise ValueError("input_ids, genre and affected must have the same length")
+        lengths = np.fromiter((len(x) for x in input_ids), np.int64, len(input_ids))
+        offsets = np.zeros(len(input_ids) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.fromiter((i for x in input_ids for i in x), np.int32, int(offsets[-1]))
+        return cls(values, offsets, list(genre), np.asarray(affected, bool))
+
+    @classmethod
+    def concat(cls, parts: Sequence[SplitColumns]) -> SplitColumns:
+        if not parts:
+            return cls.empty()
+        values = np.concatenate([p.values for p in parts])
+        starts = np.cumsum([0] + [len(p.values) for p in parts[:-1]])
+        offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, starts)]).astype(np.int64)
+        genre = [g for p in parts for g in p.genre]
+        affected = np.concatenate([p.affected for p in parts]) if parts else np.zeros(0, bool)
+        return cls(values, offsets, genre, affected)
+
+    def __len__(self) -> int:
+        return len(self.genre)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.offsets[-1])
+
+    def to_arrow(self) -> pa.Table:
+        ids = pa.ListArray.from_arrays(pa.array(self.offsets.astype(np.int32)), pa.array(self.values, pa.int32()))
+        return pa.table(
+            {
+                "input_ids": ids,
+                "genre": pa.array(self.genre, pa.string()),
+                "affected": pa.array(self.affected, pa.bool_()),
+            }
+        )
+
+
+def _as_columns(split: str, data: SplitColumns | Mapping[str, Sequence[Any]]) -> SplitColumns:
+    if isinstance(data, SplitColumns):
+        return data
+    try:
+        return SplitColumns.from_lists(data["input_ids"], data["genre"], data["affected"])
+    except KeyError as e:
+        raise ValueError(f"split {split!r} lacks column {e}") from None
+
+
+# -- writing and reading --------------------------------------------------------------
+
+
+def write_dataset(
+    folder: str | Path,
+    splits: Mapping[str, SplitColumns | Mapping[str, Sequence[Any]]],
+    manifest: Manifest,
+    tokenizer: MarkedTokenizer | None = None,
+) -> Path:
+    """Write the four splits, ``manifest.json`` (with counts) and ``tokenizer/``, atomically.
+
+    ``splits`` maps split names to :class:`SplitColumns` or to dicts of
+    ``input_ids``/``genre``/``affected`` lists; missing splits are written empty.
+    """
+    import datasets
+
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown}; expected {SPLITS}")
+    features = datasets.Features(
+        {
+            "input_ids": datasets.List(datasets.Value("int32")),
+            "genre": datasets.Value("string"),
+            "affected": datasets.Value("bool"),
+        }
+    )
+    columns = {s: _as_columns(s, splits[s]) if s in splits else SplitColumns.empty() for s in SPLITS}
+    manifest.counts = {s: {"sentences": len(c), "tokens": c.tokens} for s, c in columns.items()}
+    dd = datasets.DatasetDict(
+        {s: datasets.Dataset(datasets.table.InMemoryTable(c.to_arrow()), info=datasets.DatasetInfo(features=features))
+         for s, c in columns.items()}
+    )
+    folder = Path(folder)
+    with atomic_dir(folder) as tmp, _quiet_datasets():
+        # One shard per split: `datasets` writes empty splits with zero shards
+        # otherwise, and then cannot load them back.
+        dd.save_to_disk(str(tmp), num_shards={s: 1 for s in SPLITS})
+        if tokenizer is not None:
+            tokenizer.save(tmp / TOKENIZER_DIR)
+        # The manifest goes last: a folder with a manifest is a finished dataset.
+        atomic_write_json(tmp / MANIFEST, manifest.to_dict())
+    return folder
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """No per-split `datasets` bars: the pipeline shows its own progress."""
+    import datasets
+
+    was = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was:
+            datasets.enable_progress_bars()
+
+
+def load_split(folder: str | Path, split: str) -> datasets.Dataset:
+    """One split as a ``datasets.Dataset`` (memory-mapped)."""
+    import datasets
+
+    folder = Path(folder)
+    load_manifest(folder)
+    if split not in SPLITS or not (folder / split).is_dir():
+        have = [s for s in SPLITS if (folder / s).is_dir()]
+        raise ILMError(f"{folder} has no split {split!r}; it has {', '.join(have) or 'none'}")
+    return datasets.load_from_disk(str(folder / split))
+
+
+def load_dataset_tokenizer(folder: str | Path) -> MarkedTokenizer:
+    """The tokenizer (markers included) the dataset was made with."""
+    from impossible_lms.tokenizer import load_tokenizer
+
+    path = Path(folder) / TOKENIZER_DIR
+    if not path.is_dir():
+        raise ILMError(f"{folder} has no {TOKENIZER_DIR}/ folder")
+    return load_tokenizer(path)
+
+
+def dataset_folder_name(language: str) -> str:
+    """``local_shuffle:w=3`` → ``local_shuffle_w=3`` (``:`` is awkward in paths)."""
+    return language.replace(":", "_").replace(",", "_")
