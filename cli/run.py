@@ -1,7 +1,61 @@
-"""`ilm run` (placeholder until its issue lands)."""
+"""`ilm run EXPERIMENT.yaml`: the whole flow from one file, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+from cli.common import command, console, err_console
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @command(app, "run")
+    def run_cmd(
+        experiment: Path = typer.Argument(..., help="Experiment YAML (see experiments/)."),
+        set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a field: key=value (repeatable)."),
+        only: Optional[List[str]] = typer.Option(
+            None, "--only", help="Only runs matching LANG/MODEL/SEED globs, e.g. '*hop*/gpt2/0' (repeatable)."
+        ),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and a GPU-hours estimate; run nothing."),
+        emit: Optional[str] = typer.Option(
+            None, "--emit", help="Print training commands instead of running: 'torchrun' (one line per run) "
+            "or 'slurm' (writes an array script)."
+        ),
+    ) -> None:
+        """Perturb, train every language × model × seed, evaluate and report, skipping finished steps."""
+        from impossible_lms.errors import ILMError
+        from impossible_lms.experiment import (
+            emit_slurm, emit_torchrun, format_plan, load_experiment, run_experiment,
+        )
+
+        cfg = load_experiment(experiment, set_ or [])
+        if emit is not None:
+            if emit == "torchrun":
+                for line in emit_torchrun(cfg, only):
+                    typer.echo(line)
+            elif emit == "slurm":
+                path = emit_slurm(cfg, only)
+                typer.echo(str(path))
+            else:
+                raise ILMError(f"--emit {emit!r}: choose torchrun or slurm")
+            return
+        result = run_experiment(cfg, dry_run=dry_run, only=only,
+                                log=lambda msg: err_console.print(f"[bold]ilm run[/] {msg}", highlight=False))
+        if dry_run:
+            console.print(format_plan(result.plan), highlight=False, markup=False)
+            return
+        _print_summary(cfg, result)
+
+
+def _print_summary(cfg, result) -> None:
+    report = cfg.report_dir / "final.csv"
+    if report.is_file():
+        import pandas as pd
+
+        from impossible_lms.reporting.render import rich_table
+
+        console.print(rich_table("final", pd.read_csv(report, keep_default_na=True)))
+    ran = len(result.executed)
+    console.print(f"{ran} step(s) run; report in {cfg.report_dir}")
