@@ -1,0 +1,109 @@
+"""The training recipe as typed config.
+
+Defaults follow the reference study (Kallini et al. 2024), which trained with
+the Mistral trainer's ``conf/trainers/gpt2-small.yaml`` plus the command-line
+overrides in the reference ReadMe (``--training_arguments.warmup_steps 300
+--training_arguments.max_steps 3000 --training_arguments.fp16 true``):
+
+- 3000 steps of 512 × 1024 = 2^19 tokens (``effective_bsz: 512``);
+- AdamW, lr 6e-4, weight decay 0.1, betas (0.9, 0.999), eps 1e-8;
+- HF ``lr_scheduler_type: linear``: linear warm-up from 0 over 300 steps, then
+  linear decay to 0 at the last step;
+- gradient clipping at 1.0; checkpoints every 100 steps up to 3000.
+
+Mistral's gpt2-small trainer file sets ``adam_beta2: 0.999`` (not the 0.95 of
+nanoGPT-style recipes); we keep the reference value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from impossible_lms.config import load_config, to_dict
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 6e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    fused: bool | None = None  # fused AdamW; None = on CUDA only
+
+
+@dataclass
+class ScheduleConfig:
+    steps: int = 3000
+    warmup: int = 300  # linear warm-up from 0 over this many steps
+    decay: Literal["linear", "cosine", "constant"] = "linear"  # after warm-up, towards 0 at `steps`
+
+
+@dataclass
+class BatchConfig:
+    tokens: int = 2**19  # global batch in tokens (micro × accumulation × world × context)
+    sequences: int | None = None  # global batch in sequences; when set, overrides `tokens`
+    micro: int | None = None  # per-device micro-batch; None = from the device's memory
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 100  # a checkpoint every N steps (the last step always gets one)
+    at: list[int] = field(default_factory=list)  # extra steps to checkpoint
+    keep: int | None = None  # keep only the newest N; None keeps all
+    async_write: bool = True  # write checkpoints from a background thread
+
+
+@dataclass
+class LoggingConfig:
+    every: int = 10  # metrics.jsonl line (and the only host sync) every N steps
+    tensorboard: bool = False  # only if tensorboard is installed
+    wandb: bool = False  # only if wandb is installed
+    wandb_project: str = "ilm"
+
+
+@dataclass
+class TrainConfig:
+    data: Path = Path("data")  # a dataset folder written by `ilm perturb`
+    model: str = "gpt2"  # a preset name from impossible_lms.models
+    seed: int = 0
+    out: Path = Path("runs")  # runs root: the run goes to OUT/<language>/<model>/seed<seed>/
+    run_dir: Path | None = None  # exact run folder; overrides the layout under `out`
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # preset fields, e.g. {n_layer: 6}
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    device: str = "auto"  # "auto" (cuda when present), "cpu", "cuda", "cuda:1"
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 (fp16 without it) on CUDA, fp32 on CPU
+    compile: bool | None = None  # torch.compile; None = on CUDA only
+    tf32: bool = True
+    peak_flops: float | None = None  # per-device peak for MFU; None = known GPUs (H100 989e12, ...)
+
+
+# Fields that do not change what is computed: a run folder may be continued with
+# different values for these.
+OPERATIONAL_FIELDS = (
+    "out", "run_dir", "logging", "device", "compile", "peak_flops", "batch.micro",
+    "checkpoint.keep", "checkpoint.async_write",
+)
+
+
+def load_train_config(yaml_path: str | Path | None = None, overrides: Any = None) -> TrainConfig:
+    return load_config(TrainConfig, yaml_path, overrides)
+
+
+def result_defining(cfg: TrainConfig) -> dict[str, Any]:
+    """The config without operational fields: two runs with equal dicts compute the same thing."""
+    d = to_dict(cfg)
+    for name in OPERATIONAL_FIELDS:
+        node = d
+        *parents, leaf = name.split(".")
+        for p in parents:
+            node = node[p]
+        node.pop(leaf, None)
+    d["data"] = str(Path(d["data"]).resolve())
+    return d
