@@ -46,6 +46,8 @@ def mean_interval(values: Iterable[float]) -> tuple[float, float, float, int]:
 def geometric_interval(values: Iterable[float]) -> tuple[float, float, float, int]:
     """(geometric mean, low, high, n): the t-interval of log values, exponentiated."""
     x = [v for v in values if v is not None and np.isfinite(v) and v > 0]
+    if len(x) == 1:  # exactly the value, not exp(log(value))
+        return float(x[0]), math.nan, math.nan, 1
     mean, low, high, n = mean_interval(np.log(x)) if x else (math.nan,) * 3 + (0,)
     return math.exp(mean) if n else math.nan, math.exp(low), math.exp(high), n
 
