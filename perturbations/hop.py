@@ -25,7 +25,8 @@ Rules (Kallini et al. 2024, reference ``utils.py``), on tagged words:
   clitics/punctuation, and step past one clitic that directly follows, so the
   marker never lands on punctuation nor splits a word from its clitic. The
   marker goes right after the word reached. The hop is *complete* when n words
-  were counted (the verb is the first of them).
+  were counted (the verb is the first of them). Only one clitic is stepped
+  past, as in the reference: "should n't 've" gets "shouldn't 🅂've".
 - Filters: sequences with at most one non-marker token are dropped; an affected
   sentence is kept only when every marker of WordHop(n) completes its hops, so
   NoHop, TokenHop(n) and WordHop(n) keep exactly the same sentences and differ
