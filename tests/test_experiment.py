@@ -1,0 +1,194 @@
+"""Experiment YAML, plan, stamps/skip logic with injected stages, --only, --dry-run and --emit."""
+
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from impossible_lms.errors import ILMError
+from impossible_lms.experiment import (
+    Stages, emit_slurm, emit_torchrun, eval_metrics, format_plan, load_experiment, plan_experiment,
+    run_experiment, select_runs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "experiments" / "demo.yaml"
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return load_experiment(DEMO, [f"out={tmp_path / 'exp'}"])
+
+
+class FakeStages:
+    """Stages that write a marker file and record each call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def stages(self):
+        return Stages(self.perturb, self.train, self.evaluate, self.report)
+
+    def _touch(self, path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+        return path
+
+    def perturb(self, cfg, languages):
+        self.calls.append(("perturb", tuple(languages)))
+        return [self._touch(cfg.data_dir / lang.replace(":", "_") / "manifest.json") for lang in languages]
+
+    def train(self, cfg, run):
+        self.calls.append(("train", run.key))
+        return [self._touch(cfg.runs_dir / run.slug / "run.json")]
+
+    def evaluate(self, cfg, run):
+        self.calls.append(("eval", run.key))
+        return [self._touch(cfg.results_dir / f"{run.slug.replace('/', '_')}.jsonl")]
+
+    def report(self, cfg):
+        self.calls.append(("report",))
+        return [self._touch(cfg.report_dir / "final.csv")]
+
+
+def test_yaml_and_overrides():
+    cfg = load_experiment(DEMO, ["seeds=[0,1]", "corpus.options.sentences=100", "train.schedule.steps=20"])
+    assert cfg.languages == ["no_shuffle", "local_shuffle:w=3", "partial_reverse", "token_hop"]
+    assert cfg.seeds == [0, 1] and cfg.models == ["tiny-gpt2"]
+    assert cfg.corpus.options == {"sentences": 100, "seed": 0}  # the override merges into the YAML mapping
+    assert cfg.train["schedule"] == {"steps": 20, "warmup": 15}
+    assert cfg.out == Path("runs/demo") and cfg.report_dir == Path("runs/demo/report")
+    with pytest.raises(ILMError, match="did you mean 'seeds'"):
+        load_experiment(DEMO, ["sedes=[1]"])
+    with pytest.raises(ILMError):
+        load_experiment(DEMO, ["languages=[not_a_language]"])
+    with pytest.raises(ILMError, match="unknown report format"):
+        load_experiment(DEMO, ["report.formats=[docx]"])
+
+
+@pytest.mark.parametrize("name", ["demo", "kallini2024", "backpack"])
+def test_shipped_experiments_load(name):
+    cfg = load_experiment(ROOT / "experiments" / f"{name}.yaml")
+    runs = select_runs(cfg)
+    assert len(runs) == len(cfg.languages) * len(cfg.models) * len(cfg.seeds)
+    if name == "kallini2024":
+        assert len(cfg.languages) == 15 and cfg.seeds == [0, 14, 41, 53, 96] and len(runs) == 150
+
+
+def test_only_globs(cfg):
+    cfg.seeds = [0, 1]
+    keys = lambda only: [r.key for r in select_runs(cfg, only)]  # noqa: E731
+    assert keys(["*hop"]) == ["token_hop/tiny-gpt2/0", "token_hop/tiny-gpt2/1"]
+    assert keys(["*/*/1"]) == [f"{l}/tiny-gpt2/1" for l in cfg.languages]
+    assert keys(["local_shuffle_w=3/tiny-gpt2/0", "no_shuffle//"]) == ["local_shuffle:w=3/tiny-gpt2/0"]
+    assert keys(["local_shuffle:w=?/tiny-*/0"]) == ["local_shuffle:w=3/tiny-gpt2/0"]
+    with pytest.raises(ILMError, match="matches none"):
+        select_runs(cfg, ["word_hop"])
+
+
+def test_hop_only_metrics(cfg):
+    assert eval_metrics(cfg, "token_hop") == ["perplexity", "marker_surprisal"]
+    assert eval_metrics(cfg, "partial_reverse") == ["perplexity"]
+
+
+def test_dry_run_plan_and_estimate(cfg):
+    result = run_experiment(cfg, dry_run=True, stages=None)
+    plan = result.plan
+    assert result.executed == [] and not cfg.out.exists()
+    assert [s.stage for s in plan.steps] == ["perturb"] * 4 + ["train", "eval"] * 4 + ["report"]
+    assert plan.tokens_per_run == 150 * 4096
+    assert plan.gpu_hours == pytest.approx(4 * 150 * 4096 / 20000 / 3600)
+    text = format_plan(plan)
+    assert "  [todo] train   token_hop/tiny-gpt2/0" in text
+    assert "to do: 4 perturb, 4 train, 4 eval, 1 report" in text
+    assert "614,400 tokens per run" in text
+
+
+def test_run_then_rerun_does_nothing(cfg):
+    fake = FakeStages()
+    first = run_experiment(cfg, stages=fake.stages(), log=lambda m: None)
+    assert fake.calls[0] == ("perturb", tuple(cfg.languages))
+    assert [c[0] for c in fake.calls] == ["perturb"] + ["train", "eval"] * 4 + ["report"]
+    assert len(first.executed) == 10
+    assert (cfg.out / "experiment.yaml").is_file()
+
+    fake.calls.clear()
+    again = run_experiment(cfg, stages=fake.stages(), log=lambda m: None)
+    assert fake.calls == [] and again.executed == []
+    assert all(s.status == "done" for s in again.plan.steps)
+
+
+def test_changes_rerun_only_what_they_affect(cfg):
+    fake = FakeStages()
+    run_experiment(cfg, stages=fake.stages(), log=lambda m: None)
+
+    fake.calls.clear()
+    cfg.eval.checkpoints = "50-150:50"
+    run_experiment(cfg, stages=fake.stages(), log=lambda m: None)
+    assert [c[0] for c in fake.calls] == ["eval"] * 4 + ["report"]
+
+    fake.calls.clear()
+    cfg.train = {**cfg.train, "optim": {"lr": 1e-3}}
+    run_experiment(cfg, stages=fake.stages(), log=lambda m: None)
+    assert [c[0] for c in fake.calls] == ["train", "eval"] * 4 + ["report"]
+
+    fake.calls.clear()  # a deleted dataset: that language's whole chain reruns
+    (cfg.data_dir / "partial_reverse" / "manifest.json").unlink()
+    run_experiment(cfg, stages=fake.stages(), log=lambda m: None)
+    assert fake.calls == [("perturb", ("partial_reverse",)), ("train", "partial_reverse/tiny-gpt2/0"),
+                          ("eval", "partial_reverse/tiny-gpt2/0"), ("report",)]
+
+
+def test_only_runs_the_selection(cfg):
+    fake = FakeStages()
+    run_experiment(cfg, only=["token_hop"], stages=fake.stages(), log=lambda m: None)
+    assert fake.calls == [("perturb", ("token_hop",)), ("train", "token_hop/tiny-gpt2/0"),
+                          ("eval", "token_hop/tiny-gpt2/0"), ("report",)]
+
+
+def test_a_failing_stage_leaves_no_stamp(cfg):
+    fake = FakeStages()
+    stages = fake.stages()
+
+    def boom(cfg, run):
+        raise RuntimeError("crash")
+
+    stages.evaluate = boom
+    with pytest.raises(RuntimeError):
+        run_experiment(cfg, stages=stages, log=lambda m: None)
+    plan = plan_experiment(cfg)
+    assert [s.status for s in plan.steps if s.stage == "train"] == ["done", "todo", "todo", "todo"]
+    assert all(s.status == "todo" for s in plan.steps if s.stage == "eval")
+
+
+def test_emit_torchrun_and_slurm(cfg, tmp_path):
+    lines = emit_torchrun(cfg, ["token_hop"])
+    assert len(lines) == 1
+    args = shlex.split(lines[0])
+    assert args[:6] == ["torchrun", "--standalone", "--nproc_per_node=1", "-m", "cli.main", "train"]
+    assert args[6:14] == ["--data", str(cfg.data_dir / "token_hop"), "--model", "tiny-gpt2", "--seed", "0",
+                          "--out", str(cfg.runs_dir)]
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    assert "schedule.steps=150" in sets and "batch.tokens=4096" in sets and "device=cpu" in sets
+
+    path = emit_slurm(cfg, None, tmp_path / "train.sh")
+    text = path.read_text()
+    assert "#SBATCH --array=0-3" in text and text.count("torchrun --standalone") == 4
+    assert 'eval "${RUNS[$SLURM_ARRAY_TASK_ID]}"' in text
+
+
+def test_cli_dry_run_and_emit(tmp_path):
+    from cli.main import app
+
+    out = tmp_path / "exp"
+    res = CliRunner().invoke(app, ["run", str(DEMO), "--set", f"out={out}", "--dry-run", "--only", "*hop*"])
+    assert res.exit_code == 0, res.output
+    assert "[todo] perturb token_hop" in res.output and "no_shuffle" not in res.output
+    assert not out.exists()
+    res = CliRunner().invoke(app, ["run", str(DEMO), "--set", f"out={out}", "--emit", "torchrun"])
+    assert res.exit_code == 0 and res.output.count("torchrun ") == 4
+    bad = CliRunner().invoke(app, ["run", str(DEMO), "--emit", "mpirun"])
+    assert bad.exit_code == 1 and "choose torchrun or slurm" in bad.output
+    missing = CliRunner().invoke(app, ["run", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 1 and "config file not found" in missing.output
