@@ -1,0 +1,330 @@
+"""``ilm perturb``: corpus → one tokenised dataset per impossible language.
+
+The expensive parts are done once per call, whatever the number of languages:
+each corpus file is read, split and (only if a hop language asks for it) tagged
+once, and every sentence is tokenised once, in batches, by the Rust tokenizer.
+Each language then perturbs the shared token ids.
+
+Work is split into (language, split) tasks, because stochastic languages draw
+from one random stream per split that runs through the split's files in sorted
+order (as the reference did per ``perturb.py <split>`` run). Tasks run in a
+process pool when ``workers > 1``; each task is self-contained, so the output is
+the same for any worker count. Each language's folder is written atomically as
+soon as its tasks are done; a rerun skips languages whose manifest matches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from impossible_lms.data import (
+    MANIFEST,
+    Manifest,
+    SplitColumns,
+    dataset_folder_name,
+    load_manifest,
+    write_dataset,
+)
+from impossible_lms.errors import ILMError
+from impossible_lms.progress import progress as progress_bar
+from impossible_lms.tokenizer import DEFAULT_FALLBACK_VOCAB, MarkedTokenizer, load_tokenizer
+
+# Corpus splits, in the order they are processed, and the dataset splits each feeds.
+CORPUS_SPLITS = ("train", "dev", "test")
+
+# Shorthands accepted in place of language names.
+SHORTHANDS = ("all", "reference", "shuffle", "reverse", "hop")
+
+
+def resolve_languages(specs: Sequence[str] | str) -> list[Any]:
+    """Language specs and shorthands → languages (deduplicated, in order).
+
+    ``all`` and ``reference`` are the 15 languages of Kallini et al. (2024);
+    ``shuffle``, ``reverse`` and ``hop`` are one family's reference languages.
+    Unknown names raise ILMError with the nearest names.
+    """
+    from perturbations import get_language, list_languages
+
+    if isinstance(specs, str):
+        specs = [specs]
+    out: dict[str, Any] = {}
+    for spec in specs:
+        key = str(spec).strip().lower()
+        if key in ("all", "reference"):
+            langs = list_languages()
+        elif key in ("shuffle", "reverse", "hop"):
+            langs = list_languages(key)
+        else:
+            langs = [get_language(spec)]
+        for lang in langs:
+            out.setdefault(lang.name, lang)
+    if not out:
+        raise ILMError("no languages given; name some, or use `all` (`ilm languages` lists them)")
+    return list(out.values())
+
+
+# -- the corpus, read once ------------------------------------------------------
+
+
+@dataclass
+class SourceFile:
+    """One corpus file's sentences and their token ids (tokenised without markers)."""
+
+    split: str
+    genre: str
+    name: str
+    sentences: list[Any]  # perturbations.Sentence
+    values: np.ndarray  # int32 token ids, all sentences concatenated
+    offsets: np.ndarray  # int64, len(sentences) + 1
+    # Sentences whose text contains a marker character: a tokenizer with that
+    # marker encodes them differently, so languages with markers re-encode them.
+    with_markers: list[int]
+
+    def id_lists(self) -> list[list[int]]:
+        flat = self.values.tolist()
+        bounds = self.offsets.tolist()
+        return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def read_corpus(
+    corpus: Any,
+    tokenizer: MarkedTokenizer,
+    tagger: Any,
+    cache_dir: Path | None,
+    marker_chars: str,
+    show: Any = None,
+) -> list[SourceFile]:
+    """Every corpus file split (+ tagged) and tokenised, in processing order.
+
+    ``tagger`` is a tagger name or an object with ``process(file, cache_dir=...)``.
+    """
+    files = sorted(corpus.files(), key=_file_order)
+    if not files:
+        raise ILMError(f"corpus {corpus.name!r} has no files")
+    tag = _tagger(tagger)
+    task = show.add_task("reading corpus", total=len(files)) if show else None
+    out = []
+    for f in files:
+        if f.split not in CORPUS_SPLITS:
+            raise ILMError(f"corpus file {f.name} has split {f.split!r}; expected one of {CORPUS_SPLITS}")
+        sentences = tag.process(f, cache_dir=cache_dir)
+        texts = [s.text for s in sentences]
+        ids = tokenizer.encode_batch(texts)
+        lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+        offsets = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.fromiter((i for x in ids for i in x), np.int32, int(offsets[-1]))
+        marked = [i for i, t in enumerate(texts) if any(c in t for c in marker_chars)] if marker_chars else []
+        out.append(SourceFile(f.split, f.genre, f.name, sentences, values, offsets, marked))
+        if show:
+            show.update(task, advance=1, info=f"{f.name}: {len(sentences):,} sentences")
+    if not any(f.sentences for f in out):
+        raise ILMError(f"corpus {corpus.name!r} has no sentences")
+    return out
+
+
+def _tagger(tagger: Any) -> Any:
+    if hasattr(tagger, "process"):
+        return tagger
+    from impossible_lms.tagging import get_tagger
+
+    return get_tagger(tagger)
+
+
+def _tagger_name(tagger: Any) -> str:
+    return str(getattr(tagger, "name", tagger)) if hasattr(tagger, "process") else str(tagger)
+
+
+def _file_order(f: Any) -> tuple[int, str, str]:
+    split = CORPUS_SPLITS.index(f.split) if f.split in CORPUS_SPLITS else len(CORPUS_SPLITS)
+    return (split, str(f.name), str(f.genre))
+
+
+# -- one (language, split) task -----------------------------------------------------
+
+# Set in the parent before the pool forks, so workers inherit the corpus instead
+# of receiving it pickled with every task.
+_STATE: dict[str, Any] = {}
+
+
+def _run_task(lang_index: int, split: str) -> dict[str, SplitColumns]:
+    lang = _STATE["languages"][lang_index]
+    tok = _STATE["tokenizers"][lang.markers]
+    return perturb_split(lang, [f for f in _STATE["sources"] if f.split == split], tok)
+
+
+def perturb_split(lang: Any, files: Sequence[SourceFile], tok: MarkedTokenizer) -> dict[str, SplitColumns]:
+    """One language over one corpus split's files → its dataset splits' columns.
+
+    train → ``train``, dev → ``dev`` (perturbed + unaffected kept as they are);
+    test → ``test_affected`` and ``test_unaffected``. Filtered sentences vanish.
+    """
+    stream = lang.new_stream()  # one stream per (language, split), through the files in order
+    parts: dict[str, list[SplitColumns]] = {}
+    for f in files:
+        ids = f.id_lists()
+        for i in f.with_markers:
+            text = f.sentences[i].text
+            if any(m in text for m in lang.markers):
+                ids[i] = tok.encode(text)
+        results = lang.perturb_file(f.sentences, tok, ids=ids, stream=stream)
+        kept = [r for r in results if r.ids is not None]
+        if f.split == "test":
+            for name, want in (("test_affected", True), ("test_unaffected", False)):
+                rows = [r for r in kept if r.affected == want]
+                parts.setdefault(name, []).append(_columns(rows, f.genre))
+        else:
+            parts.setdefault(f.split, []).append(_columns(kept, f.genre))
+    return {name: SplitColumns.concat(p) for name, p in parts.items()}
+
+
+def _columns(rows: Sequence[Any], genre: str) -> SplitColumns:
+    lengths = np.fromiter((len(r.ids) for r in rows), np.int64, len(rows))
+    offsets = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.fromiter((i for r in rows for i in r.ids), np.int32, int(offsets[-1]))
+    affected = np.fromiter((r.affected for r in rows), bool, len(rows))
+    return SplitColumns(values, offsets, [genre] * len(rows), affected)
+
+
+# -- the pipeline -------------------------------------------------------------------------
+
+
+def perturb_corpus(
+    languages: Sequence[str] | str,
+    corpus: Any,
+    out: str | Path,
+    tokenizer: str | Path | MarkedTokenizer = "gpt2",
+    tagger: Any = "nltk",
+    workers: int = 1,
+    cache_dir: str | Path | None = None,
+    errors: str = "fail",
+    progress: bool = True,
+    force: bool = False,
+    corpus_options: dict[str, Any] | None = None,
+    fallback_vocab: int = DEFAULT_FALLBACK_VOCAB,
+) -> list[Path]:
+    """Write ``out/<language>/`` for every language; returns the folders, in language order.
+
+    ``corpus`` is an ``open_corpus`` spec (``synthetic``, a folder, a file, ...)
+    or an opened corpus. ``tokenizer`` is ``gpt2`` (local HF cache), a folder, or
+    ``fallback``. ``tagger`` tags sentences only when a hop language is asked for;
+    otherwise sentences are split by the ``none`` tagger. Existing outputs with a
+    matching manifest are kept; a different manifest is an error unless ``force``.
+    """
+    if workers < 1:
+        raise ILMError(f"--workers must be at least 1, got {workers}")
+    if errors not in ("fail", "skip"):
+        raise ILMError(f"--on-bad-bytes must be 'fail' or 'skip', got {errors!r}")
+    langs = resolve_languages(languages)
+    out = Path(out)
+    if not hasattr(corpus, "files"):
+        from impossible_lms.corpus import open_corpus
+
+        corpus = open_corpus(corpus, errors=errors, options=corpus_options or {})
+    need_tags = any(lang.needs_tags for lang in langs)
+    # Tagging is the slow step; languages that only reorder tokens need sentences, not tags.
+    tagger_used = tagger if need_tags or hasattr(tagger, "process") else "none"
+
+    base = load_tokenizer(tokenizer, markers=(), corpus=corpus, fallback_vocab=fallback_vocab)
+    tokenizers = {lang.markers: base.with_markers(lang.markers) for lang in langs}
+    manifests = [_manifest(lang, tokenizers[lang.markers], corpus, _tagger_name(tagger_used)) for lang in langs]
+    folders = [out / dataset_folder_name(lang.name) for lang in langs]
+    todo = [i for i, (folder, m) in enumerate(zip(folders, manifests)) if not _is_done(folder, m, force)]
+    if not todo:
+        return folders
+
+    marker_chars = "".join(sorted({m for lang in langs for m in lang.markers}))
+    with progress_bar(disable=not progress) as show:
+        sources = read_corpus(corpus, base, tagger_used, _path(cache_dir), marker_chars, show)
+        splits = [s for s in CORPUS_SPLITS if any(f.split == s for f in sources)]
+        tasks = [(i, s) for i in todo for s in splits]
+        bars = {i: show.add_task(f"perturbing {langs[i].name}", total=len(splits)) for i in todo}
+        results: dict[int, dict[str, SplitColumns]] = {i: {} for i in todo}
+        remaining = {i: len(splits) for i in todo}
+        state = {"languages": langs, "tokenizers": tokenizers, "sources": sources}
+        for (i, _split), columns in zip(tasks, _map_tasks(tasks, state, workers)):
+            results[i].update(columns)
+            remaining[i] -= 1
+            show.update(bars[i], advance=1)
+            if remaining[i] == 0:
+                write_dataset(folders[i], results.pop(i), manifests[i], tokenizers[langs[i].markers])
+                show.update(bars[i], info=f"→ {folders[i]}")
+    return folders
+
+
+def _map_tasks(tasks: list[tuple[int, str]], state: dict[str, Any], workers: int) -> Iterator[dict[str, SplitColumns]]:
+    """Task results in task order, from this process or a forked pool."""
+    _STATE.update(state)
+    try:
+        if workers == 1 or len(tasks) == 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for task in tasks:
+                yield _run_task(*task)
+            return
+        with _no_tokenizer_threads(), multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+            yield from pool.imap(_star, tasks)
+    finally:
+        _STATE.clear()
+
+
+def _star(task: tuple[int, str]) -> dict[str, SplitColumns]:
+    return _run_task(*task)
+
+
+@contextlib.contextmanager
+def _no_tokenizer_threads() -> Iterator[None]:
+    # The Rust tokenizer's thread pool does not survive fork; saying so up front
+    # keeps `tokenizers` from warning in every worker.
+    old = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = old
+
+
+def _manifest(lang: Any, tok: MarkedTokenizer, corpus: Any, tagger: str) -> Manifest:
+    return Manifest(
+        language=lang.name,
+        family=lang.family,
+        params=dict(lang.params),
+        tokenizer=tok.describe(),
+        vocab_size=tok.vocab_size,
+        eos_id=tok.eos_id,
+        marker_ids=dict(tok.marker_ids),
+        corpus={"name": str(corpus.name), "fingerprint": str(corpus.fingerprint)},
+        tagger=tagger,
+    )
+
+
+def _is_done(folder: Path, expected: Manifest, force: bool) -> bool:
+    """True when ``folder`` already holds this dataset; ILMError when it holds another."""
+    if not folder.exists() or force:
+        return False
+    if not (folder / MANIFEST).is_file():
+        raise ILMError(f"{folder} exists but is not an ilm dataset; pass --force to replace it or choose another --out")
+    try:
+        found = load_manifest(folder)
+    except ILMError:
+        found = None
+    if found is None or found.differences(expected):
+        what = ", ".join(found.differences(expected)) if found else "unreadable manifest"
+        raise ILMError(
+            f"{folder} exists with a different manifest ({what} differ); "
+            "pass --force to replace it or choose another --out"
+        )
+    return True
+
+
+def _path(p: str | Path | None) -> Path | None:
+    return None if p is None else Path(p)
