@@ -1,0 +1,183 @@
+"""One model config (a Hugging Face config dataclass) and the named presets built from it.
+
+Every variant the project trains is the same GPT-2 with a few fields changed:
+the position scheme, the attention backend, optional exit heads, and for the
+Backpack a sense network on top. Presets are dicts of field overrides, so
+``model_config("gpt2-nopos", n_layer=6)`` reads like litgpt's ``Config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from transformers import PreTrainedConfig
+
+from impossible_lms.errors import ILMError
+
+POSITIONS = ("learned", "none", "rotary", "alibi")
+ATTENTIONS = ("auto", "flash_attn", "sdpa", "math", "eager")
+
+
+class ILMConfig(PreTrainedConfig):
+    """GPT-2 family config; HF names (n_embd, n_layer, ...) so reference configs map 1:1."""
+
+    model_type = "ilm-gpt2"
+    attribute_map = {
+        "hidden_size": "n_embd",
+        "max_position_embeddings": "n_positions",
+        "num_attention_heads": "n_head",
+        "num_hidden_layers": "n_layer",
+    }
+
+    vocab_size: int = 50257
+    n_positions: int = 1024
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    n_inner: int | None = None
+    activation_function: str = "gelu_new"
+    layer_norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+    embd_pdrop: float = 0.1
+    attn_pdrop: float = 0.1
+    resid_pdrop: float = 0.1
+    # "learned" (GPT-2 table), "none" (reference no-pos models), "rotary" (GPT-J
+    # interleaved pairs on the first rotary_dim dims of each head), "alibi".
+    position: str = "learned"
+    rotary_dim: int | None = None  # None → the whole head
+    rotary_base: float = 10000.0
+    attention: str = "auto"
+    scale_attn_by_inverse_layer_idx: bool = False
+    reorder_and_upcast_attn: bool = False
+    tie_word_embeddings: bool = True
+    # Embedding rows are padded to this multiple for matmul speed; logits are
+    # cut back to vocab_size so no probability mass lands on padding rows.
+    pad_vocab_to_multiple_of: int = 64
+    # Layers (1-based: output of block l) with an extra LM head; [] = none.
+    exit_layers: list[int] | None = None
+    bos_token_id: int | None = 50256
+    eos_token_id: int | None = 50256
+    pad_token_id: int | None = None
+    use_cache: bool = False
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)
+        self.exit_layers = sorted(set(self.exit_layers or []))
+        for name in ("bos_token_id", "eos_token_id"):  # GPT-2's 50256 is meaningless in a tiny test vocabulary
+            if (getattr(self, name) or 0) >= self.vocab_size:
+                setattr(self, name, None)
+        self.validate_ilm()
+
+    def validate_ilm(self) -> None:
+        if self.position not in POSITIONS:
+            raise ILMError(f"position {self.position!r} is not one of {', '.join(POSITIONS)}")
+        if self.attention not in ATTENTIONS:
+            raise ILMError(f"attention {self.attention!r} is not one of {', '.join(ATTENTIONS)}")
+        if self.n_embd % self.n_head:
+            raise ILMError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        rd = self.rotary_dim if self.rotary_dim is not None else self.head_dim
+        if self.position == "rotary" and (rd % 2 or not 0 < rd <= self.head_dim):
+            raise ILMError(f"rotary_dim={rd} must be even and in 2..{self.head_dim} (head size)")
+        bad = [l for l in self.exit_layers if not 1 <= l <= self.n_layer]
+        if bad:
+            raise ILMError(f"exit_layers {bad} outside 1..{self.n_layer}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def padded_vocab_size(self) -> int:
+        m = max(1, self.pad_vocab_to_multiple_of)
+        return -(-self.vocab_size // m) * m
+
+    @property
+    def inner_dim(self) -> int:
+        return self.n_inner or 4 * self.n_embd
+
+    def num_params(self, embeddings: bool = True) -> int:
+        """Parameters of the transformer trunk (+ embeddings), as in the 6N estimate."""
+        d, L = self.n_embd, self.n_layer
+        block = 4 * d  # two LayerNorms
+        block += d * 3 * d + 3 * d + d * d + d  # attention
+        block += 2 * d * self.inner_dim + self.inner_dim + d  # MLP
+        n = L * block + 2 * d  # + ln_f
+        if embeddings:
+            n += self.padded_vocab_size * d + (d * self.n_positions if self.position == "learned" else 0)
+        return n
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token (forward + backward): 6N + 12·L·d·T (PaLM appendix B)."""
+        n = self.num_params(embeddings=False) + self.padded_vocab_size * self.n_embd  # output matmul
+        return 6.0 * n + 12.0 * self.n_layer * self.n_embd * seq_len
+
+
+class BackpackConfig(ILMConfig):
+    """A GPT-2 (any position scheme) for the weights, plus a sense network."""
+
+    model_type = "ilm-backpack"
+
+    num_senses: int = 16
+    sense_intermediate_scale: int = 4
+
+    def validate_ilm(self) -> None:
+        super().validate_ilm()
+        if self.n_embd % self.num_senses:
+            raise ILMError(f"n_embd={self.n_embd} is not divisible by num_senses={self.num_senses}")
+        if self.exit_layers:
+            raise ILMError("exit_layers are not supported on Backpack models")
+
+    def flops_per_token(self, seq_len: int) -> float:
+        d, k = self.n_embd, self.num_senses
+        sense = 2 * d * 4 * d + d * self.sense_intermediate_scale * d * (1 + k)  # block MLP + final MLP
+        weights = 2 * d * d
+        # α (k heads of d/k: scores) and α·senses (k sums of d-vectors) per position pair
+        mix = 2 * seq_len * d + 2 * seq_len * k * d
+        return super().flops_per_token(seq_len) + 6.0 * (sense + weights) + 3.0 * mix
+
+
+_SMALL = dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024)
+_TINY = dict(n_layer=2, n_head=4, n_embd=64, n_positions=128)
+# The reference study's training options (Mistral GPT-2 small).
+_REFERENCE = dict(scale_attn_by_inverse_layer_idx=True, reorder_and_upcast_attn=True)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "gpt2": {**_SMALL, **_REFERENCE, "position": "learned"},
+    "gpt2-nopos": {**_SMALL, **_REFERENCE, "position": "none"},
+    "gpt2-rotary": {**_SMALL, **_REFERENCE, "position": "rotary", "rotary_dim": 32},
+    "gpt2-alibi": {**_SMALL, **_REFERENCE, "position": "alibi"},
+    "gpt2-exits": {**_SMALL, **_REFERENCE, "position": "learned", "exit_layers": [2, 4, 6, 8, 10]},
+    "backpack-gpt2": {
+        **_SMALL, "n_positions": 512, "vocab_size": 50264, "scale_attn_by_inverse_layer_idx": True,
+        "arch": "backpack", "num_senses": 16,
+    },
+    "tiny-gpt2": {**_TINY, **_REFERENCE, "position": "learned"},
+    "tiny-gpt2-nopos": {**_TINY, **_REFERENCE, "position": "none"},
+    "tiny-gpt2-rotary": {**_TINY, **_REFERENCE, "position": "rotary", "rotary_dim": 8},
+    "tiny-gpt2-alibi": {**_TINY, **_REFERENCE, "position": "alibi"},
+    "tiny-gpt2-exits": {**_TINY, **_REFERENCE, "position": "learned", "exit_layers": [1]},
+    "tiny-backpack": {**_TINY, "arch": "backpack", "num_senses": 4},
+}
+
+
+def config_fields(cls: type[ILMConfig]) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def model_config(name: str, **overrides: Any) -> ILMConfig:
+    """The preset ``name`` with fields overridden; unknown names/fields → ILMError with a hint."""
+    if name not in PRESETS:
+        near = difflib.get_close_matches(name, list(PRESETS), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ILMError(f"unknown model preset {name!r}{hint}; known: {', '.join(PRESETS)}")
+    fields = {**PRESETS[name], **overrides}
+    cls = BackpackConfig if fields.pop("arch", "gpt2") == "backpack" else ILMConfig
+    known = config_fields(cls)
+    for key in fields:
+        if key not in known:
+            near = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ILMError(f"unknown model config field {key!r}{hint}")
+    return cls(**fields)

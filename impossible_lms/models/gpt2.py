@@ -1,0 +1,238 @@
+"""GPT-2 in one file, its position scheme a config field (learned | none | rotary | alibi).
+
+Parameter names follow Hugging Face GPT-2 (``transformer.h.0.attn.c_attn``)
+but use ``nn.Linear`` ([out, in]); the loaders transpose Conv1D checkpoints.
+Optional exit heads read intermediate layers (multi-exit, Gera et al. 2023).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import ModelOutput
+
+from impossible_lms.models.attention import AttnMask, alibi_slopes, attend, document_positions, resolve_backend, rotary
+from impossible_lms.models.config import ILMConfig
+
+KVCache = list  # per layer: (k, v) of shape [B, H, T_past, D]
+
+
+@dataclass
+class ILMOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: KVCache | None = None
+    exit_logits: dict[int, torch.Tensor] | None = None
+    exit_loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    contextualization: torch.Tensor | None = None  # Backpack α [B, k, T, T] when asked for
+
+
+@dataclass
+class Context:
+    """What every layer of one forward pass shares."""
+
+    backend: str
+    mask: AttnMask
+    positions: torch.Tensor  # [B, T] absolute positions of the queries
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ILMConfig, layer_idx: int):
+        super().__init__()
+        self.cfg = cfg
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.resid_dropout = nn.Dropout(cfg.resid_pdrop)
+        self.scale = cfg.head_dim**-0.5
+        if cfg.scale_attn_by_inverse_layer_idx:
+            self.scale /= layer_idx + 1
+
+    def forward(self, x: torch.Tensor, ctx: Context, past: tuple | None = None):
+        cfg, (B, T, C) = self.cfg, x.shape
+        q, k, v = (t.view(B, T, cfg.n_head, cfg.head_dim).transpose(1, 2) for t in self.c_attn(x).split(C, dim=2))
+        if cfg.position == "rotary":
+            rd = cfg.rotary_dim or cfg.head_dim
+            q, k = rotary(q, ctx.positions, rd, cfg.rotary_base), rotary(k, ctx.positions, rd, cfg.rotary_base)
+        if past is not None:
+            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+        dropout = cfg.attn_pdrop if self.training else 0.0
+        y = attend(ctx.backend, q, k, v, ctx.mask, self.scale, dropout, cfg.reorder_and_upcast_attn)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.c_proj(y)), (k, v)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ILMConfig, d_in: int, d_hidden: int, d_out: int):
+        super().__init__()
+        self.c_fc = nn.Linear(d_in, d_hidden)
+        self.act = ACT2FN[cfg.activation_function]
+        self.c_proj = nn.Linear(d_hidden, d_out)
+        self.dropout = nn.Dropout(cfg.resid_pdrop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ILMConfig, layer_idx: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.attn = Attention(cfg, layer_idx)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.mlp = MLP(cfg, cfg.n_embd, cfg.inner_dim, cfg.n_embd)
+
+    def forward(self, x: torch.Tensor, ctx: Context, past: tuple | None = None):
+        a, present = self.attn(self.ln_1(x), ctx, past)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), present
+
+
+class Transformer(nn.Module):
+    """Embeddings → blocks → ln_f; returns every layer's residual stream when asked."""
+
+    def __init__(self, cfg: ILMConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.padded_vocab_size, cfg.n_embd)
+        if cfg.position == "learned":
+            self.wpe = nn.Embedding(cfg.n_positions, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.embd_pdrop)
+        self.h = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        if cfg.position == "alibi":
+            self.register_buffer("alibi", alibi_slopes(cfg.n_head), persistent=False)
+
+    def context(self, input_ids, attention_mask, document_ids, past_len: int, dtype: torch.dtype) -> Context:
+        B, T = input_ids.shape
+        device = input_ids.device
+        if document_ids is not None:
+            positions = document_positions(document_ids)
+        elif attention_mask is not None:
+            # Real tokens count from 0 whatever the padding side (as HF GPT-2 in generate()).
+            positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
+        else:
+            positions = torch.arange(past_len, past_len + T, device=device).expand(B, T)
+        padding = None
+        if attention_mask is not None and not bool(attention_mask.bool().all()):
+            padding = attention_mask.bool()
+        mask = AttnMask(T, past_len + T, key_padding=padding, document_ids=document_ids,
+                        alibi=getattr(self, "alibi", None))
+        return Context(resolve_backend(self.cfg.attention, device, dtype), mask, positions)
+
+    def forward(self, input_ids, attention_mask=None, document_ids=None, past_key_values=None,
+                keep_layers: bool = False):
+        past_len = past_key_values[0][0].shape[2] if past_key_values else 0
+        if past_len + input_ids.shape[1] > self.cfg.n_positions and self.cfg.position == "learned":
+            from impossible_lms.errors import ILMError
+
+            raise ILMError(f"sequence of {past_len + input_ids.shape[1]} tokens exceeds the model's "
+                           f"context of {self.cfg.n_positions}")
+        x = self.wte(input_ids)
+        ctx = self.context(input_ids, attention_mask, document_ids, past_len, x.dtype)
+        if self.cfg.position == "learned":
+            x = x + self.wpe(ctx.positions)
+        x = self.drop(x)
+        layers, presents = [x], []
+        for i, block in enumerate(self.h):
+            x, present = block(x, ctx, past_key_values[i] if past_key_values else None)
+            presents.append(present)
+            if keep_layers:
+                layers.append(x)
+        return self.ln_f(x), layers, presents
+
+
+class ExitHead(nn.Module):
+    """An extra LM head reading the residual stream after one block: LayerNorm → vocab."""
+
+    def __init__(self, cfg: ILMConfig):
+        super().__init__()
+        self.ln = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.proj = nn.Linear(cfg.n_embd, cfg.padded_vocab_size, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.ln(h))
+
+
+def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross entropy in fp32; labels are the inputs (shifted here), -100 ignored."""
+    return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+
+
+class ILMPreTrainedModel(PreTrainedModel):
+    config_class = ILMConfig
+    base_model_prefix = "transformer"
+    _no_split_modules = ["Block"]
+    supports_gradient_checkpointing = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.normal_(0.0, std)
+            if getattr(module, "bias", None) is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+        # GPT-2's scaled init of the projections into the residual stream.
+        if isinstance(module, (Attention, MLP)) and module.c_proj.out_features == self.config.n_embd:
+            module.c_proj.weight.normal_(0.0, std / (2 * self.config.n_layer) ** 0.5)
+
+    def output_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Hidden states → logits over the real vocabulary (padding rows cut off)."""
+        weight = self.transformer.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
+        return F.linear(h, weight)[..., : self.config.vocab_size]
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.transformer.wte
+
+    def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None, **kwargs):
+        if past_key_values:
+            input_ids = input_ids[:, -1:]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": past_key_values,
+                "use_cache": kwargs.get("use_cache", True)}
+
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_decoder=False, num_new_tokens=1):
+        model_kwargs["past_key_values"] = outputs.past_key_values
+        mask = model_kwargs.get("attention_mask")
+        if mask is not None:
+            model_kwargs["attention_mask"] = torch.cat((mask, mask.new_ones(mask.shape[0], num_new_tokens)), dim=-1)
+        return model_kwargs
+
+
+class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
+    """GPT-2 (any position scheme) with tied, vocabulary-padded embeddings and optional exit heads."""
+
+    def __init__(self, config: ILMConfig):
+        super().__init__(config)
+        self.transformer = Transformer(config)
+        if not config.tie_word_embeddings:
+            self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
+        self.exits = nn.ModuleDict({str(l): ExitHead(config) for l in config.exit_layers})
+        self.post_init()
+
+    def freeze_trunk(self, frozen: bool = True) -> None:
+        """Train only the exit heads (the reference multi-exit recipe) or unfreeze everything."""
+        for name, p in self.named_parameters():
+            p.requires_grad = not frozen or name.startswith("exits.")
+
+    def forward(self, input_ids, attention_mask=None, labels=None, past_key_values=None, use_cache=False,
+                output_exit_logits=False, document_ids=None, **kwargs) -> ILMOutput:
+        want_exits = output_exit_logits and bool(self.config.exit_layers)
+        h, layers, presents = self.transformer(input_ids, attention_mask, document_ids, past_key_values,
+                                               keep_layers=want_exits)
+        out = ILMOutput(logits=self.output_logits(h), past_key_values=presents if use_cache else None)
+        if want_exits:
+            out.exit_logits = {l: self.exits[str(l)](layers[l])[..., : self.config.vocab_size]
+                               for l in self.config.exit_layers}
+        if labels is not None:
+            out.loss = lm_loss(out.logits, labels)
+            if want_exits:
+                out.exit_loss = torch.stack([lm_loss(x, labels) for x in out.exit_logits.values()]).mean()
+        return out

@@ -1,0 +1,238 @@
+"""Build models from configs; load checkpoints strictly, in our format and the published ones.
+
+Formats (chosen by ``config.json``'s ``model_type``, a registry):
+- ``ilm-gpt2`` / ``ilm-backpack``: ours (``save_pretrained`` folders);
+- ``gpt2``: Hugging Face GPT-2 keys in Conv1D layout, as the reference study's
+  checkpoints; no ``wpe`` table → ``position="none"``;
+- ``backpack-gpt2``: stanfordnlp/backpack-gpt2 (``backpack.gpt2_model.*`` ...);
+- anything else: any Hugging Face causal LM, for evaluation only.
+
+Strict means: a weight that would be newly initialised or left unused is an
+ILMError naming the keys, never a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from impossible_lms.errors import ILMError
+from impossible_lms.models.backpack import BackpackForCausalLM
+from impossible_lms.models.config import BackpackConfig, ILMConfig
+from impossible_lms.models.gpt2 import ILMForCausalLM
+
+MODEL_CLASSES = {ILMConfig.model_type: ILMForCausalLM, BackpackConfig.model_type: BackpackForCausalLM}
+
+# Hugging Face GPT-2 stores these as Conv1D ([in, out]); ours are nn.Linear ([out, in]).
+_CONV1D = re.compile(r"\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj|final_mlp\.c_fc|final_mlp\.c_proj)\.weight$")
+# Causal-mask buffers older GPT-2 checkpoints carry; they hold no learned weights.
+_BUFFERS = re.compile(r"\.attn\.(bias|masked_bias)$")
+
+
+def build_model(cfg: ILMConfig) -> ILMForCausalLM | BackpackForCausalLM:
+    """A freshly initialised model for ``cfg`` (from :func:`model_config`)."""
+    return MODEL_CLASSES[cfg.model_type](cfg)
+
+
+# ---------------------------------------------------------------- finding files
+
+
+def resolve_folder(path_or_id: str | Path, revision: str | None = None) -> Path:
+    """A local folder, or a hub id already in the local HF cache: ilm never downloads."""
+    path = Path(path_or_id).expanduser()
+    if path.is_dir():
+        if revision and (path / revision).is_dir():  # a run folder: revision = checkpoint-<step>
+            return path / revision
+        return path
+    text = str(path_or_id)
+    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise ILMError(f"model folder not found: {path_or_id}")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(text, revision=revision, local_files_only=True))
+    except Exception:
+        rev = f" --revision {revision}" if revision else ""
+        raise ILMError(
+            f"{text} is not a local folder and not in the Hugging Face cache; ilm does not download "
+            f"(no network). Fetch it where there is network (`hf download {text}{rev}`) and pass the folder"
+        ) from None
+
+
+def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    """All weights of a checkpoint folder (safetensors, sharded or not; else pytorch_model.bin)."""
+    from safetensors.torch import load_file
+
+    files = sorted(folder.glob("*.safetensors"))
+    if files:
+        state: dict[str, torch.Tensor] = {}
+        for f in files:
+            state.update(load_file(str(f)))
+        return state
+    bins = sorted(folder.glob("pytorch_model*.bin"))
+    if bins:
+        state = {}
+        for f in bins:
+            state.update(torch.load(f, map_location="cpu", weights_only=True))
+        return state
+    raise ILMError(f"{folder}: no model.safetensors or pytorch_model.bin")
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise ILMError(f"{folder}: no config.json (is this a checkpoint folder?)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- strict loading
+
+
+def _summary(keys: set[str], n: int = 6) -> str:
+    keys_sorted = sorted(keys)
+    more = f" … (+{len(keys_sorted) - n} more)" if len(keys_sorted) > n else ""
+    return ", ".join(keys_sorted[:n]) + more
+
+
+def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy ``state`` into ``model``; ILMError if any key is missing, unused or mis-shaped."""
+    expected = model.state_dict()
+    missing, unused = set(expected) - set(state), set(state) - set(expected)
+    if missing or unused:
+        parts = ([f"missing (would be newly initialised): {_summary(missing)}"] if missing else []) + (
+            [f"unused: {_summary(unused)}"] if unused else [])
+        raise ILMError(f"{source}: checkpoint does not match the model; " + "; ".join(parts))
+    for key, tensor in state.items():
+        want = expected[key].shape
+        if key in ("transformer.wte.weight", "lm_head.weight") and tensor.shape[0] < want[0] and tensor.shape[1:] == want[1:]:
+            state[key] = tensor = torch.cat((tensor, tensor.new_zeros(want[0] - tensor.shape[0], *want[1:])))
+        if tensor.shape != want:
+            raise ILMError(f"{source}: {key} has shape {tuple(tensor.shape)}, the model expects {tuple(want)}")
+    model.load_state_dict(state, strict=True)
+
+
+def _untie_or_drop(state: dict[str, torch.Tensor], head: str, wte: str) -> bool:
+    """Drop ``head`` when it is the tied copy of ``wte``; True when the checkpoint is really untied."""
+    if head not in state:
+        return False
+    if torch.equal(state[head], state[wte]):
+        del state[head]
+        return False
+    return True
+
+
+def _gpt2_fields(raw: dict[str, Any]) -> dict[str, Any]:
+    if raw.get("scale_attn_weights", True) is False:
+        raise ILMError("GPT-2 checkpoints with scale_attn_weights=false are not supported")
+    names = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "activation_function",
+             "layer_norm_epsilon", "initializer_range", "embd_pdrop", "attn_pdrop", "resid_pdrop",
+             "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "bos_token_id", "eos_token_id")
+    return {k: raw[k] for k in names if raw.get(k) is not None}
+
+
+def _convert_conv1d(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: (v.t().contiguous() if _CONV1D.search(k) else v) for k, v in state.items() if not _BUFFERS.search(k)}
+
+
+def _load_ours(folder: Path, raw: dict[str, Any]):
+    cls = BackpackConfig if raw["model_type"] == BackpackConfig.model_type else ILMConfig
+    model = build_model(cls.from_pretrained(folder))
+    load_strict(model, read_state_dict(folder), str(folder))
+    return model
+
+
+def _load_reference_gpt2(folder: Path, raw: dict[str, Any]):
+    state = read_state_dict(folder)
+    if not any(k.startswith("transformer.") for k in state):  # saved from GPT2Model: no prefix
+        state = {("lm_head.weight" if k == "lm_head.weight" else f"transformer.{k}"): v for k, v in state.items()}
+    untied = _untie_or_drop(state, "lm_head.weight", "transformer.wte.weight")
+    position = "learned" if "transformer.wpe.weight" in state else "none"
+    cfg = ILMConfig(**_gpt2_fields(raw), position=position, tie_word_embeddings=not untied)
+    model = build_model(cfg)
+    load_strict(model, _convert_conv1d(state), str(folder))
+    return model
+
+
+_BACKPACK_PREFIXES = {
+    "backpack.gpt2_model.": "transformer.",
+    "backpack.sense_network.": "sense_network.",
+    "backpack.sense_weight_net.": "sense_weight_net.",
+}
+# The reference model keeps second names for the GPT-2's tables; they are the same tensors.
+_BACKPACK_ALIASES = {"backpack.word_embeddings.weight": "transformer.wte.weight",
+                     "backpack.position_embeddings.weight": "transformer.wpe.weight"}
+
+
+def _load_stanford_backpack(folder: Path, raw: dict[str, Any]):
+    renamed: dict[str, torch.Tensor] = {}
+    aliases: dict[str, torch.Tensor] = {}
+    for key, value in read_state_dict(folder).items():
+        if key in _BACKPACK_ALIASES:
+            aliases[_BACKPACK_ALIASES[key]] = value
+            continue
+        prefix = next((p for p in _BACKPACK_PREFIXES if key.startswith(p)), None)
+        renamed[_BACKPACK_PREFIXES[prefix] + key[len(prefix):] if prefix else key] = value
+    for key, value in aliases.items():
+        if key not in renamed:
+            renamed[key] = value
+        elif not torch.equal(renamed[key], value):
+            raise ILMError(f"{folder}: {key} and its alias differ; the checkpoint is inconsistent")
+    if _untie_or_drop(renamed, "lm_head.weight", "transformer.wte.weight"):
+        raise ILMError(f"{folder}: lm_head.weight differs from the embeddings; Backpacks tie them")
+    fields = _gpt2_fields(raw)
+    fields.setdefault("scale_attn_by_inverse_layer_idx", True)  # the reference config's default
+    position = "learned" if "transformer.wpe.weight" in renamed else "none"
+    cfg = BackpackConfig(**fields, position=position, num_senses=raw.get("num_senses", 16),
+                         sense_intermediate_scale=raw.get("sense_intermediate_scale", 4))
+    model = build_model(cfg)
+    load_strict(model, _convert_conv1d(renamed), str(folder))
+    return model
+
+
+def _load_any_hf(folder: Path, raw: dict[str, Any], dtype=None):
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=dtype, output_loading_info=True, trust_remote_code=False, local_files_only=True)
+    except ValueError as e:
+        raise ILMError(f"{folder}: not a causal LM transformers can load ({str(e).splitlines()[0]})") from None
+    missing = set(info.get("missing_keys") or [])
+    unused = set(info.get("unexpected_keys") or [])
+    if missing or unused or info.get("mismatched_keys"):
+        raise ILMError(f"{folder}: checkpoint does not match {type(model).__name__}; missing: "
+                       f"{_summary(missing) or '-'}; unused: {_summary(unused) or '-'}")
+    return model
+
+
+LOADERS: dict[str, Callable[..., Any]] = {
+    ILMConfig.model_type: _load_ours,
+    BackpackConfig.model_type: _load_ours,
+    "gpt2": _load_reference_gpt2,
+    "backpack-gpt2": _load_stanford_backpack,
+}
+
+
+def load_model(path_or_id: str | Path, revision: str | None = None, dtype: torch.dtype | str | None = None,
+               device: str | torch.device | None = None):
+    """Load a checkpoint for evaluation/generation (eval mode), strictly; see the module doc for formats."""
+    if isinstance(dtype, str):
+        dtype = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+                 "float16": torch.float16, "fp16": torch.float16}.get(dtype) or _bad_dtype(dtype)
+    folder = resolve_folder(path_or_id, revision)
+    raw = read_config(folder)
+    loader = LOADERS.get(raw.get("model_type", ""))
+    # Other HF models are loaded by transformers directly in the requested dtype
+    # (weights go straight to it: no full-precision copy in memory first).
+    model = loader(folder, raw) if loader else _load_any_hf(folder, raw, dtype)
+    if dtype is not None or device is not None:
+        model = model.to(device=device, dtype=dtype)
+    return model.eval()
+
+
+def _bad_dtype(name: str):
+    raise ILMError(f"unknown dtype {name!r}; use float32, bfloat16 or float16")
