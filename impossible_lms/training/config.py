@@ -37,8 +37,12 @@ class OptimConfig:
 @dataclass
 class ScheduleConfig:
     steps: int = 3000
-    warmup: int = 300  # linear warm-up from 0 over this many steps
+    warmup: int | None = None  # linear warm-up from 0 over this many steps; None = steps // 10 (300 of 3000)
     decay: Literal["linear", "cosine", "constant"] = "linear"  # after warm-up, towards 0 at `steps`
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.steps // 10 if self.warmup is None else self.warmup
 
 
 @dataclass
@@ -107,3 +111,34 @@ def result_defining(cfg: TrainConfig) -> dict[str, Any]:
         node.pop(leaf, None)
     d["data"] = str(Path(d["data"]).resolve())
     return d
+
+
+def resolve_train_config(
+    yaml_path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+    resume: str | Path | None = None,
+) -> TrainConfig:
+    """The config ``ilm train`` runs: defaults ← ``resume``'s saved config ← YAML ← ``--set`` ← flags.
+
+    ``flags`` maps dotted field names to values; ``None`` means "not given".
+    """
+    from impossible_lms.config import parse_overrides, merge, read_yaml
+    from impossible_lms.errors import ILMError
+
+    base: dict[str, Any] = {}
+    if resume is not None:
+        saved = Path(resume) / "config.yaml"
+        if not saved.is_file():
+            raise ILMError(f"cannot resume {resume}: no config.yaml there (not a run folder?)")
+        base = merge(read_yaml(saved), {"run_dir": str(resume)})
+    given: dict[str, Any] = {}
+    for key, value in (flags or {}).items():
+        if value is not None:
+            node = given
+            *parents, leaf = key.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = str(value) if isinstance(value, Path) else value
+    top = merge(parse_overrides(overrides or []), given)
+    return load_config(TrainConfig, yaml_path, top, base=base)

@@ -16,13 +16,13 @@ from impossible_lms.training.config import ScheduleConfig
 
 
 def _warmup(step: int, cfg: ScheduleConfig) -> float | None:
-    if step < cfg.warmup:
-        return step / max(1, cfg.warmup)
+    if step < cfg.warmup_steps:
+        return step / cfg.warmup_steps
     return None
 
 
 def _progress(step: int, cfg: ScheduleConfig) -> float:
-    return min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
 
 
 DECAYS: dict[str, Callable[[float], float]] = {
@@ -46,7 +46,7 @@ def lr_at(step: int, peak: float, cfg: ScheduleConfig) -> float:
 def check_schedule(cfg: ScheduleConfig) -> None:
     if cfg.steps < 1:
         raise ILMError(f"schedule.steps must be at least 1, got {cfg.steps}")
-    if not 0 <= cfg.warmup <= cfg.steps:
+    if not 0 <= cfg.warmup_steps <= cfg.steps:
         raise ILMError(f"schedule.warmup must be between 0 and steps ({cfg.steps}), got {cfg.warmup}")
     if cfg.decay not in DECAYS:
         raise ILMError(f"schedule.decay {cfg.decay!r} is not one of {', '.join(DECAYS)}")

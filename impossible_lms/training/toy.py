@@ -21,16 +21,19 @@ def make_toy_dataset(
     min_len: int = 3,
     max_len: int = 20,
     language: str = "toy",
+    train: list[list[int]] | None = None,
 ) -> Path:
-    """Random sentences of ids in [0, vocab_size - 1) (the last id is EOS)."""
+    """Random sentences of ids in [0, vocab_size - 1) (the last id is EOS); ``train`` fixes that split."""
     import datasets
 
+    datasets.disable_progress_bars()
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     eos = vocab_size - 1
 
-    def split(n: int) -> datasets.Dataset:
-        ids = [rng.integers(0, eos, rng.integers(min_len, max_len + 1)).astype(np.int32).tolist() for _ in range(n)]
+    def split(n: int, ids: list[list[int]] | None = None) -> datasets.Dataset:
+        if ids is None:
+            ids = [rng.integers(0, eos, rng.integers(min_len, max_len + 1)).tolist() for _ in range(n)]
         return datasets.Dataset.from_dict(
             {"input_ids": ids, "genre": ["toy"] * n, "affected": [True] * n},
             features=datasets.Features({
@@ -40,7 +43,7 @@ def make_toy_dataset(
             }),
         )
 
-    dd = datasets.DatasetDict({"train": split(sentences), "dev": split(8), "test_affected": split(8),
+    dd = datasets.DatasetDict({"train": split(len(train) if train else sentences, train), "dev": split(8), "test_affected": split(8),
                                "test_unaffected": split(8)})
     dd.save_to_disk(str(folder))
     counts = {name: {"sentences": len(ds), "tokens": int(sum(map(len, ds["input_ids"])))} for name, ds in dd.items()}

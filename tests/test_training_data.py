@@ -1,0 +1,108 @@
+"""Packing: exact blocks, EOS after every sentence, shuffle by seed, last partial block dropped, cache reuse."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from impossible_lms.errors import ILMError
+from impossible_lms.training.data import packed_blocks, read_dataset_info, token_cache
+from impossible_lms.training.toy import make_toy_dataset
+
+VOCAB = 50
+EOS = VOCAB - 1
+# Sentences whose ids tell them apart: sentence i is [10·i+1, ..., 10·i+len].
+SENTENCES = [[10 * (i % 4) + j + 1 for j in range(1 + i % 5)] for i in range(13)]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_toy_dataset(tmp_path_factory.mktemp("d") / "toy", vocab_size=VOCAB, train=SENTENCES)
+
+
+def expected_stream(seed: int) -> list[int]:
+    order = np.random.default_rng(seed).permutation(len(SENTENCES))
+    out: list[int] = []
+    for i in order:
+        out += SENTENCES[i] + [EOS]
+    return out
+
+
+@pytest.mark.parametrize("seed,context", [(0, 4), (14, 7), (41, 3)])
+def test_blocks_are_the_seed_shuffled_stream_cut_into_context_blocks(data, seed, context):
+    info = read_dataset_info(data)
+    packed = packed_blocks(info, seed, context, VOCAB)
+    stream = expected_stream(seed)
+    n = len(stream) // context  # the last partial block is dropped
+    assert packed.n_blocks == n
+    got = packed.blocks(np.arange(n))
+    assert got.tolist() == [stream[b * context:(b + 1) * context] for b in range(n)]
+
+
+def test_cache_holds_every_sentence_then_eos_in_dataset_order(data):
+    cache = token_cache(read_dataset_info(data))
+    flat = [t for s in SENTENCES for t in s + [EOS]]
+    assert cache.tokens.tolist() == flat
+    assert cache.offsets.tolist() == list(np.cumsum([0] + [len(s) + 1 for s in SENTENCES]))
+    assert cache.max_id == EOS
+
+
+def test_seeds_shuffle_differently_and_reproducibly(data):
+    info = read_dataset_info(data)
+    a = packed_blocks(info, 0, 5, VOCAB).blocks(np.arange(4))
+    b = packed_blocks(info, 0, 5, VOCAB).blocks(np.arange(4))
+    c = packed_blocks(info, 1, 5, VOCAB).blocks(np.arange(4))
+    assert a.tolist() == b.tolist()
+    assert a.tolist() != c.tolist()
+
+
+def test_later_epochs_revisit_every_block_once_in_a_seeded_order(data):
+    packed = packed_blocks(read_dataset_info(data), 3, 4, VOCAB)
+    n = packed.n_blocks
+    second = packed.block_ids(np.arange(n, 2 * n))
+    assert sorted(second.tolist()) == list(range(n))
+    assert second.tolist() != list(range(n))
+    assert packed.blocks(np.arange(n, 2 * n)).tolist() == packed.blocks(second).tolist()
+
+
+def test_cache_is_built_once_and_rebuilt_when_the_manifest_changes(tmp_path):
+    d = make_toy_dataset(tmp_path / "toy", vocab_size=VOCAB, train=SENTENCES)
+    info = read_dataset_info(d)
+    token_cache(info)
+    bin_path = d / ".cache" / "train.tokens.bin"
+    first = bin_path.stat().st_mtime_ns
+    token_cache(read_dataset_info(d))  # another seed, same dataset
+    assert bin_path.stat().st_mtime_ns == first
+    assert not [p for p in (d / ".cache").iterdir() if p.name.endswith(".tmp")]
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["created"] = "again"
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    token_cache(read_dataset_info(d))
+    assert json.loads((d / ".cache" / "train.meta.json").read_text())["fingerprint"] == read_dataset_info(d).fingerprint
+
+
+def test_vocabulary_mismatch_is_a_user_error(data):
+    with pytest.raises(ILMError, match="vocabulary mismatch.*50.*the model has 60"):
+        packed_blocks(read_dataset_info(data), 0, 4, 60)
+
+
+def test_token_ids_beyond_the_manifest_vocabulary_are_caught(tmp_path):
+    d = make_toy_dataset(tmp_path / "bad", vocab_size=VOCAB, train=[[1, 2, 70]])
+    with pytest.raises(ILMError, match="contains token id 70"):
+        packed_blocks(read_dataset_info(d), 0, 2, VOCAB)
+
+
+def test_folder_without_manifest_is_a_user_error(tmp_path):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(ILMError, match="has no manifest.json"):
+        read_dataset_info(tmp_path / "x")
+    with pytest.raises(ILMError, match="dataset folder not found"):
+        read_dataset_info(tmp_path / "missing")
+
+
+def test_too_little_data_for_one_block(tmp_path):
+    d = make_toy_dataset(tmp_path / "small", vocab_size=VOCAB, train=[[1, 2]])
+    with pytest.raises(ILMError, match="fewer than one block of 8"):
+        packed_blocks(read_dataset_info(d), 0, 8, VOCAB)
