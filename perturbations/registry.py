@@ -102,7 +102,9 @@ _LIMITS = {"w": 1, "n": 0, "seed": 0}  # smallest allowed value per parameter
 
 
 def _normalise(spec: str) -> str:
-    s = spec.strip().lower().replace("-", "_")
+    # Hub names use "-" for "_"; only in the base name, so "n=-1" stays a number.
+    base, colon, params = spec.strip().lower().partition(":")
+    s = base.replace("-", "_") + colon + params
     s = ALIASES.get(s, s)
     # Dataset folder names write ":" as "_": local_shuffle_w=3 → local_shuffle:w=3.
     if ":" not in s and "=" in s:
