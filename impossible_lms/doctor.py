@@ -1,0 +1,260 @@
+"""`ilm doctor`: what this machine lacks for a run, and what to do about each gap.
+
+    >>> checks = diagnose(corpus="data/babylm", experiment="experiments/kallini2024.yaml")
+    >>> [c for c in checks if c.status == "fail"]
+
+Everything is checked offline (caches and installed packages, never the hub).
+A missing optional piece is a warning; it becomes fatal ("fail") when the given
+experiment needs it (e.g. the GPT-2 tokenizer for ``tokenizer: gpt2``). The
+machine is read through an :class:`Environment`, so tests can describe a fake one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+from impossible_lms.errors import ILMError
+
+Status = Literal["ok", "warn", "fail"]
+
+BABYLM_GENRES = ("aochildes", "bnc_spoken", "cbt", "children_stories", "gutenberg", "open_subtitles",
+                 "qed", "simple_wikipedia", "switchboard", "wikipedia")
+BABYLM_SPLITS = {"train": ("train_100M", "train_10M"), "dev": ("dev",), "test": ("test",)}
+NLTK_RESOURCES = {"punkt_tab": "tokenizers/punkt_tab", "averaged_perceptron_tagger_eng": "taggers/averaged_perceptron_tagger_eng"}
+# Parameters per preset, for the disk estimate only (fp32 weights + two AdamW moments per checkpoint).
+PRESET_PARAMS = {"gpt2": 124e6, "gpt2-nopos": 124e6, "gpt2-rotary": 124e6, "gpt2-alibi": 124e6,
+                 "backpack-gpt2": 170e6}
+TINY_PARAMS = 0.5e6  # 2 layers × d=64 plus a few-thousand-token fallback vocabulary
+BYTES_PER_PARAM_PER_CHECKPOINT = 12
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def _module_version(name: str) -> str | None:
+    try:
+        importlib.import_module(name)
+    except Exception:  # a broken install (e.g. flash-attn built for another torch) is "missing" too
+        return None
+    try:
+        return importlib.metadata.version(name.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+        return getattr(sys.modules[name], "__version__", "installed")
+
+
+def _cuda() -> tuple[bool, str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return False, "no CUDA device"
+    names = {torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}
+    return True, f"{torch.cuda.device_count()} × {', '.join(sorted(names))} (CUDA {torch.version.cuda})"
+
+
+def _hf_cached(repo: str, filename: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    found = try_to_load_from_cache(repo, filename)
+    return isinstance(found, str) and os.path.exists(found)
+
+
+def _nltk_has(resource: str) -> bool:
+    try:
+        import nltk
+
+        nltk.data.find(resource)
+        return True
+    except (LookupError, ImportError):
+        return False
+
+
+def _stanza_dir() -> Path:
+    return Path(os.environ.get("STANZA_RESOURCES_DIR", Path.home() / "stanza_resources"))
+
+
+def _disk_free(path: Path) -> int:
+    path = Path(path).resolve()
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+@dataclass
+class Environment:
+    """How the checks see the machine (real by default)."""
+
+    python: tuple[int, int, int] = field(default_factory=lambda: tuple(sys.version_info[:3]))
+    module_version: Callable[[str], str | None] = _module_version
+    cuda: Callable[[], tuple[bool, str]] = _cuda
+    hf_cached: Callable[[str, str], bool] = _hf_cached
+    nltk_has: Callable[[str], bool] = _nltk_has
+    stanza_dir: Callable[[], Path] = _stanza_dir
+    disk_free: Callable[[Path], int] = _disk_free
+
+
+def diagnose(corpus: str | Path | None = None, experiment: str | Path | None = None,
+             env: Environment | None = None) -> list[Check]:
+    """Run every check; with an experiment, its needs (tokenizer, tagger, corpus, disk) become fatal."""
+    env = env or Environment()
+    cfg = None
+    if experiment is not None:
+        from impossible_lms.experiment import load_experiment
+
+        cfg = load_experiment(experiment)
+        if corpus is None and cfg.corpus.source != "synthetic" and not cfg.corpus.source.startswith("hf:"):
+            corpus = cfg.corpus.source
+    tokenizer = cfg.corpus.tokenizer if cfg else None
+    tagger = cfg.corpus.tagger if cfg else None
+    checks = [check_python(env), *check_torch(env), check_gpt2_tokenizer(env, needed=tokenizer == "gpt2"),
+              check_nltk(env, needed=tagger == "nltk"), check_stanza(env, needed=tagger == "stanza")]
+    if corpus is not None:
+        checks.append(check_babylm(Path(corpus)))
+    if cfg is not None:
+        checks.append(check_disk(cfg, env))
+    return checks
+
+
+def fatal(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status == "fail"]
+
+
+def check_python(env: Environment) -> Check:
+    version = ".".join(map(str, env.python))
+    if env.python < (3, 10):
+        return Check("python", "fail", f"Python {version}", "use Python 3.10 or newer")
+    return Check("python", "ok", f"Python {version}")
+
+
+def check_torch(env: Environment) -> list[Check]:
+    torch_version = env.module_version("torch")
+    if torch_version is None:
+        return [Check("torch", "fail", "not installed", 'pip install torch (a CUDA build on GPU machines), then pip install -e .')]
+    checks = [Check("torch", "ok", f"torch {torch_version}")]
+    has_cuda, detail = env.cuda()
+    checks.append(Check("cuda", "ok" if has_cuda else "warn", detail,
+                        "" if has_cuda else "fine for the demo; the reference study needs GPUs and a CUDA build of torch"))
+    flash = env.module_version("flash_attn")
+    if flash:
+        checks.append(Check("flash-attn", "ok", f"flash-attn {flash}"))
+    else:
+        checks.append(Check("flash-attn", "warn" if has_cuda else "ok",
+                            "not installed (optional: PyTorch SDPA attention is used)",
+                            'pip install -e ".[flash]" for faster GPU training' if has_cuda else ""))
+    return checks
+
+
+def check_gpt2_tokenizer(env: Environment, needed: bool = False) -> Check:
+    if env.hf_cached("gpt2", "tokenizer.json") or (env.hf_cached("gpt2", "vocab.json") and env.hf_cached("gpt2", "merges.txt")):
+        return Check("gpt2 tokenizer", "ok", "in the local Hugging Face cache")
+    return Check(
+        "gpt2 tokenizer", "fail" if needed else "warn", "not in the local Hugging Face cache (no download at run time)",
+        "on a machine with network: python -c \"from transformers import AutoTokenizer; "
+        "AutoTokenizer.from_pretrained('gpt2')\" and copy ~/.cache/huggingface (or set HF_HOME); "
+        "or use tokenizer: fallback",
+    )
+
+
+def check_nltk(env: Environment, needed: bool = False) -> Check:
+    if env.module_version("nltk") is None:
+        return Check("nltk tagger", "fail" if needed else "warn", "nltk not installed", "pip install nltk")
+    missing = [name for name, path in NLTK_RESOURCES.items() if not env.nltk_has(path)]
+    if not missing:
+        return Check("nltk tagger", "ok", "punkt_tab and averaged_perceptron_tagger_eng found")
+    return Check("nltk tagger", "fail" if needed else "warn", f"missing NLTK data: {', '.join(missing)}",
+                 f"python -m nltk.downloader -d $NLTK_DATA {' '.join(missing)} (on a machine with network; "
+                 "NLTK_DATA must point at it here)")
+
+
+def check_stanza(env: Environment, needed: bool = False) -> Check:
+    status: Status = "fail" if needed else "warn"
+    if env.module_version("stanza") is None:
+        return Check("stanza tagger", status, "stanza not installed (optional)", 'pip install -e ".[stanza]"')
+    english = env.stanza_dir() / "en"
+    if not english.is_dir():
+        return Check("stanza tagger", status, f"no English models under {env.stanza_dir()}",
+                     "python -c \"import stanza; stanza.download('en')\" (on a machine with network; "
+                     "STANZA_RESOURCES_DIR must point at it here)")
+    return Check("stanza tagger", "ok", f"English models in {english}")
+
+
+def check_babylm(root: Path) -> Check:
+    """A BabyLM 2023 folder: train_100M/ (or train_10M/), dev/, test/, one file per genre and split."""
+    if not root.exists():
+        return Check("corpus", "fail", f"{root} does not exist", "pass the BabyLM folder with --corpus PATH")
+    if root.is_file():
+        return Check("corpus", "ok", f"{root} is a single text file (read as one genre)")
+    problems, splits = [], []
+    for split, names in BABYLM_SPLITS.items():
+        folder = next((root / n for n in names if (root / n).is_dir()), None)
+        if folder is None:
+            problems.append(f"no {'/'.join(names)}/ folder")
+            continue
+        splits.append(folder.name)
+        stems = {p.stem for p in folder.iterdir() if p.is_file() and p.suffix == f".{split}"}
+        missing = [g for g in BABYLM_GENRES if g not in stems]
+        if missing:
+            problems.append(f"{folder.name}/ lacks {', '.join(f'{g}.{split}' for g in missing)}")
+    if problems:
+        return Check("corpus", "fail", f"{root}: {'; '.join(problems)}",
+                     "download BabyLM 2023 (babylm_data: train_100M, dev, test) and pass its folder")
+    return Check("corpus", "ok", f"BabyLM layout: {', '.join(splits)} with all {len(BABYLM_GENRES)} genres")
+
+
+def estimate_disk(cfg) -> int:
+    """Bytes a full run of the experiment writes: checkpoints (weights + optimiser state) and datasets."""
+    from impossible_lms.config import load_config
+    from impossible_lms.experiment import _train_config_class, select_runs
+
+    TrainConfig = _train_config_class()
+    steps, every, keep = 3000, 100, None
+    if TrainConfig is not None:
+        tc = load_config(TrainConfig, overrides=dict(cfg.train))
+        steps, every, keep = tc.schedule.steps, tc.checkpoint.every, tc.checkpoint.keep
+    checkpoints = max(1, steps // max(1, every))
+    if keep:
+        checkpoints = min(checkpoints, keep)
+    total = 0.0
+    for run in select_runs(cfg):
+        params = PRESET_PARAMS.get(run.model, TINY_PARAMS if run.model.startswith("tiny") else 124e6)
+        total += checkpoints * params * BYTES_PER_PARAM_PER_CHECKPOINT
+    source = Path(cfg.corpus.source)
+    corpus_bytes = sum(p.stat().st_size for p in source.rglob("*") if p.is_file()) if source.is_dir() else 0
+    # A dataset stores int32 ids (about 1 per 4 bytes of text) twice: Arrow and the packed memmap.
+    total += len(cfg.languages) * corpus_bytes * 2
+    return int(total)
+
+
+def check_disk(cfg, env: Environment) -> Check:
+    need = estimate_disk(cfg)
+    free = env.disk_free(cfg.out)
+    detail = f"{_gb(need)} needed under {cfg.out}, {_gb(free)} free"
+    if free < need:
+        return Check("disk", "fail", detail, "free space, point `out:` at a larger disk, or set train.checkpoint.keep")
+    if free < 1.2 * need:
+        return Check("disk", "warn", detail, "little headroom; consider train.checkpoint.keep")
+    return Check("disk", "ok", detail)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def require_ok(checks: list[Check]) -> None:
+    """Raise ILMError naming the first fatal check (for callers that want an exception)."""
+    bad = fatal(checks)
+    if bad:
+        raise ILMError(f"{bad[0].name}: {bad[0].detail}; {bad[0].fix}")
