@@ -1,0 +1,239 @@
+"""``evaluate()``: every metric for every checkpoint of a subject, each checkpoint loaded once.
+
+For each checkpoint: gather the sequences all pending metrics need on all
+datasets, score each distinct sequence once (a sequence that is a prefix of
+another is read off the longer one's scores: causal models give a prefix the
+same log-probs), derive every metric's rows, and store them (one atomic file
+per metric and dataset). Finished (checkpoint, metric, data, settings) files
+are skipped without loading the model, so a stopped sweep resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from impossible_lms.errors import ILMError
+from impossible_lms.evaluation.data import EvalData
+from impossible_lms.evaluation.metrics import UNITS, Metric, MetricOptions, get_metrics
+from impossible_lms.evaluation.scoring import SCORER_VERSION, ScoreOptions, score_sequences
+from impossible_lms.evaluation.store import COLUMNS, chunk_path, load_results, write_chunk
+from impossible_lms.evaluation.subjects import Subject, Target, resolve_subject
+from impossible_lms.io import fingerprint
+
+
+@dataclass
+class Job:
+    """One stored chunk: a metric on one dataset at one checkpoint."""
+
+    target: Target
+    data: EvalData
+    metric: Metric
+    path: Path | None
+
+
+def evaluate(
+    subject: str | Path,
+    data: str | Path | Sequence[str | Path],
+    checkpoints: str | int | list | None = None,
+    metrics: Iterable[str] = ("perplexity",),
+    results: str | Path | None = None,
+    *,
+    revisions: Sequence[str] | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    batch_tokens: int = 16384,
+    sentences_per_genre: int | None = 1000,
+    condition_on_eos: bool = False,
+    seed: int | None = None,
+    unit: str = "bits",
+    show_progress: bool = False,
+) -> pd.DataFrame:
+    """Score ``subject`` (run folder, checkpoint folder or HF model id) on ``data`` folder(s).
+
+    ``checkpoints``: ``"100-3000:100"``, ``"all"``/None (every complete one) or a list;
+    for a hub id they name ``checkpoint-<step>`` revisions. ``seed`` (default: the
+    run's seed, else 0) picks the sentence sample and the bootstrap. Returns the
+    long-format rows (docs/ARCHITECTURE.md §6); with ``results`` they are also
+    stored there and reused on the next call.
+    """
+    if unit not in UNITS:
+        raise ILMError(f"unit {unit!r} is not one of {', '.join(UNITS)}")
+    if batch_tokens < 1:
+        raise ILMError("batch_tokens must be positive")
+    if sentences_per_genre is not None and sentences_per_genre < 1:
+        raise ILMError("sentences_per_genre must be positive (or None for all)")
+    subj = resolve_subject(subject, checkpoints, list(revisions or []))
+    seed = seed if seed is not None else (subj.seed if subj.seed is not None else 0)
+    folders = [data] if isinstance(data, (str, Path)) else list(data)
+    if not folders:
+        raise ILMError("no --data folder given")
+    datasets = [EvalData(f, sentences_per_genre, seed) for f in folders]
+    _check_tokenizers(subj, datasets)
+    chosen = get_metrics(list(metrics))
+    torch_dtype, torch_device = _resolve_dtype(dtype, device)
+    settings = {"scorer": SCORER_VERSION, "sentences_per_genre": sentences_per_genre, "seed": seed,
+                "condition_on_eos": condition_on_eos, "unit": unit, "dtype": str(torch_dtype)}
+    options = MetricOptions(seed=seed, unit=unit)
+
+    jobs = [
+        Job(t, d, m, _path(results, subj, t, d, m, settings))
+        for t in subj.targets for d in datasets for m in chosen if m.applies(d)
+    ]
+    if not jobs:
+        raise ILMError(f"none of the metrics {', '.join(m.name for m in chosen)} applies to this data")
+    frames = []
+    by_target: dict[Target, list[Job]] = {}
+    for job in jobs:
+        if job.path is not None and job.path.is_file():
+            frames.append(load_results([job.path]))
+        else:
+            by_target.setdefault(job.target, []).append(job)
+
+    from impossible_lms.progress import progress
+
+    with progress(disable=not show_progress) as bars:
+        outer = bars.add_task("checkpoints", total=len(by_target))
+        for target, pending in by_target.items():
+            model = _load(target, torch_dtype, torch_device)
+            for d in {id(j.data): j.data for j in pending}.values():
+                _check_vocab(model, d, target)
+            rows = _score_target(model, subj, target, pending, condition_on_eos, batch_tokens, options, settings, bars)
+            for job, job_rows in rows:
+                frame = pd.DataFrame(job_rows, columns=COLUMNS)
+                if job.path is not None:
+                    write_chunk(job.path, job_rows)
+                frames.append(frame)
+            del model
+            bars.advance(outer)
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    out = pd.concat(frames, ignore_index=True)
+    for col in ("checkpoint", "seed", "layer", "count"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
+    return out
+
+
+def _score_target(model, subj: Subject, target: Target, jobs: list[Job], condition_on_eos: bool,
+                  batch_tokens: int, options: MetricOptions, settings: dict, bars):
+    """Rows of every job at one checkpoint; each dataset's distinct sequences scored once."""
+    out = []
+    for d in {id(j.data): j.data for j in jobs}.values():
+        mine = [j for j in jobs if j.data is d]
+        requests = {j.metric.name: j.metric.requests(d) for j in mine}
+        unique = _carriers([s for req in requests.values() for seqs in req.values() for s in seqs])
+        carriers = sorted(set(unique.values()))
+        task = bars.add_task(f"{target.step if target.step is not None else target} {d.language}",
+                             total=sum(len(c) for c in carriers))
+        scored = score_sequences(
+            model, [list(c) for c in carriers],
+            ScoreOptions(batch_tokens=batch_tokens, condition_on_eos=condition_on_eos, eos_id=d.eos_id),
+            on_batch=lambda n: bars.advance(task, n),
+        )
+        bars.remove_task(task)
+        for head, arrays in scored.items():
+            by_carrier = dict(zip(carriers, arrays))
+            for j in mine:
+                logprobs = {name: [by_carrier[unique[tuple(s)]][: len(s)] for s in seqs]
+                            for name, seqs in requests[j.metric.name].items()}
+                rows = j.metric.compute(d, logprobs, options)
+                out.append((j, [_label(r, subj, target, d, head, settings) for r in rows]))
+    # one entry per job: merge the per-head lists
+    merged: dict[int, tuple[Job, list[dict]]] = {}
+    for j, rows in out:
+        merged.setdefault(id(j), (j, []))[1].extend(rows)
+    return list(merged.values())
+
+
+def _carriers(sequences: list[Sequence[int]]) -> dict[tuple, tuple]:
+    """Map each distinct sequence to the longest sequence it is a prefix of.
+
+    In sorted order a prefix sits right before the sequences that extend it, so
+    one backwards pass finds, for each, the carrier of its successor.
+    """
+    keys = sorted({tuple(s) for s in sequences})
+    carrier: dict[tuple, tuple] = {}
+    for i in range(len(keys) - 1, -1, -1):
+        k = keys[i]
+        nxt = keys[i + 1] if i + 1 < len(keys) else None
+        carrier[k] = carrier[nxt] if nxt is not None and nxt[: len(k)] == k else k
+    return carrier
+
+
+def _label(r: dict, subj: Subject, target: Target, d: EvalData, head, settings: dict) -> dict:
+    return {
+        **r,
+        "subject": subj.name,
+        "language": subj.language or d.language,
+        "model": subj.model or subj.name,
+        "seed": settings["seed"] if subj.seed is None else subj.seed,
+        "checkpoint": target.step,
+        "layer": head,
+        "eval_language": d.language,
+        "data_fingerprint": d.fingerprint,
+        "scorer_version": SCORER_VERSION,
+    }
+
+
+def _path(results, subj: Subject, target: Target, d: EvalData, m: Metric, settings: dict) -> Path | None:
+    if results is None:
+        return None
+    key = fingerprint(m.name, d.fingerprint, settings)
+    return chunk_path(Path(results), subj.name, target.step, target.revision, m.name, d.language, key)
+
+
+def _check_tokenizers(subj: Subject, datasets: list[EvalData]) -> None:
+    """Cross-language evaluation needs the training data's tokenizer (same ids, same markers)."""
+    if subj.train_data is None or not (subj.train_data / "manifest.json").is_file():
+        return  # nothing to compare with: the vocabulary check still guards the ids
+    from impossible_lms.data import load_manifest
+
+    trained = load_manifest(subj.train_data)
+    fp = trained.tokenizer.get("fingerprint")
+    for d in datasets:
+        if d.manifest.tokenizer.get("fingerprint") != fp:
+            raise ILMError(
+                f"{d.folder} ({d.language}) was tokenised differently from the run's training data "
+                f"({trained.language}); a model can only be scored on data with the same tokenizer"
+            )
+
+
+def _check_vocab(model, d: EvalData, target: Target) -> None:
+    size = getattr(model.config, "vocab_size", None)
+    if size is not None and size < d.manifest.vocab_size:
+        raise ILMError(
+            f"{target}: the model's vocabulary ({size}) is smaller than the data's ({d.manifest.vocab_size}, "
+            f"{d.language}); was it trained on another tokenizer?"
+        )
+
+
+def _load(target: Target, dtype, device):
+    """The checkpoint's model in eval mode; any loading failure names the checkpoint."""
+    from impossible_lms.models import load_model
+
+    try:
+        return load_model(target.location, revision=target.revision, dtype=dtype, device=device)
+    except ILMError as e:
+        raise ILMError(f"cannot load {target}: {e}") from None
+    except Exception as e:  # a corrupt folder: bad JSON, truncated weights, ...
+        raise ILMError(f"cannot load {target} (corrupt checkpoint?): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def _resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype == "auto":
+        # bf16 where it is fast (GPU); log-softmax is float32 either way.
+        return (torch.bfloat16 if str(device).startswith("cuda") else torch.float32), device
+    if dtype not in names:
+        raise ILMError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
+    return names[dtype], device

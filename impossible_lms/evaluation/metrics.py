@@ -1,0 +1,168 @@
+"""The metric registry (as in lm-evaluation-harness: a new metric is one registered function).
+
+A metric says which sequences it needs (``requests``) and turns their per-token
+log-probs into rows (the registered function). The evaluator gathers every
+metric's requests, scores each distinct sequence once per checkpoint, and
+hands each metric its own log-probs, so adding metrics costs no extra passes
+over shared sequences (a sentence and the same sentence plus EOS share one).
+
+    @register_metric("my_metric", requests=lambda data: {"s": data.sample("test_affected")})
+    def my_metric(data, logprobs, options):
+        return [row("my_metric", "test_affected", values, options, unit="nats")]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from impossible_lms.errors import ILMError
+from impossible_lms.evaluation.stats import bootstrap_mean, geometric_mean_ci
+
+LN2 = math.log(2)
+UNITS = ("bits", "nats")
+PERPLEXITY_SUBSETS = ("test_affected", "test_unaffected", "dev")
+
+Sequences = list[list[int]]
+Requests = dict[str, Sequences]
+LogProbs = dict[str, list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class MetricOptions:
+    seed: int = 0  # the bootstrap's seed (the run's seed)
+    unit: str = "bits"  # surprisal unit; perplexity is unit-free
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    requests: Callable[["EvalData"], Requests]  # noqa: F821  (EvalData: evaluation.data)
+    compute: Callable[..., list[dict]]
+    applies: Callable[["EvalData"], bool] = lambda data: True  # noqa: E731
+    description: str = ""
+
+
+METRICS: dict[str, Metric] = {}
+# Names that are rows of another metric: asking for them runs that metric.
+ALIASES = {"surprisal_difference": "marker_surprisal", "surprisal": "marker_surprisal"}
+
+
+def register_metric(name: str, requests: Callable, applies: Callable | None = None, description: str = ""):
+    """Decorator: register ``fn(data, logprobs, options) -> rows`` under ``name``."""
+
+    def deco(fn: Callable) -> Callable:
+        METRICS[name] = Metric(name, requests, fn, applies or (lambda data: True), description or (fn.__doc__ or "").strip())
+        return fn
+
+    return deco
+
+
+def get_metrics(names) -> list[Metric]:
+    names = [ALIASES.get(n, n) for n in names]
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        import difflib
+
+        near = difflib.get_close_matches(unknown[0], list(METRICS), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ILMError(f"unknown metric {unknown[0]!r}{hint}; choose from {', '.join(METRICS)}")
+    if not names:
+        raise ILMError(f"no metric given; choose from {', '.join(METRICS)}")
+    return [METRICS[n] for n in dict.fromkeys(names)]
+
+
+def row(metric: str, subset: str, values: np.ndarray, value: float, low: float, high: float, unit: str) -> dict:
+    return {"metric": metric, "subset": subset, "value": value, "ci_low": low, "ci_high": high,
+            "count": int(len(values)), "unit": unit}
+
+
+# -- perplexity -------------------------------------------------------------------------------
+
+
+def sentence_log_perplexity(logprobs: np.ndarray) -> float:
+    """Mean negative log-prob (nats) over the scored tokens; NaN when none is scored."""
+    scored = logprobs[~np.isnan(logprobs)]
+    return float(-scored.mean()) if len(scored) else float("nan")
+
+
+def _perplexity_requests(data) -> Requests:
+    return {subset: data.sample(subset) for subset in PERPLEXITY_SUBSETS}
+
+
+@register_metric("perplexity", requests=_perplexity_requests)
+def perplexity(data, logprobs: LogProbs, options: MetricOptions) -> list[dict]:
+    """Geometric mean over sentences of exp(mean token loss after the first token), with a bootstrap 95% CI."""
+    rows = []
+    for subset in PERPLEXITY_SUBSETS:
+        logs = np.array([sentence_log_perplexity(lp) for lp in logprobs[subset]], dtype=np.float64)
+        logs = logs[~np.isnan(logs)]
+        if len(logs) == 0:
+            continue  # e.g. shuffles have no unaffected test sentences
+        rows.append(row("perplexity", subset, logs, *geometric_mean_ci(logs, options.seed), unit="perplexity"))
+    return rows
+
+
+# -- hop marker surprisal ---------------------------------------------------------------------
+
+
+@dataclass
+class MarkerPairs:
+    """Each affected sentence with a marker, plus EOS, and the same without its first marker."""
+
+    index: list[int] = field(default_factory=list)  # position of the first marker
+    with_marker: Sequences = field(default_factory=list)
+    without_marker: Sequences = field(default_factory=list)
+
+
+def marker_pairs(sequences: Sequences, marker_ids, eos_id: int) -> MarkerPairs:
+    markers = set(marker_ids)
+    pairs = MarkerPairs()
+    for seq in sequences:
+        i = next((k for k, t in enumerate(seq) if t in markers), None)
+        if i is None:
+            continue
+        pairs.index.append(i)
+        pairs.with_marker.append(list(seq) + [eos_id])
+        # The token that followed the marker (or EOS) now sits at index i.
+        pairs.without_marker.append(list(seq[:i]) + list(seq[i + 1 :]) + [eos_id])
+    return pairs
+
+
+def _pairs(data) -> MarkerPairs:
+    return marker_pairs(data.sample("test_affected"), data.marker_ids.values(), data.eos_id)
+
+
+def _surprisal_requests(data) -> Requests:
+    pairs = _pairs(data)
+    return {"with_marker": pairs.with_marker, "without_marker": pairs.without_marker}
+
+
+def _is_hop(data) -> bool:
+    return data.family == "hop"
+
+
+@register_metric("marker_surprisal", requests=_surprisal_requests, applies=_is_hop)
+def marker_surprisal(data, logprobs: LogProbs, options: MetricOptions) -> list[dict]:
+    """Surprisal of the first marker and (surprisal_difference) that of the token at its index
+    once the marker is removed minus the marker's, as means with bootstrap 95% CIs."""
+    if options.unit not in UNITS:
+        raise ILMError(f"unit {options.unit!r} is not one of {', '.join(UNITS)}")
+    scale = 1 / LN2 if options.unit == "bits" else 1.0
+    pairs = _pairs(data)
+    marker, following = [], []
+    for i, with_lp, without_lp in zip(pairs.index, logprobs["with_marker"], logprobs["without_marker"]):
+        if np.isnan(with_lp[i]) or np.isnan(without_lp[i]):
+            continue  # marker at index 0 and no EOS conditioning: nothing to predict it from
+        marker.append(-with_lp[i] * scale)
+        following.append(-without_lp[i] * scale)
+    marker_arr, diff = np.array(marker), np.array(following) - np.array(marker)
+    if len(marker_arr) == 0:
+        return []
+    return [
+        row("marker_surprisal", "test_affected", marker_arr, *bootstrap_mean(marker_arr, options.seed), unit=options.unit),
+        row("surprisal_difference", "test_affected", diff, *bootstrap_mean(diff, options.seed), unit=options.unit),
+    ]

@@ -1,0 +1,135 @@
+"""Scoring: per-token log-probabilities of many sequences, batched by a token budget.
+
+The rules every metric builds on (tests pin each of them):
+
+- A sequence ``[t0, t1, ..., tn-1]`` is scored by one forward pass; token ``ti``
+  gets ``log p(ti | t0..ti-1)``. The first token has no context, so it is
+  **unscored** (NaN) unless ``condition_on_eos`` prepends EOS, which makes
+  ``t0`` scored as ``log p(t0 | EOS)``.
+- Sequences are sorted by length and cut into batches of at most
+  ``batch_tokens`` padded tokens, **right-padded** with an attention mask, so
+  positions of real tokens are unchanged by padding and results do not depend
+  on batch size (within float noise, < 1e-4).
+- ``log_softmax`` is taken in float32 whatever the model's dtype.
+- Values are natural logs (nats); metrics convert to bits explicitly.
+
+The result is, for each head (``None`` = the final layer, ``k`` = the
+multi-exit head after layer ``k`` when the model has them), one float32 array
+per sequence aligned with its tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from impossible_lms.errors import ILMError
+
+SCORER_VERSION = "1"
+FINAL = None  # head key of the final layer
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    batch_tokens: int = 16384
+    condition_on_eos: bool = False
+    eos_id: int | None = None
+
+
+def token_batches(lengths: Sequence[int], batch_tokens: int) -> Iterator[list[int]]:
+    """Indices grouped so that ``len(batch) * longest <= batch_tokens`` (longest first).
+
+    Sorting by length keeps padding small; a sequence longer than the budget
+    still gets a batch of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    for i in order:
+        longest = lengths[batch[0]] if batch else lengths[i]
+        if batch and (len(batch) + 1) * longest > batch_tokens:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def model_context(model) -> int | None:
+    """The longest input the model accepts, when its config says (learned positions)."""
+    cfg = model.config
+    for name in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def exit_layers(model) -> list[int]:
+    """Layers with a multi-exit head (empty for plain models)."""
+    return sorted(int(k) for k in (getattr(model.config, "exit_layers", None) or []))
+
+
+@torch.inference_mode()
+def score_sequences(
+    model, sequences: Sequence[Sequence[int]], options: ScoreOptions = ScoreOptions(), on_batch=None
+) -> dict[int | None, list[np.ndarray]]:
+    """Per-token log-probs (nats) of each sequence, per head; see the module docstring."""
+    if options.condition_on_eos and options.eos_id is None:
+        raise ILMError("condition_on_eos needs the data's EOS id")
+    prefix = [options.eos_id] if options.condition_on_eos else []
+    inputs = [prefix + list(s) for s in sequences]
+    context = model_context(model)
+    too_long = [i for i, s in enumerate(inputs) if context is not None and len(s) > context]
+    if too_long:
+        raise ILMError(
+            f"{len(too_long)} sequence(s) are longer than the model's context of {context} tokens "
+            f"(longest {max(len(inputs[i]) for i in too_long)})"
+        )
+    heads: list[int | None] = [FINAL, *exit_layers(model)]
+    out: dict[int | None, list[np.ndarray]] = {h: [np.empty(0, np.float32)] * len(inputs) for h in heads}
+    device = next(model.parameters()).device
+    lengths = [len(s) for s in inputs]
+    for batch in token_batches(lengths, options.batch_tokens):
+        width = lengths[batch[0]]
+        ids = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            ids[row, : lengths[i]] = torch.tensor(inputs[i], dtype=torch.long)
+            mask[row, : lengths[i]] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        logits_by_head = _forward(model, ids, mask, heads)
+        for head, logits in logits_by_head.items():
+            lp = _target_logprobs(logits, ids).cpu().numpy()  # [B, width - 1]
+            for row, i in enumerate(batch):
+                n = lengths[i]
+                scored = lp[row, : n - 1]
+                # Align with the caller's tokens: drop the EOS prefix, or mark t0 unscored.
+                arr = scored if prefix else np.concatenate([[np.nan], scored])
+                out[head][i] = arr.astype(np.float32)
+        if on_batch is not None:
+            on_batch(sum(lengths[i] for i in batch))
+    return out
+
+
+def _forward(model, ids: torch.Tensor, mask: torch.Tensor, heads: list[int | None]) -> dict:
+    if len(heads) > 1:
+        result = model(input_ids=ids, attention_mask=mask, output_exit_logits=True)
+        return {FINAL: result.logits, **{int(k): v for k, v in result.exit_logits.items() if int(k) in heads}}
+    return {FINAL: model(input_ids=ids, attention_mask=mask).logits}
+
+
+def _target_logprobs(logits: torch.Tensor, ids: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """log_softmax(logits)[t, ids[t+1]] in float32, a few thousand positions at a time
+    (a full float32 copy of [B, T, V] logits would not fit next to a large batch)."""
+    b, t, v = logits.shape
+    flat = logits[:, :-1].reshape(-1, v)
+    targets = ids[:, 1:].reshape(-1)
+    out = torch.empty(flat.shape[0], dtype=torch.float32, device=logits.device)
+    for start in range(0, flat.shape[0], chunk):
+        part = flat[start : start + chunk].float()
+        tgt = targets[start : start + chunk]
+        out[start : start + chunk] = part.gather(1, tgt[:, None])[:, 0] - torch.logsumexp(part, dim=-1)
+    return out.view(b, t - 1)

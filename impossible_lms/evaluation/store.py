@@ -1,0 +1,74 @@
+"""The result store: long-format rows, one Parquet file per (subject, checkpoint, data, metric, settings).
+
+::
+
+    RESULTS/<subject-slug>/<checkpoint|model>/<metric>--<eval-language>--<key>.parquet
+
+``key`` hashes everything the numbers depend on (data fingerprint, scorer
+version, sample size, seed, EOS conditioning, unit, dtype), so a rerun finds a
+file and skips that work, while a changed setting writes a new file. Each file
+is written atomically: a crash leaves finished files and no partial ones.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from impossible_lms.errors import ILMError
+
+COLUMNS = [
+    "subject", "language", "model", "seed", "checkpoint", "metric", "subset", "layer", "value",
+    "ci_low", "ci_high", "count", "unit", "eval_language", "data_fingerprint", "scorer_version",
+]
+
+
+def slug(text: str) -> str:
+    """A folder-safe name: ``runs/x/tiny-gpt2/seed0`` → ``runs_x_tiny-gpt2_seed0``."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text).strip("/")).strip("_") or "subject"
+
+
+def chunk_path(results: Path, subject: str, step: int | None, revision: str | None,
+               metric: str, eval_language: str, key: str) -> Path:
+    where = f"checkpoint-{step}" if step is not None else slug(revision or "main")
+    return Path(results) / slug(subject) / where / f"{metric}--{slug(eval_language)}--{key}.parquet"
+
+
+def write_chunk(path: Path, rows: list[dict]) -> None:
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_results(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Every result row under the given folders or files, as one long DataFrame."""
+    files: list[Path] = []
+    for p in paths if not isinstance(paths, (str, Path)) else [paths]:
+        p = Path(p)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*.parquet") if not f.name.startswith("."))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ILMError(f"results path not found: {p}")
+    frames = [pd.read_csv(f) if f.suffix == ".csv" else pd.read_parquet(f) for f in files]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
+    df = pd.concat(frames, ignore_index=True)
+    for col in ("checkpoint", "seed", "layer", "count"):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+    return df
