@@ -1,0 +1,145 @@
+"""The tagging backends, one small class each, registered by name.
+
+- ``nltk`` (default): punkt sentences, a Treebank-style regex tokenizer that keeps
+  every character, NLTK's averaged perceptron, then PTB → UD (``ptb.py``).
+- ``stanza``: Stanford Stanza (optional extra), as the reference used; never
+  downloads models.
+- ``gold``: the corpus's own tags (synthetic grammar, CoNLL-U, Stanza JSON).
+- ``none``: sentences only (words=None); gold sentence boundaries when the file
+  has them, else punkt.
+- ``auto``: ``gold`` for files that carry tags, ``nltk`` for the rest.
+
+Every backend splits each corpus line on its own (see ``corpus/splitting.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from impossible_lms.corpus.splitting import missing_nltk, sentence_splitter
+from impossible_lms.errors import ILMError
+from impossible_lms.tagging import ptb
+from impossible_lms.tagging.base import LineTagger, Tagger, register
+from perturbations.base import Sentence
+
+STANZA_HINT = (
+    'install it with `pip install "ilm[stanza]"` and fetch the English models once with '
+    "`python -c \"import stanza; stanza.download('en')\"` (ilm never downloads)"
+)
+
+
+class NltkTagger(LineTagger):
+    name = "nltk"
+    version = "1"
+
+    def __init__(self) -> None:
+        self._split = sentence_splitter()
+        from nltk.tag import PerceptronTagger
+
+        try:
+            self._tagger = PerceptronTagger(lang="eng")
+        except LookupError:
+            raise missing_nltk("averaged_perceptron_tagger_eng") from None
+
+    def tag_lines(self, lines: list[str], genre: str) -> list[Sentence]:
+        texts = [s for line in lines for s in self._split(line) if s.strip()]
+        tokens = [ptb.tokenize(t) for t in texts]
+        tagged = self._tagger.tag_sents(tokens)
+        return [
+            Sentence(text, ptb.to_words(toks, [t for _, t in pairs]), genre)
+            for text, toks, pairs in zip(texts, tokens, tagged)
+        ]
+
+
+class StanzaTagger(LineTagger):
+    name = "stanza"
+    version = "1"
+    processors = "tokenize,mwt,pos,lemma"
+
+    def __init__(self) -> None:
+        try:
+            import stanza
+        except ImportError:
+            raise ILMError(f"the stanza tagger needs the stanza package: {STANZA_HINT}") from None
+        try:
+            self._nlp = stanza.Pipeline("en", processors=self.processors, download_method=None, verbose=False)
+        except Exception as e:  # stanza raises several kinds when resources are missing
+            raise ILMError(f"stanza English models not available ({str(e).splitlines()[0]}): {STANZA_HINT}") from None
+
+    def tag_lines(self, lines: list[str], genre: str) -> list[Sentence]:
+        import stanza
+
+        from perturbations.base import Word
+
+        docs = self._nlp([stanza.Document([], text=line) for line in lines])
+        out = []
+        for doc in docs:
+            for sent in doc.sentences:
+                words = tuple(Word(w.text, w.upos or "X", w.feats or "_", w.lemma or w.text) for w in sent.words)
+                out.append(Sentence(sent.text, words, genre))
+        return out
+
+
+class NoneTagger(LineTagger):
+    """Sentences without tags: gold boundaries when the file has them, else punkt."""
+
+    name = "none"
+    version = "1"
+
+    def process(self, corpus_file: Any, cache_dir: Path | None = None, progress: Any = None) -> list[Sentence]:
+        gold = corpus_file.pretagged()
+        if gold is not None:
+            return [Sentence(s.text, None, s.genre) for s in gold]
+        return super().process(corpus_file, cache_dir, progress)
+
+    def prepare(self) -> None:
+        self._split = sentence_splitter()
+
+    def tag_lines(self, lines: list[str], genre: str) -> list[Sentence]:
+        return [Sentence(s, None, genre) for line in lines for s in self._split(line) if s.strip()]
+
+
+class GoldTagger:
+    """The corpus's own tags; nothing to cache, they are read from the source."""
+
+    name = "gold"
+    version = "1"
+
+    def process(self, corpus_file: Any, cache_dir: Path | None = None, progress: Any = None) -> list[Sentence]:
+        gold = corpus_file.pretagged()
+        if gold is None:
+            raise ILMError(
+                f"corpus file {corpus_file.name} has no gold tags (only the synthetic corpus, CoNLL-U and "
+                "Stanza JSON do); use --tagger nltk or stanza"
+            )
+        return gold
+
+
+class AutoTagger:
+    """Gold tags where the file has them, NLTK elsewhere (NLTK loads only when needed)."""
+
+    name = "auto"
+    version = "1"
+
+    def __init__(self) -> None:
+        self._nltk: NltkTagger | None = None
+
+    def process(self, corpus_file: Any, cache_dir: Path | None = None, progress: Any = None) -> list[Sentence]:
+        gold = corpus_file.pretagged()
+        if gold is not None:
+            return gold
+        if self._nltk is None:
+            self._nltk = NltkTagger()
+        return self._nltk.process(corpus_file, cache_dir, progress)
+
+
+def _register() -> None:
+    factories: dict[str, type] = {"nltk": NltkTagger, "stanza": StanzaTagger, "gold": GoldTagger,
+                                  "none": NoneTagger, "auto": AutoTagger}
+    for name, cls in factories.items():
+        register(name)(cls)
+
+
+_register()
+__all__ = ["Tagger", "NltkTagger", "StanzaTagger", "GoldTagger", "NoneTagger", "AutoTagger"]

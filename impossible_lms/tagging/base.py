@@ -1,0 +1,164 @@
+"""The Tagger protocol, the registry, and the per-file cache every backend shares.
+
+A tagger turns one :class:`~impossible_lms.corpus.CorpusFile` into sentences
+(split, and tagged unless it is ``none``). Backends that work line by line
+subclass :class:`LineTagger` and implement ``tag_lines``; the base class adds the
+cache: lines are processed in chunks of ``chunk_lines`` and each finished chunk
+is written atomically under ``cache_dir/<tagger>-v<version>/<file>-<fingerprint>/``,
+so an interrupted run keeps its finished chunks and a rerun only does the rest.
+A ``complete.json`` marks a file whose every chunk is done.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Protocol, runtime_checkable
+
+from impossible_lms.errors import ILMError
+from impossible_lms.io import atomic_write_json, atomic_write_text
+from perturbations.base import Sentence, Word
+
+CHUNK_LINES = 50_000
+
+
+@runtime_checkable
+class Tagger(Protocol):
+    name: str
+    version: str
+
+    def process(self, corpus_file: Any, cache_dir: Path | None = None, progress: Any = None) -> list[Sentence]: ...
+
+
+# -- cache ---------------------------------------------------------------------------------
+
+
+def encode_sentence(s: Sentence) -> str:
+    words = None if s.words is None else [[w.text, w.upos, w.feats, w.lemma] for w in s.words]
+    return json.dumps([s.text, words], ensure_ascii=False)
+
+
+def decode_sentence(line: str, genre: str) -> Sentence:
+    text, words = json.loads(line)
+    return Sentence(text, None if words is None else tuple(Word(*w) for w in words), genre)
+
+
+@dataclass(frozen=True)
+class FileCache:
+    """The chunk files of one (tagger, corpus file)."""
+
+    folder: Path
+
+    def chunk(self, index: int) -> Path:
+        return self.folder / f"chunk-{index:06d}.jsonl"
+
+    @property
+    def done_marker(self) -> Path:
+        return self.folder / "complete.json"
+
+    def read_chunk(self, index: int, genre: str) -> list[Sentence] | None:
+        path = self.chunk(index)
+        if not path.is_file():
+            return None
+        with open(path, encoding="utf-8") as f:
+            return [decode_sentence(line, genre) for line in f if line.strip()]
+
+    def write_chunk(self, index: int, sentences: list[Sentence]) -> None:
+        atomic_write_text(self.chunk(index), "".join(encode_sentence(s) + "\n" for s in sentences))
+
+    def complete(self) -> int | None:
+        """Number of chunks when the file is fully cached, else None."""
+        if not self.done_marker.is_file():
+            return None
+        return int(json.loads(self.done_marker.read_text())["chunks"])
+
+
+def cache_for(tagger: Tagger, corpus_file: Any, cache_dir: Path | None) -> FileCache | None:
+    if cache_dir is None:
+        return None
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in corpus_file.name)
+    return FileCache(Path(cache_dir) / f"{tagger.name}-v{tagger.version}" / f"{safe}-{corpus_file.fingerprint}")
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(lines)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+class LineTagger:
+    """Shared machinery for backends that tag a list of lines at a time."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    chunk_lines: int = CHUNK_LINES
+
+    def tag_lines(self, lines: list[str], genre: str) -> list[Sentence]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Load models (raise ILMError when missing) before any work is done."""
+
+    def process(self, corpus_file: Any, cache_dir: Path | None = None, progress: Any = None) -> list[Sentence]:
+        cache = cache_for(self, corpus_file, cache_dir)
+        genre = corpus_file.genre
+        if cache is not None and (n := cache.complete()) is not None:
+            out: list[Sentence] = []
+            for i in range(n):
+                chunk = cache.read_chunk(i, genre)
+                if chunk is None:
+                    break  # a chunk went missing: redo the file below
+                out.extend(chunk)
+            else:
+                return out
+        task = progress.add_task(f"{self.name}: {corpus_file.name}", total=None) if progress is not None else None
+        out = []
+        prepared = False
+        index = -1
+        for index, lines in enumerate(_chunks(corpus_file.lines(), self.chunk_lines)):
+            cached = cache.read_chunk(index, genre) if cache is not None else None
+            if cached is None:
+                if not prepared:
+                    self.prepare()
+                    prepared = True
+                cached = self.tag_lines(lines, genre)
+                if cache is not None:
+                    cache.write_chunk(index, cached)
+            out.extend(cached)
+            if task is not None:
+                progress.advance(task, len(lines))
+        if cache is not None:
+            atomic_write_json(cache.done_marker, {"chunks": index + 1, "sentences": len(out), "tagger": self.name})
+        return out
+
+
+# -- registry ---------------------------------------------------------------------------------
+
+TAGGERS: dict[str, Callable[[], Tagger]] = {}
+
+
+def register(name: str) -> Callable[[Callable[[], Tagger]], Callable[[], Tagger]]:
+    def deco(factory: Callable[[], Tagger]) -> Callable[[], Tagger]:
+        TAGGERS[name] = factory
+        return factory
+
+    return deco
+
+
+def list_taggers() -> list[str]:
+    return list(TAGGERS)
+
+
+def get_tagger(name: str | Tagger) -> Tagger:
+    """A tagger by name: nltk (default), stanza, gold, none, auto."""
+    if not isinstance(name, str):
+        return name
+    factory = TAGGERS.get(name)
+    if factory is None:
+        near = difflib.get_close_matches(name, TAGGERS, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ILMError(f"unknown tagger {name!r}{hint}; choose from {', '.join(TAGGERS)}")
+    return factory()
