@@ -105,8 +105,6 @@ class Transformer(nn.Module):
         self.drop = nn.Dropout(cfg.embd_pdrop)
         self.h = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
-        if cfg.position == "alibi":
-            self.register_buffer("alibi", alibi_slopes(cfg.n_head), persistent=False)
 
     def context(self, input_ids, attention_mask, document_ids, past_len: int, dtype: torch.dtype) -> Context:
         B, T = input_ids.shape
@@ -121,8 +119,10 @@ class Transformer(nn.Module):
         padding = None
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             padding = attention_mask.bool()
+        # Slopes are computed per call, not stored as a buffer: buffers created
+        # by from_pretrained's meta-device init would come back uninitialised.
         mask = AttnMask(T, past_len + T, key_padding=padding, document_ids=document_ids,
-                        alibi=getattr(self, "alibi", None))
+                        alibi=alibi_slopes(self.cfg.n_head) if self.cfg.position == "alibi" else None)
         return Context(resolve_backend(self.cfg.attention, device, dtype), mask, positions)
 
     def forward(self, input_ids, attention_mask=None, document_ids=None, past_key_values=None,
