@@ -224,15 +224,24 @@ class HopLanguage(Language):
 
 
 @dataclass(frozen=True)
-class NoHop(HopLanguage):
+class TokenHop(HopLanguage):
     def _hop(self, words, tok):
-        return token_hop(words, 0, tok), word_hops_complete(words, self.n)
+        # Dropped sentences are not encoded at all (encoding is the costly part).
+        if not word_hops_complete(words, self.n):
+            return [], False
+        return token_hop(words, self.hops, tok), True
+
+    @property
+    def hops(self) -> int:
+        """How many tokens the marker hops over (NoHop: none; the filter still uses n)."""
+        return self.n
 
 
 @dataclass(frozen=True)
-class TokenHop(HopLanguage):
-    def _hop(self, words, tok):
-        return token_hop(words, self.n, tok), word_hops_complete(words, self.n)
+class NoHop(TokenHop):
+    @property
+    def hops(self) -> int:
+        return 0
 
 
 @dataclass(frozen=True)
