@@ -16,11 +16,12 @@ soon as its tasks are done; a rerun skips languages whose manifest matches.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -81,53 +82,56 @@ class SourceFile:
     genre: str
     name: str
     sentences: list[Any]  # perturbations.Sentence
-    values: np.ndarray  # int32 token ids, all sentences concatenated
-    offsets: np.ndarray  # int64, len(sentences) + 1
+    ids: list[list[int]]  # shared by every language: languages never modify their input
     # Sentences whose text contains a marker character: a tokenizer with that
     # marker encodes them differently, so languages with markers re-encode them.
     with_markers: list[int]
 
-    def id_lists(self) -> list[list[int]]:
-        flat = self.values.tolist()
-        bounds = self.offsets.tolist()
-        return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    @property
+    def tokens(self) -> int:
+        return sum(map(len, self.ids))
 
 
 def read_corpus(
     corpus: Any,
     tokenizer: MarkedTokenizer,
     tagger: Any,
-    cache_dir: Path | None,
-    marker_chars: str,
+    cache_dir: Path | None = None,
+    marker_chars: str = "",
+    workers: int = 1,
     show: Any = None,
 ) -> list[SourceFile]:
     """Every corpus file split (+ tagged) and tokenised, in processing order.
 
     ``tagger`` is a tagger name or an object with ``process(file, cache_dir=...)``.
+    Files are independent, so ``workers`` processes read them in parallel.
     """
     files = sorted(corpus.files(), key=_file_order)
     if not files:
         raise ILMError(f"corpus {corpus.name!r} has no files")
-    tag = _tagger(tagger)
-    task = show.add_task("reading corpus", total=len(files)) if show else None
-    out = []
     for f in files:
         if f.split not in CORPUS_SPLITS:
             raise ILMError(f"corpus file {f.name} has split {f.split!r}; expected one of {CORPUS_SPLITS}")
-        sentences = tag.process(f, cache_dir=cache_dir)
-        texts = [s.text for s in sentences]
-        ids = tokenizer.encode_batch(texts)
-        lengths = np.fromiter(map(len, ids), np.int64, len(ids))
-        offsets = np.zeros(len(ids) + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        values = np.fromiter((i for x in ids for i in x), np.int32, int(offsets[-1]))
-        marked = [i for i, t in enumerate(texts) if any(c in t for c in marker_chars)] if marker_chars else []
-        out.append(SourceFile(f.split, f.genre, f.name, sentences, values, offsets, marked))
+    state = {"files": files, "tagger": _tagger(tagger), "tokenizer": tokenizer, "cache_dir": cache_dir, "marker_chars": marker_chars}
+    task = show.add_task("reading corpus", total=len(files)) if show else None
+    out = []
+    for source in parallel_map(_read_file, range(len(files)), state, workers):
+        out.append(source)
         if show:
-            show.update(task, advance=1, info=f"{f.name}: {len(sentences):,} sentences")
+            show.update(task, advance=1, info=f"{source.name}: {len(source.sentences):,} sentences")
     if not any(f.sentences for f in out):
         raise ILMError(f"corpus {corpus.name!r} has no sentences")
     return out
+
+
+def _read_file(index: int) -> SourceFile:
+    f = _STATE["files"][index]
+    sentences = _STATE["tagger"].process(f, cache_dir=_STATE["cache_dir"])
+    texts = [s.text for s in sentences]
+    ids = _STATE["tokenizer"].encode_batch(texts)
+    chars = _STATE["marker_chars"]
+    marked = [i for i, t in enumerate(texts) if any(c in t for c in chars)] if chars else []
+    return SourceFile(f.split, f.genre, f.name, sentences, ids, marked)
 
 
 def _tagger(tagger: Any) -> Any:
@@ -154,7 +158,8 @@ def _file_order(f: Any) -> tuple[int, str, str]:
 _STATE: dict[str, Any] = {}
 
 
-def _run_task(lang_index: int, split: str) -> dict[str, SplitColumns]:
+def _run_task(task: tuple[int, str]) -> dict[str, SplitColumns]:
+    lang_index, split = task
     lang = _STATE["languages"][lang_index]
     tok = _STATE["tokenizers"][lang.markers]
     return perturb_split(lang, [f for f in _STATE["sources"] if f.split == split], tok)
@@ -169,7 +174,9 @@ def perturb_split(lang: Any, files: Sequence[SourceFile], tok: MarkedTokenizer) 
     stream = lang.new_stream()  # one stream per (language, split), through the files in order
     parts: dict[str, list[SplitColumns]] = {}
     for f in files:
-        ids = f.id_lists()
+        ids = f.ids
+        if f.with_markers and lang.markers:
+            ids = list(ids)
         for i in f.with_markers:
             text = f.sentences[i].text
             if any(m in text for m in lang.markers):
@@ -186,10 +193,11 @@ def perturb_split(lang: Any, files: Sequence[SourceFile], tok: MarkedTokenizer) 
 
 
 def _columns(rows: Sequence[Any], genre: str) -> SplitColumns:
-    lengths = np.fromiter((len(r.ids) for r in rows), np.int64, len(rows))
+    ids = [r.ids for r in rows]
+    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
     offsets = np.zeros(len(rows) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    values = np.fromiter((i for r in rows for i in r.ids), np.int32, int(offsets[-1]))
+    values = np.fromiter(itertools.chain.from_iterable(ids), np.int32, int(offsets[-1]))
     affected = np.fromiter((r.affected for r in rows), bool, len(rows))
     return SplitColumns(values, offsets, [genre] * len(rows), affected)
 
@@ -243,14 +251,14 @@ def perturb_corpus(
 
     marker_chars = "".join(sorted({m for lang in langs for m in lang.markers}))
     with progress_bar(disable=not progress) as show:
-        sources = read_corpus(corpus, base, tagger_used, _path(cache_dir), marker_chars, show)
+        sources = read_corpus(corpus, base, tagger_used, _path(cache_dir), marker_chars, workers, show)
         splits = [s for s in CORPUS_SPLITS if any(f.split == s for f in sources)]
         tasks = [(i, s) for i in todo for s in splits]
         bars = {i: show.add_task(f"perturbing {langs[i].name}", total=len(splits)) for i in todo}
         results: dict[int, dict[str, SplitColumns]] = {i: {} for i in todo}
         remaining = {i: len(splits) for i in todo}
         state = {"languages": langs, "tokenizers": tokenizers, "sources": sources}
-        for (i, _split), columns in zip(tasks, _map_tasks(tasks, state, workers)):
+        for (i, _split), columns in zip(tasks, parallel_map(_run_task, tasks, state, workers)):
             results[i].update(columns)
             remaining[i] -= 1
             show.update(bars[i], advance=1)
@@ -260,22 +268,23 @@ def perturb_corpus(
     return folders
 
 
-def _map_tasks(tasks: list[tuple[int, str]], state: dict[str, Any], workers: int) -> Iterator[dict[str, SplitColumns]]:
-    """Task results in task order, from this process or a forked pool."""
+def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], state: dict[str, Any], workers: int) -> Iterator[Any]:
+    """``fn(item)`` for each item, in order, here or in a forked pool that inherits ``state``.
+
+    ``fn`` reads its inputs from ``_STATE`` so that large inputs (the corpus) reach
+    the workers by fork, not by pickling every task.
+    """
+    items = list(items)
     _STATE.update(state)
     try:
-        if workers == 1 or len(tasks) == 1 or "fork" not in multiprocessing.get_all_start_methods():
-            for task in tasks:
-                yield _run_task(*task)
+        if workers == 1 or len(items) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for item in items:
+                yield fn(item)
             return
-        with _no_tokenizer_threads(), multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
-            yield from pool.imap(_star, tasks)
+        with _no_tokenizer_threads(), multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
+            yield from pool.imap(fn, items)
     finally:
         _STATE.clear()
-
-
-def _star(task: tuple[int, str]) -> dict[str, SplitColumns]:
-    return _run_task(*task)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,186 @@
+"""perturb_corpus on a small fake corpus: exact reuse of tokens, determinism, reruns, failures."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+
+from impossible_lms.data import load_manifest, load_split
+from impossible_lms.errors import ILMError
+from impossible_lms.perturb import perturb_corpus, resolve_languages
+from impossible_lms.tokenizer import MarkedTokenizer, load_tokenizer
+from perturbations import get_language
+from test_perturb_pipeline_fakes import FakeCorpus, FakeFile, FakeTagger, fake_corpus
+
+SOME = ["no_shuffle", "nondeterministic_shuffle", "local_shuffle:w=3", "partial_reverse", "word_hop", "token_hop"]
+
+
+@pytest.fixture(scope="module")
+def corpus() -> FakeCorpus:
+    return fake_corpus()
+
+
+@pytest.fixture(scope="module")
+def tok(corpus) -> MarkedTokenizer:
+    return load_tokenizer("fallback", corpus=corpus, fallback_vocab=400)
+
+
+def run(corpus, out, languages=SOME, tok=None, **kw):
+    kw.setdefault("tagger", FakeTagger())
+    return perturb_corpus(languages, corpus, out, tokenizer=tok, progress=False, **kw)
+
+
+def contents(folder) -> dict:
+    dd = datasets.load_from_disk(str(folder))
+    m = load_manifest(folder).to_dict()
+    m.pop("created")
+    return {"manifest": m, **{s: dd[s].to_dict() for s in dd}}
+
+
+def test_layout_and_exact_ids(corpus, tok, tmp_path):
+    folders = run(corpus, tmp_path, tok=tok)
+    assert [f.name for f in folders] == ["no_shuffle", "nondeterministic_shuffle", "local_shuffle_w=3", "partial_reverse", "word_hop", "token_hop"]
+    # The control language is the corpus, tokenised once, train files in sorted order.
+    tagger = FakeTagger()
+    train = sorted((f for f in corpus.files() if f.split == "train"), key=lambda f: f.name)
+    expected = [tok.encode(s.text) for f in train for s in tagger.process(f)]
+    genres = [f.genre for f in train for _ in tagger.process(f)]
+    ds = load_split(folders[0], "train")
+    assert ds["input_ids"] == expected
+    assert ds["genre"] == genres
+    m = load_manifest(folders[3])
+    assert m.language == "partial_reverse" and m.family == "reverse" and m.params == {"seed": 21}
+    assert m.vocab_size == tok.vocab_size + 1 and m.marker_ids == {"🅁": tok.vocab_size}
+    assert m.tokenizer["fallback"] is True and m.tagger == "fake"
+    assert m.corpus == {"name": "fake", "fingerprint": corpus.fingerprint}
+    assert (folders[3] / "tokenizer" / "tokenizer.json").is_file()
+
+
+def test_stochastic_stream_runs_through_the_split_in_file_order(corpus, tok, tmp_path):
+    (folder,) = run(corpus, tmp_path, ["nondeterministic_shuffle"], tok=tok)
+    lang = get_language("nondeterministic_shuffle")
+    tagger = FakeTagger()
+    train = sorted((f for f in corpus.files() if f.split == "train"), key=lambda f: f.name)
+    sentences = [s for f in train for s in tagger.process(f)]
+    want = lang.perturb_file(sentences, tok, stream=lang.new_stream())
+    assert load_split(folder, "train")["input_ids"] == [p.ids for p in want if p.ids is not None]
+
+
+def test_hop_test_sentences_split_by_affectedness(corpus, tok, tmp_path):
+    (folder,) = run(corpus, tmp_path, ["no_hop"], tok=tok)
+    aff, unaff = load_split(folder, "test_affected"), load_split(folder, "test_unaffected")
+    assert len(aff) > 0 and len(unaff) > 0
+    assert set(aff["affected"]) == {True} and set(unaff["affected"]) == {False}
+    markers = set(load_manifest(folder).marker_ids.values())
+    assert all(markers & set(ids) for ids in aff["input_ids"])
+    assert not any(markers & set(ids) for ids in unaff["input_ids"])
+    # Shuffles affect everything: their unaffected test split is empty.
+    (shuf,) = run(corpus, tmp_path, ["even_odd_shuffle"], tok=tok)
+    assert len(load_split(shuf, "test_unaffected")) == 0
+
+
+def test_same_output_for_any_worker_count(corpus, tok, tmp_path):
+    one = run(corpus, tmp_path / "w1", tok=tok, workers=1)
+    two = run(corpus, tmp_path / "w2", tok=tok, workers=2)
+    again = run(corpus, tmp_path / "w1b", tok=tok, workers=1)
+    for a, b, c in zip(one, two, again):
+        assert contents(a) == contents(b) == contents(c)
+
+
+def test_reads_tags_and_tokenises_each_file_once(corpus, tok, tmp_path, monkeypatch):
+    calls = []
+    real = MarkedTokenizer.encode_batch
+    monkeypatch.setattr(MarkedTokenizer, "encode_batch", lambda self, texts: calls.append(len(texts)) or real(self, texts))
+    tagger = FakeTagger()
+    run(corpus, tmp_path, ["all"], tok=tok, tagger=tagger)
+    assert tagger.calls == len(corpus.files())
+    assert len(calls) == len(corpus.files())
+
+
+def test_rerun_skips_finished_languages(corpus, tok, tmp_path):
+    first = run(corpus, tmp_path, ["no_shuffle", "no_reverse"], tok=tok)
+    stamps = [load_manifest(f).created for f in first]
+    (first[0] / "manifest.json").touch()
+    mtime = (first[0] / "manifest.json").stat().st_mtime_ns
+    tagger = FakeTagger()
+    again = run(corpus, tmp_path, ["no_shuffle", "no_reverse"], tok=tok, tagger=tagger)
+    assert again == first and tagger.calls == 0
+    assert [load_manifest(f).created for f in again] == stamps
+    assert (first[0] / "manifest.json").stat().st_mtime_ns == mtime
+    # A new language in the same call is made; the finished one is left alone.
+    run(corpus, tmp_path, ["no_shuffle", "full_reverse"], tok=tok)
+    assert (first[0] / "manifest.json").stat().st_mtime_ns == mtime
+    assert load_manifest(tmp_path / "full_reverse").language == "full_reverse"
+
+
+def test_other_corpus_in_the_same_out_is_refused_unless_forced(corpus, tok, tmp_path):
+    run(corpus, tmp_path, ["no_shuffle"], tok=tok)
+    other = fake_corpus(scale=10, name="other")
+    with pytest.raises(ILMError, match=r"no_shuffle exists with a different manifest \(corpus differ\); pass --force"):
+        run(other, tmp_path, ["no_shuffle"], tok=tok)
+    assert load_manifest(tmp_path / "no_shuffle").corpus["name"] == "fake"
+    run(other, tmp_path, ["no_shuffle"], tok=tok, force=True)
+    assert load_manifest(tmp_path / "no_shuffle").corpus["name"] == "other"
+
+
+def test_foreign_folder_is_refused(corpus, tok, tmp_path):
+    (tmp_path / "no_shuffle").mkdir()
+    (tmp_path / "no_shuffle" / "notes.txt").write_text("mine")
+    with pytest.raises(ILMError, match="exists but is not an ilm dataset"):
+        run(corpus, tmp_path, ["no_shuffle"], tok=tok)
+    assert (tmp_path / "no_shuffle" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_language_failing_midway_leaves_nothing_half_written(corpus, tok, tmp_path, monkeypatch, workers):
+    lang_cls = type(get_language("partial_reverse"))
+
+    def boom(self, *a, **k):
+        raise RuntimeError("perturbation crashed")
+
+    monkeypatch.setattr(lang_cls, "_perturb_all", boom)
+    with pytest.raises(RuntimeError, match="perturbation crashed"):
+        run(corpus, tmp_path, ["no_shuffle", "partial_reverse", "even_odd_shuffle"], tok=tok, workers=workers)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "partial_reverse" not in names
+    assert not [n for n in names if n.startswith(".")], names  # no temporary folders left
+    if "no_shuffle" in names:  # finished before the failure: complete and reusable
+        assert len(load_split(tmp_path / "no_shuffle", "train")) > 0
+
+
+def test_unknown_language_suggests_names(corpus, tok, tmp_path):
+    with pytest.raises(ILMError, match="unknown language 'word_hopp'; did you mean word_hop"):
+        run(corpus, tmp_path, ["no_shuffle", "word_hopp"], tok=tok)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_corpus_is_a_user_error(tok, tmp_path):
+    with pytest.raises(ILMError, match="has no files"):
+        run(FakeCorpus("nothing", []), tmp_path, ["no_shuffle"], tok=tok)
+    with pytest.raises(ILMError, match="has no sentences"):
+        run(FakeCorpus("blank", [FakeFile("train", "g", "g.train", [])]), tmp_path, ["no_shuffle"], tok=tok)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_options(corpus, tok, tmp_path):
+    with pytest.raises(ILMError, match="--workers must be at least 1"):
+        run(corpus, tmp_path, tok=tok, workers=0)
+    with pytest.raises(ILMError, match="--on-bad-bytes"):
+        run(corpus, tmp_path, tok=tok, errors="ignore")
+
+
+def test_fallback_tokenizer_is_trained_and_labelled(corpus, tmp_path):
+    (folder,) = perturb_corpus(["no_reverse"], corpus, tmp_path, tokenizer="fallback", tagger=FakeTagger(),
+                               progress=False, fallback_vocab=350)
+    m = json.loads((folder / "manifest.json").read_text())
+    assert m["tokenizer"]["fallback"] is True and m["tokenizer"]["name"] == "fallback"
+    assert m["vocab_size"] <= 352
+
+
+def test_shorthands():
+    names = [lang.name for lang in resolve_languages(["reference"])]
+    assert len(names) == 15 and names[0] == "no_shuffle" and names[-1] == "word_hop"
+    assert [lang.name for lang in resolve_languages(["hop", "no_hop", "all"])][:3] == ["no_hop", "token_hop", "word_hop"]
+    assert [lang.name for lang in resolve_languages("reverse")] == ["no_reverse", "partial_reverse", "full_reverse"]
