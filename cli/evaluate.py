@@ -1,7 +1,65 @@
-"""`ilm evaluate` (placeholder until its issue lands)."""
+"""`ilm eval`: score a run's checkpoints (or any causal LM) on dataset folders (wraps ``evaluation.evaluate``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+from cli.common import command, console, is_tty, split_csv
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @command(app, "eval")
+    def eval_cmd(
+        subject: str = typer.Argument(..., help="A run folder, a checkpoint folder, or a Hugging Face model id/folder."),
+        data: List[Path] = typer.Option(..., "--data", "-d", help="Dataset folder(s) from `ilm perturb` (repeatable or comma-separated)."),
+        checkpoints: Optional[str] = typer.Option(
+            None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all [default: all complete ones]."
+        ),
+        metrics: Optional[List[str]] = typer.Option(
+            None, "--metrics", "-m", help="Comma-separated metrics: perplexity, marker_surprisal [default: perplexity]."
+        ),
+        results: Optional[Path] = typer.Option(
+            Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
+        ),
+        revision: Optional[List[str]] = typer.Option(None, "--revision", help="Hub revision(s), e.g. checkpoint-3000 (repeatable)."),
+        dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+        batch_tokens: int = typer.Option(16384, "--batch-tokens", help="Padded tokens per forward pass."),
+        sentences_per_genre: int = typer.Option(1000, "--sentences-per-genre", help="Test sentences sampled per genre (0 = all)."),
+        condition_on_eos: bool = typer.Option(False, "--condition-on-eos", help="Prepend EOS so the first token is scored too."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Sample/bootstrap seed [default: the run's seed, else 0]."),
+        unit: str = typer.Option("bits", "--unit", help="Surprisal unit: bits or nats."),
+        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    ) -> None:
+        """Perplexity and marker surprisal per checkpoint, as long-format rows under --results."""
+        from impossible_lms.evaluation import evaluate
+
+        df = evaluate(
+            subject, [Path(d) for d in split_csv([str(d) for d in data])], checkpoints=checkpoints,
+            metrics=split_csv(metrics) or ["perplexity"], results=results, revisions=split_csv(revision),
+            dtype=dtype, device=device, batch_tokens=batch_tokens,
+            sentences_per_genre=sentences_per_genre or None, condition_on_eos=condition_on_eos, seed=seed,
+            unit=unit, show_progress=show_progress and is_tty(),
+        )
+        _print_summary(df)
+        if results is not None:
+            console.print(f"{len(df)} row(s) in {results}")
+
+    def _print_summary(df) -> None:
+        from rich.table import Table
+
+        if df.empty:
+            return
+        last = df[df["layer"].isna()]
+        if last["checkpoint"].notna().any():
+            last = last[last["checkpoint"] == last["checkpoint"].max()]
+        table = Table(title="final checkpoint" if len(df["checkpoint"].dropna().unique()) > 1 else None)
+        for col in ("eval_language", "checkpoint", "metric", "subset", "value", "ci_low", "ci_high", "count", "unit"):
+            table.add_column(col, justify="right" if col in ("value", "ci_low", "ci_high", "count", "checkpoint") else "left")
+        for _, r in last.iterrows():
+            table.add_row(str(r["eval_language"]), str(r["checkpoint"]), r["metric"], r["subset"], f"{r['value']:.4g}",
+                          f"{r['ci_low']:.4g}", f"{r['ci_high']:.4g}", str(r["count"]), r["unit"])
+        console.print(table)
