@@ -129,6 +129,7 @@ worn wear|won win|wound wind|wrote write|written write|could can|would will|shou
 IRREGULAR.update(dict(p.split() for p in IRREGULAR_PAST.replace("\n", "").split("|")))
 
 _VOWELS = "aeiou"
+_PUNCT_ONLY = re.compile(r"[^\w]+")
 
 
 def verb_lemma(word: str, tag: str) -> str:
@@ -194,8 +195,8 @@ def find_subject(tokens: Sequence[str], tags: Sequence[str], verb: int) -> tuple
 
 
 def _subject_features(token: str, tag: str) -> tuple[str, str] | None:
-    if tag not in SUBJECT_TAGS:
-        return None
+    if tag not in SUBJECT_TAGS or not token[:1].isalnum():
+        return None  # the perceptron sometimes tags quotes as nouns
     lower = token.lower()
     if tag == "PRP":
         return NOMINATIVE.get(lower) if lower not in OBJECT_PRONOUNS else None
@@ -225,8 +226,8 @@ def _verb_feats(tokens: Sequence[str], tags: Sequence[str], i: int) -> str:
     return SIMPLE_FEATS.get(tag, "_")
 
 
-def _verb_upos(tokens: Sequence[str], tags: Sequence[str], i: int, lemma: str) -> str:
-    if tags[i] == "MD" or lemma == "be" or (lemma in AUX_LEMMAS and _inverted_aux(tokens, tags) == i):
+def _verb_upos(tokens: Sequence[str], tags: Sequence[str], i: int, lemma: str, inverted: int | None) -> str:
+    if tags[i] == "MD" or lemma == "be" or (lemma in AUX_LEMMAS and inverted == i):
         return "AUX"
     if lemma in AUX_LEMMAS:
         for j in range(i + 1, min(len(tokens), i + 4)):
@@ -248,9 +249,10 @@ def fix_questions(tokens: Sequence[str], tags: Sequence[str]) -> list[str]:
 
 def _inverted_aux(tokens: Sequence[str], tags: Sequence[str]) -> int | None:
     """Index of a question-initial do/have followed by its subject ("Does the dog ..."), else None."""
-    first = next((i for i, t in enumerate(tokens) if any(c.isalnum() for c in t)), None)
+    first = next((i for i, t in enumerate(tokens) if not _PUNCT_ONLY.fullmatch(t)), None)
     if (
         first is not None
+        and tokens[first].lower() in INVERTED_TAGS
         and verb_lemma(tokens[first], "VBZ") in ("do", "have")
         and first + 1 < len(tags)
         and (tags[first + 1] in QUESTION_SUBJECT_TAGS or tokens[first + 1].lower() in NEGATION)
@@ -262,6 +264,7 @@ def _inverted_aux(tokens: Sequence[str], tags: Sequence[str]) -> int | None:
 def to_words(tokens: Sequence[str], tags: Sequence[str]) -> tuple[Word, ...]:
     """UD words for a PTB-tagged token sequence."""
     tags = fix_questions(tokens, tags)
+    inverted = _inverted_aux(tokens, tags)
     words = []
     for i, (token, tag) in enumerate(zip(tokens, tags)):
         lower = token.lower()
@@ -271,7 +274,7 @@ def to_words(tokens: Sequence[str], tags: Sequence[str]) -> tuple[Word, ...]:
             lemma = verb_lemma(token, tag) if tag != "MD" else IRREGULAR.get(lower, lower)
             if lower in ("'s", "\u2019s") and i + 1 < len(tags) and tags[i + 1] in ("VBN",) and tokens[i + 1].lower() != "been":
                 lemma = "have"  # "he's gone" (has) vs "he's going" (is)
-            words.append(Word(token, _verb_upos(tokens, tags, i, lemma), _verb_feats(tokens, tags, i), lemma))
+            words.append(Word(token, _verb_upos(tokens, tags, i, lemma, inverted), _verb_feats(tokens, tags, i), lemma))
         elif tag in ("PRP", "PRP$"):
             lemma, feats = PRONOUN_FEATS.get(lower, (lower, "PronType=Prs"))
             if tag == "PRP$":
