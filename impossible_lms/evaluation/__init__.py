@@ -8,7 +8,7 @@ Scoring rules: :mod:`impossible_lms.evaluation.scoring`; metrics and how to add
 one: :mod:`impossible_lms.evaluation.metrics`; storage: :mod:`.store`.
 """
 
-from impossible_lms.evaluation.evaluate import evaluate
+from impossible_lms.evaluation.sweep import evaluate
 from impossible_lms.evaluation.metrics import METRICS, MetricOptions, register_metric
 from impossible_lms.evaluation.scoring import SCORER_VERSION, ScoreOptions, score_sequences
 from impossible_lms.evaluation.store import COLUMNS, load_results

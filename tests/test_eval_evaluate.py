@@ -1,0 +1,212 @@
+"""evaluate() end to end on toy runs: rows, the store (skip, resume), subjects, errors, cross-language."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import impossible_lms.evaluation.sweep as ev
+from impossible_lms.errors import ILMError
+from impossible_lms.evaluation import COLUMNS, evaluate, load_results, score_sequences
+from impossible_lms.evaluation.data import EvalData
+from impossible_lms.evaluation.toy import make_toy_data, make_toy_run, tiny_gpt2
+
+METRICS = ["perplexity", "marker_surprisal"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    data = make_toy_data(root / "data" / "no_hop", per_genre=10)
+    run = make_toy_run(root / "runs" / "no_hop" / "tiny-gpt2" / "seed0", steps=(100, 200, 300), data=data)
+    return root, data, run
+
+
+@pytest.fixture
+def count_loads(monkeypatch):
+    loads = []
+    real = ev._load
+
+    def counting(target, dtype, device):
+        loads.append(target.step)
+        return real(target, dtype, device)
+
+    monkeypatch.setattr(ev, "_load", counting)
+    return loads
+
+
+def test_rows_have_the_documented_columns_and_values(toy, tmp_path):
+    root, data, run = toy
+    df = evaluate(run, data, checkpoints="100-300:100", metrics=METRICS, results=tmp_path)
+    assert list(df.columns) == COLUMNS
+    assert sorted(df["checkpoint"].unique()) == [100, 200, 300]
+    per_ckpt = df[df["checkpoint"] == 100].set_index(["metric", "subset"])
+    assert set(per_ckpt.index) == {("perplexity", "test_affected"), ("perplexity", "test_unaffected"),
+                                  ("perplexity", "dev"), ("marker_surprisal", "test_affected"),
+                                  ("surprisal_difference", "test_affected")}
+    assert (df["language"] == "no_hop").all() and (df["eval_language"] == "no_hop").all()
+    assert (df["model"] == "tiny-gpt2").all() and (df["seed"] == 0).all() and df["layer"].isna().all()
+    assert (df["count"] == 20).all()  # 10 sentences x 2 genres
+    assert set(df["unit"]) == {"perplexity", "bits"}
+    # stored rows read back identically, by load_results and by pandas directly
+    stored = load_results([tmp_path]).sort_values(["checkpoint", "metric", "subset"]).reset_index(drop=True)
+    fresh = df.sort_values(["checkpoint", "metric", "subset"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(stored, fresh)
+    assert len(pd.concat(pd.read_parquet(p) for p in tmp_path.rglob("*.parquet"))) == len(df)
+
+
+def test_perplexity_value_matches_a_direct_computation(toy):
+    root, data, run = toy
+    df = evaluate(run / "checkpoint-200", data, metrics=["perplexity"])
+    model = tiny_gpt2(seed=1)  # make_toy_run seeds checkpoint i with seed*1000 + i
+    sentences = EvalData(data, 1000, 0).sample("test_affected")
+    per_sentence = [-np.nanmean(lp) for lp in score_sequences(model, sentences)[None]]
+    want = math.exp(np.mean(per_sentence))
+    got = df[(df["metric"] == "perplexity") & (df["subset"] == "test_affected")]["value"].item()
+    assert got == pytest.approx(want, rel=1e-5)
+    assert df["checkpoint"].tolist()[0] == 200
+
+
+def test_shared_scoring_gives_the_same_numbers_as_one_metric_alone(toy):
+    root, data, run = toy
+    both = evaluate(run, data, checkpoints="300", metrics=METRICS)
+    alone = evaluate(run, data, checkpoints="300", metrics=["perplexity"])
+    a = both[both["metric"] == "perplexity"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, alone.reset_index(drop=True))
+
+
+def test_results_identical_across_batch_sizes(toy):
+    root, data, run = toy
+    small = evaluate(run, data, checkpoints="100", metrics=METRICS, batch_tokens=8)
+    large = evaluate(run, data, checkpoints="100", metrics=METRICS, batch_tokens=100_000)
+    np.testing.assert_allclose(small["value"], large["value"], atol=1e-4)
+
+
+def test_rerun_skips_without_loading_and_partial_sweep_resumes(toy, tmp_path, count_loads):
+    root, data, run = toy
+    first = evaluate(run, data, metrics=METRICS, results=tmp_path)
+    assert count_loads == [100, 200, 300]  # each checkpoint loaded once for both metrics
+    again = evaluate(run, data, metrics=METRICS, results=tmp_path)
+    assert count_loads == [100, 200, 300]  # nothing loaded on rerun
+    assert len(again) == len(first)
+    shutil.rmtree(next(p for p in tmp_path.rglob("checkpoint-200")))  # as if stopped before 200 finished
+    resumed = evaluate(run, data, metrics=METRICS, results=tmp_path)
+    assert count_loads == [100, 200, 300, 200]
+    key = ["checkpoint", "metric", "subset"]
+    pd.testing.assert_frame_equal(resumed.sort_values(key).reset_index(drop=True),
+                                  first.sort_values(key).reset_index(drop=True))
+    # a new metric or setting is new work; the old files stay
+    evaluate(run, data, checkpoints="100", metrics=METRICS, results=tmp_path, unit="nats")
+    assert count_loads[-1] == 100
+    assert len(load_results(tmp_path)) == len(first) + 5
+
+
+def test_sampling_per_genre_is_seeded(toy):
+    root, data, run = toy
+    a = EvalData(data, 3, seed=0).sample("test_affected")
+    assert len(a) == 6 and a == EvalData(data, 3, seed=0).sample("test_affected")
+    assert a != EvalData(data, 3, seed=1).sample("test_affected")
+    df = evaluate(run, data, checkpoints="100", metrics=["perplexity"], sentences_per_genre=3)
+    assert (df["count"] == 6).all()
+
+
+def test_eval_on_another_language_with_the_same_tokenizer(toy, tmp_path):
+    root, data, run = toy
+    other = make_toy_data(tmp_path / "word_hop", per_genre=4, seed=5, language="word_hop")
+    df = evaluate(run, [data, other], checkpoints="300", metrics=["perplexity"])
+    assert set(df["eval_language"]) == {"no_hop", "word_hop"}
+    assert (df["language"] == "no_hop").all()
+    assert set(df[df["eval_language"] == "word_hop"]["count"]) == {8}
+
+
+def test_other_tokenizer_is_refused(toy, tmp_path):
+    root, data, run = toy
+    other = make_toy_data(tmp_path / "shuffle", per_genre=2, language="x", family="shuffle",
+                          tokenizer_fingerprint="other")
+    with pytest.raises(ILMError, match="tokenised differently from the run's training data"):
+        evaluate(run, other, checkpoints="100")
+
+
+def test_per_layer_rows_when_the_model_has_exit_heads(toy, tmp_path):
+    from impossible_lms.models import build_model, model_config
+
+    root, data, run = toy
+    torch.manual_seed(0)
+    build_model(model_config("tiny-gpt2", vocab_size=40, exit_layers=[1])).save_pretrained(tmp_path / "m")
+    df = evaluate(tmp_path / "m", data, metrics=METRICS)
+    layered = df[df["layer"].notna()]
+    assert set(layered["layer"]) == {1} and len(layered) == len(df) / 2
+    assert df["checkpoint"].isna().all() and (df["model"] == "m").all()
+
+
+def test_missing_checkpoint_is_named(toy):
+    root, data, run = toy
+    with pytest.raises(ILMError, match=r"checkpoint\(s\) 400, 500 missing or incomplete \(have: 100-300:100\)"):
+        evaluate(run, data, checkpoints="100-500:100")
+
+
+def test_incomplete_checkpoint_is_not_evaluated(toy, tmp_path):
+    root, data, run = toy
+    copy = shutil.copytree(run, tmp_path / "run")
+    (copy / "checkpoint-300" / "trainer_state.pt").unlink()  # as if killed mid-write
+    df = evaluate(copy, data, metrics=["perplexity"])
+    assert sorted(df["checkpoint"].unique()) == [100, 200]
+
+
+def test_corrupt_checkpoint_is_named(toy, tmp_path):
+    root, data, run = toy
+    copy = shutil.copytree(run, tmp_path / "run")
+    (copy / "checkpoint-200" / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ILMError, match=r"cannot load .*checkpoint-200"):
+        evaluate(copy, data, metrics=["perplexity"], results=tmp_path / "res")
+    # checkpoint 100 finished before the failure and is kept
+    assert len(list((tmp_path / "res").rglob("checkpoint-100/*.parquet"))) == 1
+
+
+def test_model_vocabulary_smaller_than_the_data_is_refused(toy, tmp_path):
+    root, data, run = toy
+    big = make_toy_data(tmp_path / "big", per_genre=2, vocab_size=50, tokenizer_fingerprint="toy-40")
+    with pytest.raises(ILMError, match=r"vocabulary \(40\) is smaller than the data's \(50"):
+        evaluate(run, big, checkpoints="100")
+
+
+def test_hub_revision_that_does_not_exist(toy, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    root, data, run = toy
+    with pytest.raises(ILMError, match="cannot load mission-impossible-lms/no-such-model@checkpoint-100"):
+        evaluate("mission-impossible-lms/no-such-model", data, checkpoints="100")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"metrics": ["nope"]}, "unknown metric 'nope'"),
+    ({"unit": "bans"}, "unit 'bans'"),
+    ({"dtype": "int8"}, "unknown dtype 'int8'"),
+    ({"batch_tokens": 0}, "batch_tokens must be positive"),
+    ({"checkpoints": "x"}, "bad checkpoint spec 'x'"),
+])
+def test_bad_arguments(toy, kwargs, message):
+    root, data, run = toy
+    with pytest.raises(ILMError, match=message):
+        evaluate(run, data, **kwargs)
+
+
+def test_bad_subjects_and_data(toy, tmp_path):
+    root, data, run = toy
+    with pytest.raises(ILMError, match="not a run folder, checkpoint folder or model folder"):
+        evaluate(tmp_path, data)
+    with pytest.raises(ILMError, match="no such folder"):
+        evaluate(str(tmp_path / "nope"), data)
+    with pytest.raises(ILMError, match="is not an ilm dataset"):
+        evaluate(run, tmp_path)
+    with pytest.raises(ILMError, match="single model folder"):
+        evaluate(run / "checkpoint-100", data, checkpoints="100")
+    with pytest.raises(ILMError, match="results path not found"):
+        load_results([tmp_path / "missing"])
+    empty = load_results([tmp_path])
+    assert empty.empty and list(empty.columns) == COLUMNS
