@@ -6,6 +6,8 @@ comparing ids; pieces keep GPT-2's leading space (" dog").
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -262,3 +264,38 @@ def test_hops_are_deterministic(sentences: list[Sentence]) -> None:
     for spec in HOPS:
         lang = get_language(spec)
         assert lang.perturb_file(sentences, tok) == lang.perturb_file(sentences, tok)
+
+
+# -- the real GPT-2 tokenizer (optional: needs ../shared/data) ---------------------------
+
+GPT2_JSON = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2-tokenizer" / "tokenizer.json"
+
+
+class GPT2:
+    """GPT-2 with the hop markers added as in the reference (AddedToken, lstrip=True)."""
+
+    def __init__(self) -> None:
+        from tokenizers import AddedToken, Tokenizer
+
+        self._tok = Tokenizer.from_file(str(GPT2_JSON))
+        self._tok.add_tokens([AddedToken(m, lstrip=True, rstrip=False, normalized=False) for m in (S, P)])
+        self.marker_ids = {m: self._tok.token_to_id(m) for m in (S, P)}
+        self.eos_id = 50256
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not GPT2_JSON.exists(), reason="needs ../shared/data/gpt2-tokenizer")
+def test_exact_gpt2_ids() -> None:
+    tok = GPT2()
+    assert tok.marker_ids == {S: 50257, P: 50258}
+    ids = {spec: get_language(spec).perturb(SEES, tok).ids for spec in HOPS}
+    # the dog see | the cats , a hen and you .  — " ," keeps its space: words are re-joined.
+    assert ids["no_hop"] == [1169, 3290, 766, 50257, 262, 11875, 837, 257, 30963, 290, 345, 764]
+    assert ids["token_hop"] == [1169, 3290, 766, 262, 11875, 837, 257, 50257, 30963, 290, 345, 764]
+    assert ids["word_hop"] == [1169, 3290, 766, 262, 11875, 837, 257, 30963, 50257, 290, 345, 764]
+    s = sent("they", ("do", PLUR3, "do"), "n't", "know", "it", "at", "all", ".")
+    # "don't" is re-joined, then BPE splits it " don" "'t"; the marker follows it.
+    assert get_language("no_hop").perturb(s, tok).ids[:5] == [9930, 836, 470, 50258, 760]
