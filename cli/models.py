@@ -1,7 +1,55 @@
-"""`ilm models` (placeholder until its issue lands)."""
+"""`ilm generate` and `ilm senses`: thin wrappers over ``impossible_lms.models.generate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+from cli.common import command, console
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @command(app, "generate")
+    def generate_cmd(
+        checkpoint: str = typer.Argument(..., help="Checkpoint folder, run folder (latest checkpoint) or local HF model."),
+        prompt: str = typer.Option(..., "--prompt", "-p", help="Text to continue."),
+        max_new_tokens: int = typer.Option(20, "--max-new-tokens", "-n", help="Tokens to generate."),
+        contrast: Optional[str] = typer.Option(
+            None, "--contrast",
+            help="Auto-contrastive decoding between two heads: FINAL,EXIT (e.g. final,4) or 'auto'. Needs exit heads.",
+        ),
+        alpha: float = typer.Option(0.1, "--alpha", help="Contrastive plausibility: keep tokens with p ≥ α·max p."),
+        tokenizer: Optional[Path] = typer.Option(
+            None, "--tokenizer", help="Tokenizer folder (default: found beside the checkpoint or via run.json)."),
+        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cpu)."),
+    ) -> None:
+        """Greedy continuation of a prompt (or auto-contrastive between exit heads)."""
+        from rich.text import Text
+
+        from impossible_lms.models.generate import generate_text
+
+        result = generate_text(checkpoint, prompt, max_new_tokens, contrast, alpha, tokenizer, device=device)
+        console.print(Text(prompt, style="bold") + Text(result.text))
+
+    @command(app, "senses")
+    def senses_cmd(
+        checkpoint: str = typer.Argument(..., help="Backpack checkpoint folder or run folder."),
+        word: str = typer.Argument(..., help="A word that is one token (with its leading space)."),
+        top: int = typer.Option(10, "--top", "-k", help="Tokens shown per sense."),
+        bottom: bool = typer.Option(False, "--bottom", help="Show the least predicted tokens instead."),
+        tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder (default: found)."),
+    ) -> None:
+        """A Backpack word's sense vectors, read through the output embedding."""
+        from rich.table import Table
+
+        from impossible_lms.models.generate import sense_table
+
+        rows = sense_table(checkpoint, word, top, tokenizer, bottom)
+        table = Table(title=f"senses of {word!r} ({'least' if bottom else 'most'} predicted tokens)")
+        table.add_column("sense", justify="right")
+        table.add_column("tokens")
+        for i, tokens in enumerate(rows):
+            table.add_row(str(i), "  ".join(repr(t) for t in tokens))
+        console.print(table)
