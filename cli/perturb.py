@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
     def perturb(
         languages: List[str] = typer.Argument(..., metavar="LANGUAGE...", help="Languages, specs or shorthands (all, reference, shuffle, reverse, hop)."),
         corpus: str = typer.Option(..., "--corpus", "-c", help="`synthetic`, a BabyLM folder, a text file, or hf:org/name (from the local cache)."),
+        corpus_option: Optional[List[str]] = typer.Option(None, "--corpus-option", help="Corpus reader option key=value, repeatable: sentences=3000 and seed=0 (synthetic), train=100M (BabyLM)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder; one subfolder per language."),
         tokenizer: str = typer.Option("gpt2", "--tokenizer", "-t", help="`gpt2` (local Hugging Face cache only), a folder with tokenizer.json or vocab.json+merges.txt, or `fallback` (a BPE trained on the corpus; not comparable with GPT-2)."),
         tagger: str = typer.Option("nltk", "--tagger", help="nltk | stanza | gold | none; used only for hop languages."),
@@ -38,6 +39,7 @@ def register(app: typer.Typer) -> None:
         fallback_vocab: int = typer.Option(4096, "--fallback-vocab", min=300, help="Vocabulary size of the `fallback` tokenizer."),
         force: bool = typer.Option(False, "--force", help="Replace outputs made with another corpus, tokenizer or tagger."),
     ) -> None:
+        from impossible_lms.config import parse_overrides
         from impossible_lms.data import load_manifest
         from impossible_lms.perturb import perturb_corpus
 
@@ -53,14 +55,15 @@ def register(app: typer.Typer) -> None:
             progress=is_tty(),
             force=force,
             fallback_vocab=fallback_vocab,
+            corpus_options=parse_overrides(corpus_option),
         )
-        _summary(folders, load_manifest)
+        _summary(folders, out, load_manifest)
 
 
-def _summary(folders: list[Path], load_manifest) -> None:
+def _summary(folders: list[Path], out: Path, load_manifest) -> None:
     from rich.table import Table
 
-    table = Table("language", "vocab", "train sentences", "train tokens", "test affected", "test unaffected", "folder")
+    table = Table("language", "vocab", "train sent.", "train tokens", "test aff.", "test unaff.", title=f"datasets in {out}")
     fallback = False
     for folder in folders:
         m = load_manifest(folder)
@@ -73,7 +76,6 @@ def _summary(folders: list[Path], load_manifest) -> None:
             f"{c['train']['tokens']:,}",
             f"{c['test_affected']['sentences']:,}",
             f"{c['test_unaffected']['sentences']:,}",
-            str(folder),
         )
     console.print(table)
     if fallback:

@@ -245,7 +245,7 @@ def perturb_corpus(
     tokenizers = {lang.markers: base.with_markers(lang.markers) for lang in langs}
     manifests = [_manifest(lang, tokenizers[lang.markers], corpus, _tagger_name(tagger_used)) for lang in langs]
     folders = [out / dataset_folder_name(lang.name) for lang in langs]
-    todo = [i for i, (folder, m) in enumerate(zip(folders, manifests)) if not _is_done(folder, m, force)]
+    todo = [i for i, lang in enumerate(langs) if not _is_done(folders[i], manifests[i], force, lang.needs_tags)]
     if not todo:
         return folders
 
@@ -316,8 +316,18 @@ def _manifest(lang: Any, tok: MarkedTokenizer, corpus: Any, tagger: str) -> Mani
     )
 
 
-def _is_done(folder: Path, expected: Manifest, force: bool) -> bool:
-    """True when ``folder`` already holds this dataset; ILMError when it holds another."""
+def _sentence_splitter(tagger: str) -> str:
+    """Which splitter a tagger's sentences come from: every backend but stanza gives
+    gold boundaries where the file has them and punkt per line elsewhere."""
+    return "stanza" if tagger == "stanza" else "punkt"
+
+
+def _is_done(folder: Path, expected: Manifest, force: bool, needs_tags: bool) -> bool:
+    """True when ``folder`` already holds this dataset; ILMError when it holds another.
+
+    For languages without tags only the sentence splitting matters, so data made
+    with ``--tagger none`` serves a later ``--tagger nltk`` run and vice versa.
+    """
     if not folder.exists() or force:
         return False
     if not (folder / MANIFEST).is_file():
@@ -326,8 +336,11 @@ def _is_done(folder: Path, expected: Manifest, force: bool) -> bool:
         found = load_manifest(folder)
     except ILMError:
         found = None
-    if found is None or found.differences(expected):
-        what = ", ".join(found.differences(expected)) if found else "unreadable manifest"
+    diffs = found.differences(expected) if found else ["unreadable manifest"]
+    if found and not needs_tags and _sentence_splitter(found.tagger) == _sentence_splitter(expected.tagger):
+        diffs = [d for d in diffs if d != "tagger"]
+    if diffs:
+        what = ", ".join(diffs)
         raise ILMError(
             f"{folder} exists with a different manifest ({what} differ); "
             "pass --force to replace it or choose another --out"

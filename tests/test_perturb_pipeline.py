@@ -184,3 +184,21 @@ def test_shorthands():
     assert len(names) == 15 and names[0] == "no_shuffle" and names[-1] == "word_hop"
     assert [lang.name for lang in resolve_languages(["hop", "no_hop", "all"])][:3] == ["no_hop", "token_hop", "word_hop"]
     assert [lang.name for lang in resolve_languages("reverse")] == ["no_reverse", "partial_reverse", "full_reverse"]
+
+
+def test_tagger_matters_only_for_languages_that_need_tags(corpus, tok, tmp_path):
+    class Splitter(FakeTagger):
+        name = "none"
+
+    class Stanza(FakeTagger):
+        name = "stanza"
+
+    (shuf,) = run(corpus, tmp_path, ["no_shuffle"], tok=tok, tagger=Splitter())
+    before = (shuf / "manifest.json").stat().st_mtime_ns
+    run(corpus, tmp_path, ["no_shuffle", "word_hop"], tok=tok)  # same punkt sentences: no_shuffle kept
+    assert (shuf / "manifest.json").stat().st_mtime_ns == before
+    assert load_manifest(tmp_path / "word_hop").tagger == "fake"
+    with pytest.raises(ILMError, match=r"word_hop exists with a different manifest \(tagger differ\)"):
+        run(corpus, tmp_path, ["word_hop"], tok=tok, tagger=Splitter())
+    with pytest.raises(ILMError, match=r"no_shuffle exists with a different manifest \(tagger differ\)"):
+        run(corpus, tmp_path, ["no_shuffle"], tok=tok, tagger=Stanza())  # other sentence splitter
