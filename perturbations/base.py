@@ -47,7 +47,7 @@ class Sentence:
     genre: str = ""
 
 
-@dataclass
+@dataclass(slots=True)  # one per corpus sentence: slots keep millions of them small
 class Perturbed:
     """One sentence's outcome: its token ids, or None when the language filters it out."""
 
