@@ -53,21 +53,26 @@ def test_run_folder_resolves_to_latest_checkpoint_and_its_tokenizer(run):
 
 
 def test_generate_text_is_the_models_greedy_continuation(run):
+    """Greedy continuation, stopping after EOS (the tiny random model emits it first for one prompt)."""
     _, run_dir = run
-    result = generate_text(run_dir, "He clean the", max_new_tokens=4)
     from impossible_lms.models import load_model
 
     model = load_model(run_dir / "checkpoint-20")
-    ids = torch.tensor([[1, 3, 5]])
-    expected = []
-    for _ in range(4):
-        nxt = int(model(ids).logits[0, -1].argmax())
-        expected.append(nxt)
-        if nxt == 0:
-            break
-        ids = torch.cat((ids, torch.tensor([[nxt]])), 1)
-    assert result.ids == expected and len(expected) == 4
-    assert result.text.strip() == " ".join(WORDS[i] for i in expected)
+    lengths = []
+    for prompt in ("He clean the", "She dog"):
+        result = generate_text(run_dir, prompt, max_new_tokens=4)
+        ids = torch.tensor([[WORDS.index(w) for w in prompt.split()]])
+        expected = []
+        for _ in range(4):
+            nxt = int(model(ids).logits[0, -1].argmax())
+            expected.append(nxt)
+            if nxt == 0:
+                break
+            ids = torch.cat((ids, torch.tensor([[nxt]])), 1)
+        assert result.ids == expected
+        assert result.text.strip() == " ".join(WORDS[i] for i in expected)
+        lengths.append(len(expected))
+    assert 4 in lengths
 
 
 def test_contrastive_scores_rule():
