@@ -1,8 +1,8 @@
 """Names → languages: the registry, parametric specs and the 15 reference languages.
 
 A spec is a base name with optional integer parameters: ``local_shuffle:w=7``,
-``deterministic_shuffle:seed=9``, ``token_hop:n=2``. Also accepted: the
-reference repository's names (``shuffle_local3``, ``hop_words4``), the Hub
+``deterministic_shuffle:seed=9``, ``token_hop:n=2``. Also accepted: display
+names (``TokenHop``, ``LocalShuffle:w=3``), the reference repository's names (``shuffle_local3``, ``hop_words4``), the Hub
 model names (``local-shuffle-w3``) and dataset folder names (``local_shuffle_w=3``).
 """
 
@@ -170,6 +170,8 @@ def get_language(spec: str | Language) -> Language:
         return spec
     normal = _normalise(spec)
     base, _, param_text = normal.partition(":")
+    # Display names work too: "TokenHop", "LocalShuffle:w=3".
+    base = {k.replace("_", ""): k for k in REGISTRY}.get(base.replace("_", ""), base)
     entry = REGISTRY.get(base)
     if entry is None:
         raise ILMError(_suggest(spec.strip()))

@@ -104,6 +104,9 @@ def test_parametric_language_behaves_per_its_parameter() -> None:
         ("deterministic-shuffle-s84", "deterministic_shuffle:seed=84"),
         ("local_shuffle_w=3", "local_shuffle:w=3"),  # dataset folder name
         ("token-hop", "token_hop"),
+        ("TokenHop", "token_hop"),  # display names
+        ("LocalShuffle:w=3", "local_shuffle:w=3"),
+        ("NondeterministicShuffle", "nondeterministic_shuffle"),
     ],
 )
 def test_reference_and_folder_names(alias: str, name: str) -> None:
@@ -117,7 +120,7 @@ def test_unknown_name_suggests_nearest() -> None:
     assert msg.startswith("unknown language 'local_shufle'; did you mean local_shuffle")
     assert "ilm languages" in msg and "\n" not in msg
     with pytest.raises(ILMError, match=r"did you mean token_hop"):
-        get_language("tokenhop")
+        get_language("tokn_hop")
     with pytest.raises(ILMError, match=r"^unknown language 'zzz'; \(`ilm languages` lists them\)$"):
         get_language("zzz")
 
