@@ -2,8 +2,9 @@
 
 A spec is a base name with optional integer parameters: ``local_shuffle:w=7``,
 ``deterministic_shuffle:seed=9``, ``token_hop:n=2``. Also accepted: display
-names (``TokenHop``, ``LocalShuffle:w=3``), the reference repository's names (``shuffle_local3``, ``hop_words4``), the Hub
-model names (``local-shuffle-w3``) and dataset folder names (``local_shuffle_w=3``).
+names (``TokenHop``, ``LocalShuffle:w=3``), the reference repository's names
+(``shuffle_local3``, ``hop_words4``), the Hub model names (``local-shuffle-w3``)
+and dataset folder names (``local_shuffle_w=3``).
 """
 
 from __future__ import annotations
