@@ -156,6 +156,7 @@ def test_every_language_is_a_language_with_an_example() -> None:
         assert line and "\n" not in line
     assert get_language("no_shuffle").example() == "the dog sees the cats , a hen and you ."
     assert get_language("word_hop").example() == "the dog see the cats , a hen \U0001F142 and you ."
+    assert get_language("word_hop:n=9").example() == "(the example sentence is filtered out)"
 
 
 def test_language_table() -> None:
