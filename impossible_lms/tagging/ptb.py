@@ -43,7 +43,7 @@ TOKEN = re.compile(
     rf"""
       \w+(?=n[{_APOS}]t\b)                     # "does" of "doesn't", "ca" of "can't"
     | n[{_APOS}]t\b                            # the negation clitic
-    | (?<=\w)[{_APOS}](?:s|re|ve|m|ll|d)\b     # 's 're 've 'm 'll 'd after a word
+    | (?:(?<=\w)|(?<=\w\s))[{_APOS}](?:s|re|ve|m|ll|d)\b   # 's 're 've 'm 'll 'd after a word ("queen 's")
     | \w+(?:[-.](?=\w)\w+|[{_APOS}](?!(?:s|re|ve|m|ll|d|t)\b)\w+)*   # words, o'clock, well-known, 3.5
     | \.\.\.|--|[^\w\s]                        # punctuation, one mark at a time
     """,
