@@ -342,13 +342,8 @@ def run_dir(cfg: ExperimentConfig, run: Run) -> Path:
 def _perturb(cfg: ExperimentConfig, languages: list[str]) -> list[Path]:
     from impossible_lms.perturb import perturb_corpus
 
-    corpus: Any = cfg.corpus.source
-    if cfg.corpus.options:
-        from impossible_lms.corpus import open_corpus
-
-        corpus = open_corpus(cfg.corpus.source, options=cfg.corpus.options)
-    perturb_corpus(languages, corpus, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
-                   tagger=cfg.corpus.tagger, workers=cfg.corpus.workers)
+    perturb_corpus(languages, cfg.corpus.source, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
+                   tagger=cfg.corpus.tagger, workers=cfg.corpus.workers, corpus_options=cfg.corpus.options or None)
     return [cfg.data_dir / slug(lang) / "manifest.json" for lang in languages]
 
 

@@ -57,7 +57,7 @@ def test_yaml_and_overrides():
     assert cfg.languages == ["no_shuffle", "local_shuffle:w=3", "partial_reverse", "token_hop"]
     assert cfg.seeds == [0, 1] and cfg.models == ["tiny-gpt2"]
     assert cfg.corpus.options == {"sentences": 100, "seed": 0}  # the override merges into the YAML mapping
-    assert cfg.train["schedule"] == {"steps": 20, "warmup": 15}
+    assert cfg.train["schedule"] == {"steps": 20, "warmup": 10}
     assert cfg.out == Path("runs/demo") and cfg.report_dir == Path("runs/demo/report")
     with pytest.raises(ILMError, match="did you mean 'seeds'"):
         load_experiment(DEMO, ["sedes=[1]"])
@@ -97,12 +97,12 @@ def test_dry_run_plan_and_estimate(cfg):
     plan = result.plan
     assert result.executed == [] and not cfg.out.exists()
     assert [s.stage for s in plan.steps] == ["perturb"] * 4 + ["train", "eval"] * 4 + ["report"]
-    assert plan.tokens_per_run == 150 * 4096
-    assert plan.gpu_hours == pytest.approx(4 * 150 * 4096 / 20000 / 3600)
+    assert plan.tokens_per_run == 100 * 2048
+    assert plan.gpu_hours == pytest.approx(4 * 100 * 2048 / 10000 / 3600)
     text = format_plan(plan)
     assert "  [todo] train   token_hop/tiny-gpt2/0" in text
     assert "to do: 4 perturb, 4 train, 4 eval, 1 report" in text
-    assert "614,400 tokens per run" in text
+    assert "204,800 tokens per run" in text
 
 
 def test_run_then_rerun_does_nothing(cfg):
@@ -170,7 +170,7 @@ def test_emit_torchrun_and_slurm(cfg, tmp_path):
     assert args[6:14] == ["--data", str(cfg.data_dir / "token_hop"), "--model", "tiny-gpt2", "--seed", "0",
                           "--out", str(cfg.runs_dir)]
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
-    assert "schedule.steps=150" in sets and "batch.tokens=4096" in sets and "device=cpu" in sets
+    assert "schedule.steps=100" in sets and "batch.tokens=2048" in sets and "device=cpu" in sets
 
     path = emit_slurm(cfg, None, tmp_path / "train.sh")
     text = path.read_text()

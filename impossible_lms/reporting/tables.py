@@ -36,7 +36,9 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
         df = df[~other]
     if "layer" not in df.columns:
         df["layer"] = np.nan
-    df["checkpoint"] = pd.to_numeric(df["checkpoint"], errors="coerce")
+    # Float, not the store's nullable Int64: NaN-aware numpy maths and plotting downstream.
+    df["checkpoint"] = pd.to_numeric(df["checkpoint"], errors="coerce").astype(float)
+    df["layer"] = pd.to_numeric(df["layer"], errors="coerce").astype(float)
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     df["subset"] = df["subset"].fillna("").astype(str)
     df["language"] = df["language"].astype(str)
