@@ -242,7 +242,7 @@ def perturb_corpus(
     tagger_used = tagger if need_tags or hasattr(tagger, "process") else "none"
 
     base = load_tokenizer(tokenizer, markers=(), corpus=corpus, fallback_vocab=fallback_vocab)
-    tokenizers = {lang.markers: base.with_markers(lang.markers) for lang in langs}
+    tokenizers = {markers: base.with_markers(markers) for markers in dict.fromkeys(lang.markers for lang in langs)}
     manifests = [_manifest(lang, tokenizers[lang.markers], corpus, _tagger_name(tagger_used)) for lang in langs]
     folders = [out / dataset_folder_name(lang.name) for lang in langs]
     todo = [i for i, lang in enumerate(langs) if not _is_done(folders[i], manifests[i], force, lang.needs_tags)]

@@ -59,6 +59,7 @@ class MarkedTokenizer:
             raise ILMError(f"tokenizer {name!r} has no {EOS_TOKEN} token")
         self.eos_id: int = eos
         self.marker_ids: dict[str, int] = _add_markers(tokenizer, self.markers)
+        self._json: str | None = None  # serialising GPT-2 takes ~0.3 s: do it once
         self._fingerprint: str | None = None
 
     # -- encoding ------------------------------------------------------------
@@ -86,8 +87,14 @@ class MarkedTokenizer:
     def fingerprint(self) -> str:
         """Hash of the full tokenizer (vocabulary, merges, markers): equal means same ids."""
         if self._fingerprint is None:
-            self._fingerprint = fingerprint(self._tok.to_str())
+            self._fingerprint = fingerprint(self.to_json())
         return self._fingerprint
+
+    def to_json(self) -> str:
+        """The full tokenizer as Hugging Face ``tokenizer.json`` text."""
+        if self._json is None:
+            self._json = self._tok.to_str()
+        return self._json
 
     def with_markers(self, markers: Sequence[str]) -> MarkedTokenizer:
         """The same base tokenizer with another marker set (markers must extend the current ones)."""
@@ -97,7 +104,7 @@ class MarkedTokenizer:
                 f"tokenizer {self.name!r} already has markers {''.join(self.markers)!r}; "
                 f"cannot give it {''.join(markers)!r}"
             )
-        clone = Tokenizer.from_str(self._tok.to_str())
+        clone = Tokenizer.from_str(self.to_json())
         return MarkedTokenizer(clone, self.name, markers, self.is_fallback)
 
     def describe(self) -> dict[str, Any]:
@@ -110,7 +117,7 @@ class MarkedTokenizer:
         """Write ``tokenizer.json`` (+ HF config so ``AutoTokenizer`` loads it) and our metadata."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / "tokenizer.json", self._tok.to_str(pretty=False))
+        atomic_write_text(folder / "tokenizer.json", self.to_json())
         atomic_write_json(
             folder / "tokenizer_config.json",
             {
@@ -131,7 +138,7 @@ class MarkedTokenizer:
         return self._tok
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"json": self._tok.to_str(), "name": self.name, "markers": self.markers, "fallback": self.is_fallback}
+        return {"json": self.to_json(), "name": self.name, "markers": self.markers, "fallback": self.is_fallback}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # The saved JSON already holds the markers; re-adding them is a no-op.

@@ -1,0 +1,183 @@
+"""Throughput of ``perturb_corpus`` (``ilm perturb``) against the reference's way of working.
+
+    python benchmarks/perturb_throughput.py [--data ../shared/data] [--workers 2]
+        [--lines N] [--reference-languages 3|all] [--skip-hops]
+
+On BabyLM (aochildes, cbt, children_stories, switchboard; 10M train + dev + test)
+with the real GPT-2 tokenizer when ``DATA`` has them, else on the synthetic corpus
+with the fallback tokenizer. It times:
+
+1. ours: the 12 non-hop languages in one ``perturb_corpus`` call (read, split and
+   tokenise once, perturb, write the datasets), with ``--workers`` processes;
+2. the reference's way: per language, every sentence re-tokenised by
+   ``transformers.GPT2TokenizerFast`` one call at a time, then perturbed, in one
+   process (sentences pre-split and not timed, nothing written: generous to it).
+   ``--reference-languages 3`` times 3 representative languages and scales the
+   per-language mean to 12;
+3. ours for the three hop languages with the NLTK tagger (tagging dominates).
+
+It prints a table and the time extrapolated (linearly in words) to a 100M-word
+corpus. Numbers depend on the machine and its load; say both when quoting them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NON_HOP = [
+    "no_shuffle", "nondeterministic_shuffle", "deterministic_shuffle:seed=21", "deterministic_shuffle:seed=57",
+    "deterministic_shuffle:seed=84", "local_shuffle:w=3", "local_shuffle:w=5", "local_shuffle:w=10",
+    "even_odd_shuffle", "no_reverse", "partial_reverse", "full_reverse",
+]
+HOPS = ["no_hop", "token_hop", "word_hop"]
+REFERENCE_SAMPLE = ["no_shuffle", "local_shuffle:w=3", "partial_reverse"]
+GENRES = ("aochildes", "cbt", "children_stories", "switchboard")
+TARGET_WORDS = 100_000_000
+
+
+def main() -> None:
+    args = parse_args()
+    data = Path(args.data) if args.data else Path(__file__).resolve().parents[2] / "shared" / "data"
+    real = (data / "babylm").is_dir() and (data / "gpt2-tokenizer").is_dir()
+    if real and (data / "nltk_data").is_dir():
+        os.environ.setdefault("NLTK_DATA", str(data / "nltk_data"))  # before nltk is imported
+
+    from impossible_lms.corpus import open_corpus
+    from impossible_lms.tokenizer import load_tokenizer
+
+    if real:
+        corpus = open_corpus(data / "babylm", options={"train": "10M"})
+        corpus = _subset(corpus, GENRES, args.lines)
+        tokenizer = str(data / "gpt2-tokenizer")
+    else:
+        print(f"note: {data} lacks babylm/ or gpt2-tokenizer/; using the synthetic corpus and the fallback tokenizer")
+        corpus = open_corpus("synthetic", options={"sentences": 100_000})
+        tokenizer = load_tokenizer("fallback", corpus=corpus)
+    words = sum(len(line.split()) for f in corpus.files() for line in f.lines())
+    print(f"corpus {corpus.name}: {len(list(corpus.files()))} files, {words:,} words; workers={args.workers}; "
+          f"CPU cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rows.append(time_ours("ours: 12 non-hop", NON_HOP, corpus, tokenizer, "none", args.workers, Path(tmp) / "a", words))
+        sentences, tokens = rows[0]["sentences"], rows[0]["tokens"]
+        rows.append(time_reference(corpus, tokenizer, args.reference_languages, sentences, tokens, words))
+        if not args.skip_hops:
+            tagger = "nltk" if real else "gold"
+            rows.append(time_ours(f"ours: 3 hops ({tagger})", HOPS, corpus, tokenizer, tagger, args.workers, Path(tmp) / "b", words))
+    print_table(rows, words)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="the shared data folder (default: ../shared/data beside the repo)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--lines", type=int, default=None, help="read only the first N lines of each file")
+    p.add_argument("--reference-languages", default="3", help="3 (sampled, scaled to 12) or all")
+    p.add_argument("--skip-hops", action="store_true")
+    return p.parse_args()
+
+
+def _subset(corpus, genres, lines):
+    from impossible_lms.corpus import Corpus
+
+    files = []
+    for f in corpus.files():
+        if f.genre not in genres:
+            continue
+        if lines is not None:
+            f = dataclasses.replace(f, fingerprint=f"{f.fingerprint}-{lines}",
+                                    _lines=lambda f=f: itertools.islice(f._lines(), lines))
+        files.append(f)
+    return Corpus(f"{corpus.name}-{len(genres)}genres", f"{corpus.fingerprint}-{len(genres)}-{lines}", tuple(files))
+
+
+def time_ours(label, languages, corpus, tokenizer, tagger, workers, out, words):
+    from impossible_lms.data import load_manifest
+    from impossible_lms.perturb import perturb_corpus
+
+    start = time.perf_counter()
+    folders = perturb_corpus(languages, corpus, out, tokenizer=tokenizer, tagger=tagger, workers=workers, progress=False)
+    seconds = time.perf_counter() - start
+    counts = [load_manifest(f).counts for f in folders]
+    sentences = sum(c[s]["sentences"] for c in counts for s in c)
+    tokens = sum(c[s]["tokens"] for c in counts for s in c)
+    return {"label": label, "languages": len(languages), "seconds": seconds, "sentences": sentences // len(languages),
+            "tokens": tokens // len(languages), "words": words, "scaled": False}
+
+
+def time_reference(corpus, tokenizer, which, sentences, tokens, words):
+    """Per language: GPT2TokenizerFast one sentence at a time, then perturb; one process."""
+    from tokenizers import AddedToken
+    from transformers import GPT2TokenizerFast
+
+    from impossible_lms.perturb import read_corpus
+    from impossible_lms.tokenizer import load_tokenizer
+    from perturbations import get_language
+
+    base = load_tokenizer(tokenizer)
+    sources = read_corpus(corpus, base, "none")  # sentence splitting is not timed
+    folder = tokenizer if isinstance(tokenizer, str) else _saved(base)
+    langs = NON_HOP if which == "all" else REFERENCE_SAMPLE
+    start = time.perf_counter()
+    for name in langs:
+        lang = get_language(name)
+        hf = GPT2TokenizerFast.from_pretrained(folder)
+        if lang.markers:
+            hf.add_special_tokens({"additional_special_tokens": [AddedToken(m, lstrip=True, rstrip=False) for m in lang.markers]})
+        tok = _Fns(hf, lang.markers)
+        sample = sources[0].sentences[:200]
+        if [hf.encode(s.text) for s in sample] != [base.encode(s.text) for s in sample]:
+            print(f"warning: GPT2TokenizerFast and ours disagree on {sources[0].name}")
+        for split in ("train", "dev", "test"):
+            stream = lang.new_stream()
+            for f in (s for s in sources if s.split == split):
+                ids = [hf.encode(s.text) for s in f.sentences]
+                kept = [r.ids for r in lang.perturb_file(f.sentences, tok, ids=ids, stream=stream) if r.ids is not None]
+    seconds = (time.perf_counter() - start) * len(NON_HOP) / len(langs)
+    label = "reference way: 12 non-hop" + ("" if which == "all" else f" (from {len(langs)})")
+    return {"label": label, "languages": len(NON_HOP), "seconds": seconds, "sentences": sentences, "tokens": tokens,
+            "words": words, "scaled": which != "all"}
+
+
+class _Fns:
+    def __init__(self, hf, markers):
+        self.hf = hf
+        self.marker_ids = {m: hf.convert_tokens_to_ids(m) for m in markers}
+        self.eos_id = hf.eos_token_id
+
+    def encode(self, text):
+        return self.hf.encode(text)
+
+
+def _saved(tok):
+    folder = Path(tempfile.mkdtemp()) / "tok"
+    tok.save(folder)
+    return str(folder)
+
+
+def print_table(rows, words):
+    print()
+    print(f"{'run':<38} {'langs':>5} {'seconds':>9} {'sent/s':>11} {'tokens/s':>12} {'100M words':>11}")
+    for r in rows:
+        per_lang_sent = r["sentences"] * r["languages"] / r["seconds"]
+        per_lang_tok = r["tokens"] * r["languages"] / r["seconds"]
+        full = r["seconds"] * TARGET_WORDS / words
+        print(f"{r['label']:<38} {r['languages']:>5} {r['seconds']:>9.1f} {per_lang_sent:>11,.0f} {per_lang_tok:>12,.0f} "
+              f"{full / 60:>9.1f} m")
+    print("sent/s and tokens/s count each language's output (sentences x languages); "
+          "100M words: the time extrapolated linearly to a 100M-word corpus.")
+    ours, ref = rows[0]["seconds"], rows[1]["seconds"]
+    print(f"speed-up over the reference way (12 non-hop languages): {ref / ours:.1f}x"
+          + (" (reference timed on 3 languages, scaled to 12)" if rows[1]["scaled"] else ""))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
