@@ -303,3 +303,22 @@ def test_nltk_tagger_on_hand_checked_sentences(nltk_shared, tmp_path: Path) -> N
     think = next(w for w in sentences[2].words if w.text == "think")
     assert think.feats == "Mood=Ind|Number=Sing|Person=1|Tense=Pres|VerbForm=Fin"
     assert nltk_shared.process(f, cache_dir=tmp_path / "cache") == sentences
+
+
+@pytest.mark.shared
+def test_fast_perceptron_equals_nltk(nltk_shared) -> None:
+    from nltk.tag import PerceptronTagger
+
+    from impossible_lms.tagging.perceptron import FastPerceptron
+
+    slow = PerceptronTagger(lang="eng")
+    fast = FastPerceptron(slow)
+    texts = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Do the dogs sleep? I don't think so, said Mr. O'Brien in 1999.",
+        "uh-huh yeah we've got 3 kids and they're all grown up now",
+        "“It won’t kill me at once,” said Brother Lustig, “just give me the key.”",
+    ]
+    for text in texts:
+        tokens = tokenize(text)
+        assert fast.tag(tokens) == [t for _, t in slow.tag(tokens)]

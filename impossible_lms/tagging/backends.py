@@ -1,7 +1,8 @@
 """The tagging backends, one small class each, registered by name.
 
 - ``nltk`` (default): punkt sentences, a Treebank-style regex tokenizer that keeps
-  every character, NLTK's averaged perceptron, then PTB → UD (``ptb.py``).
+  every character, NLTK's averaged perceptron (scored in numpy, ``perceptron.py``),
+  then PTB → UD (``ptb.py``).
 - ``stanza``: Stanford Stanza (optional extra), as the reference used; never
   downloads models.
 - ``gold``: the corpus's own tags (synthetic grammar, CoNLL-U, Stanza JSON).
@@ -21,6 +22,7 @@ from impossible_lms.corpus.splitting import missing_nltk, sentence_splitter
 from impossible_lms.errors import ILMError
 from impossible_lms.tagging import ptb
 from impossible_lms.tagging.base import LineTagger, Tagger, register
+from impossible_lms.tagging.perceptron import FastPerceptron
 from perturbations.base import Sentence
 
 STANZA_HINT = (
@@ -38,18 +40,17 @@ class NltkTagger(LineTagger):
         from nltk.tag import PerceptronTagger
 
         try:
-            self._tagger = PerceptronTagger(lang="eng")
+            self._tagger = FastPerceptron(PerceptronTagger(lang="eng"))
         except LookupError:
             raise missing_nltk("averaged_perceptron_tagger_eng") from None
 
     def tag_lines(self, lines: list[str], genre: str) -> list[Sentence]:
         texts = [s for line in lines for s in self._split(line) if s.strip()]
-        tokens = [ptb.tokenize(t) for t in texts]
-        tagged = self._tagger.tag_sents(tokens)
-        return [
-            Sentence(text, ptb.to_words(toks, [t for _, t in pairs]), genre)
-            for text, toks, pairs in zip(texts, tokens, tagged)
-        ]
+        out = []
+        for text in texts:
+            tokens = ptb.tokenize(text)
+            out.append(Sentence(text, ptb.to_words(tokens, self._tagger.tag(tokens)), genre))
+        return out
 
 
 class StanzaTagger(LineTagger):
