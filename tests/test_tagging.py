@@ -322,3 +322,21 @@ def test_fast_perceptron_equals_nltk(nltk_shared) -> None:
     for text in texts:
         tokens = tokenize(text)
         assert fast.tag(tokens) == [t for _, t in slow.tag(tokens)]
+
+
+def test_progress_counts_lines(five_lines) -> None:
+    from impossible_lms.progress import progress
+
+    with progress(disable=True) as bar:
+        Upper().process(five_lines, progress=bar)
+        (task,) = bar.tasks
+        assert task.completed == 5 and "g.train" in task.description
+
+
+@pytest.mark.shared
+def test_none_splits_lines_with_punkt(nltk_shared, tmp_path: Path) -> None:
+    path = tmp_path / "s.train"
+    path.write_text("Mr. Smith came home. He slept.\nyeah\n")
+    f = next(open_corpus(path).files())
+    got = get_tagger("none").process(f)
+    assert got == [Sentence("Mr. Smith came home.", None, "s"), Sentence("He slept.", None, "s"), Sentence("yeah", None, "s")]
