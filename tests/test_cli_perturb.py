@@ -62,8 +62,8 @@ def test_other_corpus_in_same_out_is_one_line_error(made):
 
 
 def test_unknown_language_names_the_nearest(tmp_path):
-    result = ilm("wordhop", *SYNTH, "--out", tmp_path / "o")
-    one_line_error(result, "unknown language 'wordhop'", "word_hop")
+    result = ilm("wordy_hop", *SYNTH, "--out", tmp_path / "o")
+    one_line_error(result, "unknown language 'wordy_hop'", "word_hop")
     assert not (tmp_path / "o").exists()
 
 
