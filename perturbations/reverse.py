@@ -47,9 +47,12 @@ def reverse(tokens: Sequence[int], index: int, marker: int, mode: str) -> list[i
     if mode == "none":
         return before + [marker] + after
     if mode == "partial":
-        return before + [marker] + after[::-1]
+        after.reverse()
+        return before + [marker] + after
     if mode == "full":
-        return (before + [marker] + after)[::-1]
+        out = before + [marker] + after
+        out.reverse()
+        return out
     raise ValueError(f"unknown reverse mode {mode!r}; expected one of {MODES}")
 
 
@@ -70,9 +73,10 @@ class ReverseLanguage(Language):
         markers = frozenset(tok.marker_ids.values())
         original = encode_all(sentences, tok, ids)
         positions = marker_positions([len(t) for t in original], stream)
+        mode = self.mode
         out = []
         for tokens, index in zip(original, positions):
-            new = reverse(tokens, index, marker, self.mode)
+            new = reverse(tokens, index, marker, mode)
             out.append(Perturbed(new if keeps_content(new, markers) else None, True))
         return out
 
