@@ -287,6 +287,6 @@ def to_words(tokens: Sequence[str], tags: Sequence[str]) -> tuple[Word, ...]:
         elif tag == "IN":
             words.append(Word(token, "SCONJ" if lower in SUBORDINATORS else "ADP", "_", lower))
         else:
-            upos = UPOS.get(tag, "PUNCT" if not any(c.isalnum() for c in token) else "X")
+            upos = UPOS.get(tag) or ("PUNCT" if _PUNCT_ONLY.fullmatch(token) else "X")
             words.append(Word(token, upos, SIMPLE_FEATS.get(tag, "_"), lower))
     return tuple(words)
