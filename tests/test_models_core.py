@@ -268,3 +268,17 @@ def test_num_params_counts_the_real_model_and_flops_formula():
     assert cfg.num_params(embeddings=False) == 12 * 7_087_872 + 2 * 768  # GPT-2 small blocks + ln_f
     n = cfg.num_params(embeddings=False) + 50304 * 768  # + the output matmul
     assert cfg.flops_per_token(1024) == 6 * n + 12 * 12 * 768 * 1024
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-gpt2-rotary", "tiny-gpt2-alibi", "tiny-backpack"])
+def test_batched_left_padded_generate_equals_each_row_alone(name):
+    model = tiny(name)
+    seen = []
+    model.transformer.register_forward_pre_hook(lambda mod, args: seen.append(args[0].shape[1]))
+    x, mask = torch.tensor([[0, 2, 3], [4, 5, 6]]), torch.tensor([[0, 1, 1], [1, 1, 1]])
+    batched = model.generate(x, attention_mask=mask, max_new_tokens=5, do_sample=False)
+    if name != "tiny-backpack":  # GPT-2s decode one token at a time from the KV cache
+        assert seen == [3, 1, 1, 1, 1]
+    alone = [model.generate(x[:1, 1:], max_new_tokens=5, do_sample=False)[0, 2:],
+             model.generate(x[1:], max_new_tokens=5, do_sample=False)[0, 3:]]
+    assert batched[0, 3:].tolist() == alone[0].tolist() and batched[1, 3:].tolist() == alone[1].tolist()

@@ -95,7 +95,7 @@ class BackpackForCausalLM(ILMPreTrainedModel, GenerationMixin):
         return torch.softmax(scores + mask.bias(q.device, torch.float32), dim=-1)
 
     def _queries_keys(self, input_ids, attention_mask, document_ids):
-        h, _, _ = self.transformer(input_ids, attention_mask, document_ids)
+        h, _ = self.transformer(input_ids, attention_mask, document_ids)
         q, k = self.sense_weight_net(h)
         T = input_ids.shape[1]
         padding = None if attention_mask is None or bool(attention_mask.bool().all()) else attention_mask.bool()

@@ -60,7 +60,7 @@ class ILMConfig(PreTrainedConfig):
     bos_token_id: int | None = 50256
     eos_token_id: int | None = 50256
     pad_token_id: int | None = None
-    use_cache: bool = False
+    use_cache: bool = True  # generate() keeps a KV cache; forward() returns one only when asked
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)

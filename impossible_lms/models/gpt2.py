@@ -8,25 +8,25 @@ Optional exit heads read intermediate layers (multi-exit, Gera et al. 2023).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import DynamicCache, GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import ModelOutput
 
 from impossible_lms.models.attention import AttnMask, alibi_slopes, attend, document_positions, resolve_backend, rotary
 from impossible_lms.models.config import ILMConfig
 
-KVCache = list  # per layer: (k, v) of shape [B, H, T_past, D]
 
 
 @dataclass
 class ILMOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
-    past_key_values: KVCache | None = None
+    past_key_values: Any = None  # a transformers DynamicCache
     exit_logits: dict[int, torch.Tensor] | None = None
     exit_loss: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
@@ -46,6 +46,7 @@ class Attention(nn.Module):
     def __init__(self, cfg: ILMConfig, layer_idx: int):
         super().__init__()
         self.cfg = cfg
+        self.layer_idx = layer_idx
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.resid_dropout = nn.Dropout(cfg.resid_pdrop)
@@ -53,18 +54,18 @@ class Attention(nn.Module):
         if cfg.scale_attn_by_inverse_layer_idx:
             self.scale /= layer_idx + 1
 
-    def forward(self, x: torch.Tensor, ctx: Context, past: tuple | None = None):
+    def forward(self, x: torch.Tensor, ctx: Context, cache: DynamicCache | None = None):
         cfg, (B, T, C) = self.cfg, x.shape
         q, k, v = (t.view(B, T, cfg.n_head, cfg.head_dim).transpose(1, 2) for t in self.c_attn(x).split(C, dim=2))
         if cfg.position == "rotary":
             rd = cfg.rotary_dim or cfg.head_dim
             q, k = rotary(q, ctx.positions, rd, cfg.rotary_base), rotary(k, ctx.positions, rd, cfg.rotary_base)
-        if past is not None:
-            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+        if cache is not None:  # keys are cached after rotation, so they never need re-rotating
+            k, v = cache.update(k, v, self.layer_idx)
         dropout = cfg.attn_pdrop if self.training else 0.0
         y = attend(ctx.backend, q, k, v, ctx.mask, self.scale, dropout, cfg.reorder_and_upcast_attn)
         y = y.transpose(1, 2).reshape(B, T, C)
-        return self.resid_dropout(self.c_proj(y)), (k, v)
+        return self.resid_dropout(self.c_proj(y))
 
 
 class MLP(nn.Module):
@@ -87,10 +88,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         self.mlp = MLP(cfg, cfg.n_embd, cfg.inner_dim, cfg.n_embd)
 
-    def forward(self, x: torch.Tensor, ctx: Context, past: tuple | None = None):
-        a, present = self.attn(self.ln_1(x), ctx, past)
-        x = x + a
-        return x + self.mlp(self.ln_2(x)), present
+    def forward(self, x: torch.Tensor, ctx: Context, cache: DynamicCache | None = None):
+        x = x + self.attn(self.ln_1(x), ctx, cache)
+        return x + self.mlp(self.ln_2(x))
 
 
 class Transformer(nn.Module):
@@ -125,9 +125,9 @@ class Transformer(nn.Module):
                         alibi=alibi_slopes(self.cfg.n_head) if self.cfg.position == "alibi" else None)
         return Context(resolve_backend(self.cfg.attention, device, dtype), mask, positions)
 
-    def forward(self, input_ids, attention_mask=None, document_ids=None, past_key_values=None,
+    def forward(self, input_ids, attention_mask=None, document_ids=None, cache: DynamicCache | None = None,
                 keep_layers: bool = False):
-        past_len = past_key_values[0][0].shape[2] if past_key_values else 0
+        past_len = cache.get_seq_length() if cache is not None else 0
         if past_len + input_ids.shape[1] > self.cfg.n_positions and self.cfg.position == "learned":
             from impossible_lms.errors import ILMError
 
@@ -138,13 +138,12 @@ class Transformer(nn.Module):
         if self.cfg.position == "learned":
             x = x + self.wpe(ctx.positions)
         x = self.drop(x)
-        layers, presents = [x], []
-        for i, block in enumerate(self.h):
-            x, present = block(x, ctx, past_key_values[i] if past_key_values else None)
-            presents.append(present)
+        layers = [x]
+        for block in self.h:
+            x = block(x, ctx, cache)
             if keep_layers:
                 layers.append(x)
-        return self.ln_f(x), layers, presents
+        return self.ln_f(x), layers
 
 
 class ExitHead(nn.Module):
@@ -193,8 +192,8 @@ class ILMPreTrainedModel(PreTrainedModel):
         return self.transformer.wte
 
     def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None, **kwargs):
-        if past_key_values:
-            input_ids = input_ids[:, -1:]
+        if past_key_values is not None and past_key_values.get_seq_length() > 0:
+            input_ids = input_ids[:, past_key_values.get_seq_length():]
         return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": past_key_values,
                 "use_cache": kwargs.get("use_cache", True)}
 
@@ -225,9 +224,10 @@ class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
     def forward(self, input_ids, attention_mask=None, labels=None, past_key_values=None, use_cache=False,
                 output_exit_logits=False, document_ids=None, **kwargs) -> ILMOutput:
         want_exits = output_exit_logits and bool(self.config.exit_layers)
-        h, layers, presents = self.transformer(input_ids, attention_mask, document_ids, past_key_values,
-                                               keep_layers=want_exits)
-        out = ILMOutput(logits=self.output_logits(h), past_key_values=presents if use_cache else None)
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache()
+        h, layers = self.transformer(input_ids, attention_mask, document_ids, past_key_values, keep_layers=want_exits)
+        out = ILMOutput(logits=self.output_logits(h), past_key_values=past_key_values)
         if want_exits:
             out.exit_logits = {l: self.exits[str(l)](layers[l])[..., : self.config.vocab_size]
                                for l in self.config.exit_layers}
