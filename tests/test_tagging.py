@@ -340,3 +340,33 @@ def test_none_splits_lines_with_punkt(nltk_shared, tmp_path: Path) -> None:
     f = next(open_corpus(path).files())
     got = get_tagger("none").process(f)
     assert got == [Sentence("Mr. Smith came home.", None, "s"), Sentence("He slept.", None, "s"), Sentence("yeah", None, "s")]
+
+
+def test_stanza_backend_with_a_fake_pipeline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The conversion from Stanza objects (multiword tokens already expanded into words)."""
+    import sys
+    import types
+    from types import SimpleNamespace as NS
+
+    class Document:
+        def __init__(self, sentences, text):
+            self.text = text
+
+    class Pipeline:
+        def __init__(self, lang, processors, download_method, verbose):
+            assert download_method is None  # never download
+            self.processors = processors
+
+        def __call__(self, docs):
+            out = []
+            for d in docs:
+                words = [NS(text=t, upos="X", feats=None, lemma=None) for t in d.text.replace("n't", " n't").split()]
+                out.append(NS(sentences=[NS(text=d.text, words=words)]))
+            return out
+
+    monkeypatch.setitem(sys.modules, "stanza", types.SimpleNamespace(Document=Document, Pipeline=Pipeline))
+    (tmp_path / "a.train").write_text("I don't\n")
+    f = next(open_corpus(tmp_path / "a.train").files())
+    assert get_tagger("stanza").process(f) == [
+        Sentence("I don't", (Word("I", "X", "_", "I"), Word("do", "X", "_", "do"), Word("n't", "X", "_", "n't")), "a")
+    ]
