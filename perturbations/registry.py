@@ -219,7 +219,3 @@ def language_table(specs: Sequence[str] = (), family: str | None = None) -> list
     ]
 
 
-def base_names() -> list[str]:
-    return list(REGISTRY)
-
-

@@ -61,16 +61,6 @@ def local_permutation(n: int, window: int, seed: int = 0) -> tuple[int, ...]:
     return tuple(perm)
 
 
-def even_odd_permutation(n: int) -> tuple[int, ...]:
-    """Even indices first, then odd ones."""
-    return tuple(range(0, n, 2)) + tuple(range(1, n, 2))
-
-
-def apply_permutation(tokens: Sequence[int], perm: Sequence[int]) -> list[int]:
-    """``[tokens[i] for i in perm]``."""
-    return [tokens[i] for i in perm]
-
-
 def _getter(perm: tuple[int, ...]) -> Callable[[Sequence[int]], list[int]]:
     # itemgetter returns a bare item (not a tuple) for one index, and fails on none.
     if len(perm) == 0:
