@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 from impossible_lms.errors import ILMError
 from perturbations.base import FAMILIES, Language
