@@ -278,5 +278,8 @@ def load_dataset_tokenizer(folder: str | Path) -> MarkedTokenizer:
 
 
 def dataset_folder_name(language: str) -> str:
-    """``local_shuffle:w=3`` → ``local_shuffle_w=3`` (``:`` is awkward in paths)."""
-    return language.replace(":", "_").replace(",", "_")
+    """``local_shuffle:w=3`` → ``local_shuffle_w=3`` (``:`` is awkward in paths).
+
+    The registry reads these names back (``get_language("local_shuffle_w=3")``).
+    """
+    return language.replace(":", "_").replace("/", "_")

@@ -164,7 +164,7 @@ def _add_markers(tokenizer: Tokenizer, markers: Sequence[str]) -> dict[str, int]
 
 
 def load_tokenizer(
-    spec: str | Path = "gpt2",
+    spec: str | Path | MarkedTokenizer = "gpt2",
     markers: Sequence[str] = (),
     corpus: Any = None,
     fallback_vocab: int = DEFAULT_FALLBACK_VOCAB,

@@ -154,3 +154,7 @@ def test_identity_ignores_counts_and_time():
 def test_folder_names():
     assert dataset_folder_name("local_shuffle:w=3") == "local_shuffle_w=3"
     assert dataset_folder_name("no_shuffle") == "no_shuffle"
+    assert dataset_folder_name("local_shuffle:w=3,seed=5") == "local_shuffle_w=3,seed=5"
+    from perturbations import get_language
+
+    assert get_language(dataset_folder_name("local_shuffle:w=3,seed=5")).name == "local_shuffle:w=3,seed=5"
