@@ -92,7 +92,7 @@ class Language:
     # -- what subclasses provide -------------------------------------------------
 
     def new_stream(self) -> np.random.Generator | None:
-        """A fresh random stream for one run over a file (None: the language is deterministic)."""
+        """A fresh random stream (None: deterministic). The reference uses one per split, across its files."""
         return None
 
     def affects(self, sentence: Sentence) -> bool:

@@ -16,7 +16,8 @@ Rules (Kallini et al. 2024, reference ``utils.py``), on tagged words:
   affected verb; a clitic right after the verb is glued to the lemma; a segment
   that follows a verb is encoded with a leading space. The marker is inserted at
   index n of the tokens that follow the verb (markers of later verbs count as
-  tokens; with fewer than n tokens left it goes last). NoHop is n = 0.
+  tokens; with fewer than n tokens left it goes last). NoHop hops 0 tokens
+  (its n only sets the filter below).
 - WordHop(n), also right to left: starting from the verb itself, walk right
   counting words, where a "word" is anything but a clitic or a string made only
   of ASCII punctuation (markers of later verbs count); stop after n words, at the
