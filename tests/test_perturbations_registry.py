@@ -113,6 +113,12 @@ def test_reference_and_folder_names(alias: str, name: str) -> None:
     assert get_language(alias).name == name
 
 
+@pytest.mark.parametrize("name", [*REFERENCE_LANGUAGES, "local_shuffle:w=3,seed=5", "token_hop:n=2"])
+def test_dataset_folder_names_read_back(name: str) -> None:
+    # The pipeline names a language's folder by replacing ":" with "_".
+    assert get_language(name.replace(":", "_")).name == name
+
+
 def test_unknown_name_suggests_nearest() -> None:
     with pytest.raises(ILMError) as e:
         get_language("local_shufle")
