@@ -251,3 +251,11 @@ def test_hf_refuses_to_download() -> None:
         pytest.skip("HF_HUB_OFFLINE is set: the reader would read the local cache")
     with pytest.raises(ILMError, match="ilm never downloads.*HF_HUB_OFFLINE=1"):
         open_corpus("hf:org/name")
+
+
+def test_conllu_folder_is_a_treebank(tmp_path: Path) -> None:
+    for split in ("train", "dev", "test"):
+        write_conllu(SENTENCES[:1], tmp_path / "ud" / f"en_x-ud-{split}.conllu")
+    corpus = open_corpus(tmp_path / "ud")
+    assert [(f.split, f.genre) for f in corpus.files()] == [("train", "en_x-ud"), ("dev", "en_x-ud"), ("test", "en_x-ud")]
+    assert all(f.pretagged() == [Sentence(SENTENCES[0].text, SENTENCES[0].words, "en_x-ud")] for f in corpus.files())

@@ -14,7 +14,8 @@ Sources and how they map to (split, genre) files:
 - One text file: ``x.train|.dev|.test`` is that split; any other file (``x.txt``)
   is split by line index, deterministically: of every 20 lines, the 19th goes to
   dev, the 20th to test, the rest to train (90/5/5, stable as the file grows).
-- One ``.conllu`` or Stanza ``.json`` file (gold tags); split from the name
+- One ``.conllu`` or Stanza ``.json`` file (gold tags), or a folder of ``.conllu``
+  files (UD treebanks: ``en_ewt-ud-train.conllu`` ...); split from the name
   (``-train``/``-dev``/``-test``), else train.
 - A ``datasets.save_to_disk`` folder: splits train / validation|dev / test (a
   single Dataset is split 90/5/5 like a text file); option ``text_column``
@@ -206,6 +207,19 @@ def _open_split_folder(source: Any, errors: str, options: dict) -> tuple[str, li
     return Path(source).name, split_folder(Path(source), None, errors)
 
 
+def _is_tagged_folder(source: Any) -> bool:
+    path = Path(source)
+    return path.is_dir() and any(p.suffix == ".conllu" for p in path.iterdir())
+
+
+def _open_tagged_folder(source: Any, errors: str, options: dict) -> tuple[str, list[CorpusFile]]:
+    files = [tagged_file(p, errors) for p in sorted(Path(source).glob("*.conllu"))]
+    names = [f.name for f in files]
+    if len(set(names)) != len(names):
+        raise ILMError(f"{source}: several .conllu files map to the same genre and split ({', '.join(sorted(names))})")
+    return Path(source).name, files
+
+
 def _is_tagged_file(source: Any) -> bool:
     return Path(source).is_file() and Path(source).suffix in (".conllu", ".json")
 
@@ -302,6 +316,7 @@ READERS: tuple[Reader, ...] = (
     Reader("datasets", ("text_column", "genre_column"), lambda s: _is_path(s) and _is_datasets_folder(s), _open_datasets_folder),
     Reader("babylm", ("train",), lambda s: _is_path(s) and _is_babylm(s), _open_babylm),
     Reader("text-folder", (), lambda s: _is_path(s) and _is_split_folder(s), _open_split_folder),
+    Reader("conllu-folder", (), lambda s: _is_path(s) and _is_tagged_folder(s), _open_tagged_folder),
     Reader("tagged-file", (), lambda s: _is_path(s) and _is_tagged_file(s), _open_tagged_file),
     Reader("text-file", (), lambda s: _is_path(s) and Path(s).is_file(), _open_text_file),
 )
