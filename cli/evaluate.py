@@ -27,7 +27,9 @@ def register(app: typer.Typer) -> None:
         revision: Optional[List[str]] = typer.Option(None, "--revision", help="Hub revision(s), e.g. checkpoint-3000 (repeatable)."),
         dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-        batch_tokens: int = typer.Option(16384, "--batch-tokens", help="Padded tokens per forward pass."),
+        batch_tokens: Optional[int] = typer.Option(
+            None, "--batch-tokens", help="Padded tokens per forward pass [default: 16384 on GPU, 2048 on CPU]."
+        ),
         sentences_per_genre: int = typer.Option(1000, "--sentences-per-genre", help="Test sentences sampled per genre (0 = all)."),
         condition_on_eos: bool = typer.Option(False, "--condition-on-eos", help="Prepend EOS so the first token is scored too."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Sample/bootstrap seed [default: the run's seed, else 0]."),

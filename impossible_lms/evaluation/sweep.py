@@ -46,7 +46,7 @@ def evaluate(
     revisions: Sequence[str] | None = None,
     dtype: str = "auto",
     device: str = "auto",
-    batch_tokens: int = 16384,
+    batch_tokens: int | None = None,
     sentences_per_genre: int | None = 1000,
     condition_on_eos: bool = False,
     seed: int | None = None,
@@ -55,6 +55,7 @@ def evaluate(
 ) -> pd.DataFrame:
     """Score ``subject`` (run folder, checkpoint folder or HF model id) on ``data`` folder(s).
 
+    ``batch_tokens``: padded tokens per forward pass (default 16384 on GPU, 2048 on CPU).
     ``checkpoints``: ``"100-3000:100"``, ``"all"``/None (every complete one) or a list;
     for a hub id they name ``checkpoint-<step>`` revisions. ``seed`` (default: the
     run's seed, else 0) picks the sentence sample and the bootstrap. Returns the
@@ -63,7 +64,7 @@ def evaluate(
     """
     if unit not in UNITS:
         raise ILMError(f"unit {unit!r} is not one of {', '.join(UNITS)}")
-    if batch_tokens < 1:
+    if batch_tokens is not None and batch_tokens < 1:
         raise ILMError("batch_tokens must be positive")
     if sentences_per_genre is not None and sentences_per_genre < 1:
         raise ILMError("sentences_per_genre must be positive (or None for all)")
@@ -76,6 +77,9 @@ def evaluate(
     _check_tokenizers(subj, datasets)
     chosen = get_metrics(list(metrics))
     torch_dtype, torch_device = _resolve_dtype(dtype, device)
+    if batch_tokens is None:
+        # [tokens, vocab] logits dominate memory: a GPU takes big batches, a CPU does better with small ones.
+        batch_tokens = 16384 if str(torch_device).startswith("cuda") else 2048
     settings = {"scorer": SCORER_VERSION, "sentences_per_genre": sentences_per_genre, "seed": seed,
                 "condition_on_eos": condition_on_eos, "unit": unit, "dtype": str(torch_dtype)}
     options = MetricOptions(seed=seed, unit=unit)

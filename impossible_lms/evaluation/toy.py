@@ -32,7 +32,7 @@ def toy_sentences(n: int, rng: np.random.Generator, min_len: int = 3, max_len: i
 
 def make_toy_data(folder: str | Path, per_genre: int = 12, genres=("alpha", "beta"), seed: int = 0,
                   language: str = "no_hop", family: str = "hop", tokenizer_fingerprint: str = "toy-40",
-                  vocab_size: int = TOY_VOCAB, max_len: int = 12) -> Path:
+                  vocab_size: int = TOY_VOCAB, min_len: int = 3, max_len: int = 12) -> Path:
     """A dataset folder (ARCHITECTURE §3) with ``per_genre`` sentences per genre in every split."""
     from impossible_lms.data import Manifest, write_dataset
 
@@ -42,7 +42,7 @@ def make_toy_data(folder: str | Path, per_genre: int = 12, genres=("alpha", "bet
         affected = split != "test_unaffected"
         ids, genre = [], []
         for g in genres:
-            ids += toy_sentences(per_genre, rng, affected=affected, max_len=max_len)
+            ids += toy_sentences(per_genre, rng, min_len, max_len, affected=affected)
             genre += [g] * per_genre
         splits[split] = {"input_ids": ids, "genre": genre, "affected": [affected] * len(ids)}
     manifest = Manifest(
@@ -55,20 +55,20 @@ def make_toy_data(folder: str | Path, per_genre: int = 12, genres=("alpha", "bet
 
 
 def tiny_gpt2(vocab_size: int = TOY_VOCAB, seed: int = 0, n_layer: int = 2, n_embd: int = 32,
-              n_positions: int = 64):
+              n_positions: int = 64, n_head: int = 2):
     """A Hugging Face ``GPT2LMHeadModel`` small enough for CPU tests (random weights, fp32)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
     cfg = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
-                     n_head=2, bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1)
+                     n_head=n_head, bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1)
     return GPT2LMHeadModel(cfg).eval()
 
 
 def make_toy_run(folder: str | Path, steps=(100, 200, 300), data: str | Path | None = None,
                  language: str = "no_hop", model: str = "tiny-gpt2", seed: int = 0,
-                 vocab_size: int = TOY_VOCAB) -> Path:
+                 vocab_size: int = TOY_VOCAB, **model_sizes) -> Path:
     """A run folder (ARCHITECTURE §5): run.json and complete ``checkpoint-<step>/`` folders."""
     import torch
 
@@ -76,7 +76,7 @@ def make_toy_run(folder: str | Path, steps=(100, 200, 300), data: str | Path | N
     folder.mkdir(parents=True, exist_ok=True)
     for i, step in enumerate(steps):
         ckpt = folder / f"checkpoint-{step}"
-        tiny_gpt2(vocab_size, seed=seed * 1000 + i).save_pretrained(ckpt)
+        tiny_gpt2(vocab_size, seed=seed * 1000 + i, **model_sizes).save_pretrained(ckpt)
         torch.save({"step": step}, ckpt / "trainer_state.pt")
     atomic_write_json(folder / "run.json", {
         "format": "ilm-run/1", "language": language, "model": model, "seed": seed,
