@@ -151,3 +151,20 @@ def test_cli_trains_and_reports_errors_in_one_line(data, tmp_path):
     assert "dataset folder not found" in bad.output and "Traceback" not in bad.output
     odd = runner.invoke(app, [*args, "--set", "batch.micro=3", "--out", str(tmp_path / "x")])
     assert odd.exit_code == 1 and "micro-batch 3 does not divide" in odd.output
+
+
+def test_out_of_memory_on_the_first_step_suggests_a_smaller_micro_batch(data, tmp_path, monkeypatch):
+    import impossible_lms.training.loop as loop
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(loop, "_step", oom)
+    with pytest.raises(ILMError, match=r"out of GPU memory at the first step with micro-batch 2; .*batch.micro=1"):
+        train(config(data, tmp_path, "schedule.steps=2"), progress=False)
+
+
+def test_vocabulary_override_that_disagrees_with_the_data_is_refused(data, tmp_path):
+    cfg = config(data, tmp_path, "schedule.steps=2", "model_overrides={n_positions: 32, vocab_size: 100}")
+    with pytest.raises(ILMError, match="vocabulary mismatch"):
+        train(cfg, progress=False)

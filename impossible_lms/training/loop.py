@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from impossible_lms.errors import ILMError
+from impossible_lms.io import atomic_write_json
 from impossible_lms.progress import progress as make_progress
 from impossible_lms.training import model as models
 from impossible_lms.training.checkpoint import (
@@ -32,7 +33,6 @@ from impossible_lms.training.checkpoint import (
     load_weights,
     rng_state,
     set_rng_state,
-    unwrap,
 )
 from impossible_lms.training.config import TrainConfig
 from impossible_lms.training.data import PackedBlocks, packed_blocks, read_dataset_info
@@ -165,6 +165,8 @@ def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Pa
     done = find_checkpoints(run_dir)
     start_ckpt = max(done) if done else None
     if start_ckpt is not None and start_ckpt >= cfg.schedule.steps:
+        if dctx.is_main:
+            mark_finished(run_dir)  # in case the last run stopped between its final checkpoint and this
         return run_dir  # finished: nothing to do
 
     seed_everything(cfg.seed)
@@ -217,6 +219,7 @@ def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Pa
     bar = make_progress(disable=not (show_progress and dctx.is_main))
     loss_sum = torch.zeros((), device=device)
     window_steps, window_start = 0, time.perf_counter()
+    first_step = True
     try:
         with bar:
             task = bar.add_task(f"train {info.slug} {cfg.model} seed{cfg.seed}", total=total, completed=step)
@@ -227,13 +230,14 @@ def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Pa
                 try:
                     step_loss, grad_norm = _step(net, optimizer, scaler, batches, step, plan, autocast, params, cfg, dctx)
                 except torch.cuda.OutOfMemoryError:
-                    if window_steps or step > 0:
+                    if not first_step:
                         raise
                     raise ILMError(
                         f"out of GPU memory at the first step with micro-batch {plan.micro}; "
                         f"set a smaller one (--set batch.micro={max(1, plan.micro // 2)})"
                     ) from None
                 step += 1
+                first_step = False
                 loss_sum += step_loss
                 window_steps += 1
                 if step % cfg.logging.every == 0 or step == total:
@@ -246,6 +250,8 @@ def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Pa
                     bar.update(task, completed=step, info=logger.describe(row))
                     loss_sum.zero_()
                     window_steps, window_start = 0, time.perf_counter()
+                else:
+                    bar.update(task, completed=step)
                 if step in ckpt_at:
                     _checkpoint(run_dir, step, model, optimizer, scaler, plan, blocks, cfg, dctx, writer)
             writer.wait()
@@ -258,6 +264,14 @@ def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Pa
         write_run_json(cfg, run_dir, info, {**run_extra, "finished": True})
     dctx.barrier()
     return run_dir
+
+
+def mark_finished(run_dir: Path) -> None:
+    path = run_dir / "run.json"
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not data.get("finished"):
+            atomic_write_json(path, {**data, "finished": True})
 
 
 def _autocast(precision: str, device: torch.device):
@@ -321,6 +335,3 @@ def _resume(checkpoint: Path, model, optimizer, scaler, dctx: DistContext) -> in
         torch.manual_seed(int(state["data"]["seed"]) + dctx.rank)
     return int(state["step"])
 
-
-def run_summary(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
