@@ -110,3 +110,15 @@ def test_missing_columns_is_a_user_error():
 def test_unknown_language_reports_under_its_own_name():
     t = build_tables(pd.DataFrame([row("my-new-lang", 0, 100, 3.0)]))["final"]
     assert list(t.language) == ["my-new-lang"]
+
+
+def test_one_seed_shows_the_runs_own_interval_marked_as_such():
+    from impossible_lms.reporting.render import INTERVAL_NOTE, to_markdown
+
+    df = pd.DataFrame([row("no_hop", 0, 100, 50.0), row("no_hop", 0, 200, 40.0), row("no_hop", 1, 200, 40.0)])
+    df.loc[0, ["ci_low", "ci_high"]] = [45.0, 56.0]
+    t = build_tables(df)["perplexity"].set_index("checkpoint")
+    assert (t.loc[100, "ci_low"], t.loc[100, "ci_high"], t.loc[100, "interval"]) == (45.0, 56.0, "sentences")
+    assert t.loc[200, "interval"] == "seeds" and t.loc[200, "value"] == pytest.approx(40.0)
+    md = to_markdown("perplexity", build_tables(df)["perplexity"])
+    assert "| [45.00, 56.00]* |" in md and INTERVAL_NOTE in md

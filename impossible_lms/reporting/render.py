@@ -40,11 +40,23 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
         for lo, hi in zip(table["ci_low"], table["ci_high"])
     ]
     out["seeds"] = table["seeds"].astype(int).astype(str)
+    if "interval" in table.columns and (table["interval"] == "sentences").any():
+        out["95% CI"] = [ci + ("*" if kind == "sentences" else "") for ci, kind in zip(out["95% CI"], table["interval"])]
     return out
+
+
+INTERVAL_NOTE = "(*) one seed: the run's own 95% interval over sentences (bootstrap, from `ilm eval`), not over seeds."
+
+
+def has_sentence_intervals(table: pd.DataFrame) -> bool:
+    return "interval" in table.columns and bool((table["interval"] == "sentences").any())
 
 
 def to_csv(table: pd.DataFrame) -> str:
     table = table.copy()
+    for col in ("checkpoint", "layer"):
+        if col in table.columns:
+            table[col] = pd.to_numeric(table[col], errors="coerce").astype("Int64")
     table.insert(1, "display", table["language"].map(lambda n: language_info(n).display))
     return table.to_csv(index=False)
 
@@ -55,6 +67,8 @@ def to_markdown(name: str, table: pd.DataFrame) -> str:
     lines.append("|" + "|".join("---" if c in ("language", "model", "metric", "subset") else "---:" for c in view.columns) + "|")
     for row in view.itertuples(index=False):
         lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    if has_sentence_intervals(table):
+        lines += ["", INTERVAL_NOTE]
     return "\n".join(lines) + "\n"
 
 
@@ -79,6 +93,8 @@ def to_latex(name: str, table: pd.DataFrame) -> str:
         "\\bottomrule",
         "\\end{tabular}",
     ]
+    if has_sentence_intervals(table):
+        lines.append(f"% {INTERVAL_NOTE}")
     return "\n".join(lines) + "\n"
 
 
@@ -87,10 +103,15 @@ def rich_table(name: str, table: pd.DataFrame, max_rows: int = 60):
 
     view = display_frame(table)
     out = Table(title=TITLES.get(name, name), title_justify="left")
+    if (view["95% CI"] == "–").all():
+        view = view.drop(columns="95% CI")  # one seed and no interval from eval: an empty column
     for col in view.columns:
-        out.add_column(col, justify="left" if col in ("language", "model", "metric", "subset") else "right")
+        out.add_column(col, justify="left" if col in ("language", "model", "metric", "subset") else "right",
+                       no_wrap=col in ("checkpoint", "value", "seeds"))
     for row in view.head(max_rows).itertuples(index=False):
         out.add_row(*map(str, row))
+    notes = [INTERVAL_NOTE] if has_sentence_intervals(table) else []
     if len(view) > max_rows:
-        out.caption = f"{len(view) - max_rows} more rows in the written files"
+        notes.append(f"{len(view) - max_rows} more rows in the written files")
+    out.caption = " ".join(notes) or None
     return out

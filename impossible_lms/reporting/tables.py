@@ -40,6 +40,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     df["checkpoint"] = pd.to_numeric(df["checkpoint"], errors="coerce").astype(float)
     df["layer"] = pd.to_numeric(df["layer"], errors="coerce").astype(float)
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    for col in ("ci_low", "ci_high"):
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
     df["subset"] = df["subset"].fillna("").astype(str)
     df["language"] = df["language"].astype(str)
     df["model"] = df["model"].astype(str)
@@ -47,11 +49,22 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _aggregate(df: pd.DataFrame, keys: list[str], how: Callable) -> pd.DataFrame:
+    """One row per group: ``how`` over the seeds' values.
+
+    With a single seed there is no interval over seeds; the run's own interval
+    (over sentences, from ``evaluate``) is shown instead when it has one, and the
+    ``interval`` column says which kind each row carries.
+    """
     rows = []
     for key, group in df.groupby(keys, dropna=False, sort=False):
         value, low, high, n = how(group["value"].tolist())
-        rows.append((*key, value, low, high, n))
-    out = pd.DataFrame(rows, columns=[*keys, *AGGREGATE_COLUMNS])
+        kind = "seeds" if n > 1 else ""
+        if n == 1 and {"ci_low", "ci_high"} <= set(group.columns):
+            own = group[group["value"].notna()].iloc[0]
+            if pd.notna(own["ci_low"]) and pd.notna(own["ci_high"]):
+                low, high, kind = float(own["ci_low"]), float(own["ci_high"]), "sentences"
+        rows.append((*key, value, low, high, n, kind))
+    out = pd.DataFrame(rows, columns=[*keys, *AGGREGATE_COLUMNS, "interval"])
     out["seeds"] = out["seeds"].astype(int)
     return _sorted(out)
 
@@ -124,7 +137,8 @@ def layer_table(df: pd.DataFrame) -> pd.DataFrame:
         for metric in rows["metric"].unique()
     ]
     if not parts:
-        return pd.DataFrame(columns=["language", "model", "metric", "subset", "layer", "checkpoint", *AGGREGATE_COLUMNS])
+        return pd.DataFrame(columns=["language", "model", "metric", "subset", "layer", "checkpoint",
+                                     *AGGREGATE_COLUMNS, "interval"])
     return _sorted(pd.concat(parts, ignore_index=True))
 
 
