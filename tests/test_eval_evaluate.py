@@ -210,3 +210,35 @@ def test_bad_subjects_and_data(toy, tmp_path):
         load_results([tmp_path / "missing"])
     empty = load_results([tmp_path])
     assert empty.empty and list(empty.columns) == COLUMNS
+
+
+def test_prefix_carriers_share_scores_only_within_the_context():
+    from impossible_lms.evaluation.sweep import _carriers
+
+    seqs = [[1, 2], [1, 2, 3], [1, 2, 3, 4], [5], [1, 9]]
+    assert _carriers(seqs) == {(1, 2): (1, 2, 3, 4), (1, 2, 3): (1, 2, 3, 4), (1, 2, 3, 4): (1, 2, 3, 4),
+                               (5,): (5,), (1, 9): (1, 9)}
+    limited = _carriers(seqs, limit=3)
+    assert limited[(1, 2)] == (1, 2, 3) and limited[(1, 2, 3, 4)] == (1, 2, 3, 4)
+
+
+def test_sentences_longer_than_the_context_are_left_out_and_counted(tmp_path):
+    data = make_toy_data(tmp_path / "data", per_genre=6, min_len=3, max_len=80, seed=2)
+    run = make_toy_run(tmp_path / "run", steps=(100,), data=data)  # context 64
+    df = evaluate(run, data, metrics=METRICS).set_index(["metric", "subset"])
+    fits = [s for s in EvalData(data, 1000, 0).sample("test_affected") if len(s) <= 64]
+    fits_eos = [s for s in EvalData(data, 1000, 0).sample("test_affected") if len(s) + 1 <= 64]
+    assert 0 < len(fits) < 12
+    assert df.loc[("perplexity", "test_affected"), "count"] == len(fits)
+    assert df.loc[("marker_surprisal", "test_affected"), "count"] == len(fits_eos)
+
+
+def test_hub_subjects_map_checkpoints_to_revisions():
+    from impossible_lms.evaluation.subjects import resolve_subject
+
+    subj = resolve_subject("mission-impossible-lms/no-hop-gpt2", "100-300:100", ["main"])
+    assert [(t.step, t.revision) for t in subj.targets] == [
+        (100, "checkpoint-100"), (200, "checkpoint-200"), (300, "checkpoint-300"), (None, "main")]
+    assert subj.kind == "hub" and subj.model == "no-hop-gpt2"
+    assert [(t.step, t.revision) for t in resolve_subject("org/m", None, ["checkpoint-700"]).targets] == [
+        (700, "checkpoint-700")]

@@ -107,3 +107,11 @@ def test_exit_heads_are_scored_per_layer():
     want = torch.log_softmax(exit_logits, -1)[torch.arange(len(seq) - 1), torch.tensor(seq[1:])].numpy()
     np.testing.assert_allclose(scored[1][0][1:], want, atol=1e-5)
     assert not np.allclose(scored[1][0][1:], scored[None][0][1:])
+
+
+def test_too_long_sequences_can_be_skipped_as_nan(model):
+    seqs = [[1, 2, 3], [1] * 65, [4, 5]]
+    scored = score_sequences(model, seqs, ScoreOptions(too_long="skip"))[None]
+    assert len(scored[1]) == 65 and np.isnan(scored[1]).all()
+    np.testing.assert_allclose(scored[0], score_sequences(model, [seqs[0]])[None][0], equal_nan=True)
+    assert not np.isnan(scored[2][1:]).any()

@@ -12,6 +12,9 @@ The rules every metric builds on (tests pin each of them):
   on batch size (within float noise, < 1e-4).
 - ``log_softmax`` is taken in float32 whatever the model's dtype.
 - Values are natural logs (nats); metrics convert to bits explicitly.
+- A sequence longer than the model's context is an error, or with
+  ``too_long="skip"`` (what ``evaluate`` uses) all-NaN, so metrics leave it
+  out and their ``count`` column shows how many were scored.
 
 The result is, for each head (``None`` = the final layer, ``k`` = the
 multi-exit head after layer ``k`` when the model has them), one float32 array
@@ -37,6 +40,9 @@ class ScoreOptions:
     batch_tokens: int = 16384
     condition_on_eos: bool = False
     eos_id: int | None = None
+    # Longer than the model's context: "error", or "skip" (all-NaN scores, so metrics leave
+    # the sentence out and their `count` shows it; one long sentence should not stop a sweep).
+    too_long: str = "error"
 
 
 def token_batches(lengths: Sequence[int], batch_tokens: int) -> Iterator[list[int]]:
@@ -83,7 +89,7 @@ def score_sequences(
     inputs = [prefix + list(s) for s in sequences]
     context = model_context(model)
     too_long = [i for i, s in enumerate(inputs) if context is not None and len(s) > context]
-    if too_long:
+    if too_long and options.too_long != "skip":
         raise ILMError(
             f"{len(too_long)} sequence(s) are longer than the model's context of {context} tokens "
             f"(longest {max(len(inputs[i]) for i in too_long)})"
@@ -92,7 +98,13 @@ def score_sequences(
     out: dict[int | None, list[np.ndarray]] = {h: [np.empty(0, np.float32)] * len(inputs) for h in heads}
     device = next(model.parameters()).device
     lengths = [len(s) for s in inputs]
-    for batch in token_batches(lengths, options.batch_tokens):
+    for i in too_long:
+        for head in heads:
+            out[head][i] = np.full(len(sequences[i]), np.nan, np.float32)
+    skipped = set(too_long)
+    keep = [i for i in range(len(inputs)) if i not in skipped]
+    for sub in token_batches([lengths[i] for i in keep], options.batch_tokens):
+        batch = [keep[j] for j in sub]
         width = lengths[batch[0]]
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)

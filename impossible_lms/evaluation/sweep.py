@@ -20,7 +20,7 @@ import pandas as pd
 from impossible_lms.errors import ILMError
 from impossible_lms.evaluation.data import EvalData
 from impossible_lms.evaluation.metrics import UNITS, Metric, MetricOptions, get_metrics
-from impossible_lms.evaluation.scoring import SCORER_VERSION, ScoreOptions, score_sequences
+from impossible_lms.evaluation.scoring import SCORER_VERSION, ScoreOptions, model_context, score_sequences
 from impossible_lms.evaluation.store import COLUMNS, chunk_path, load_results, write_chunk
 from impossible_lms.evaluation.subjects import Subject, Target, resolve_subject
 from impossible_lms.io import fingerprint
@@ -130,13 +130,16 @@ def _score_target(model, subj: Subject, target: Target, jobs: list[Job], conditi
     for d in {id(j.data): j.data for j in jobs}.values():
         mine = [j for j in jobs if j.data is d]
         requests = {j.metric.name: j.metric.requests(d) for j in mine}
-        unique = _carriers([s for req in requests.values() for seqs in req.values() for s in seqs])
+        context = model_context(model)
+        limit = None if context is None else context - int(condition_on_eos)
+        unique = _carriers([s for req in requests.values() for seqs in req.values() for s in seqs], limit)
         carriers = sorted(set(unique.values()))
         task = bars.add_task(f"{target.step if target.step is not None else target} {d.language}",
                              total=sum(len(c) for c in carriers))
         scored = score_sequences(
             model, [list(c) for c in carriers],
-            ScoreOptions(batch_tokens=batch_tokens, condition_on_eos=condition_on_eos, eos_id=d.eos_id),
+            ScoreOptions(batch_tokens=batch_tokens, condition_on_eos=condition_on_eos, eos_id=d.eos_id,
+                         too_long="skip"),
             on_batch=lambda n: bars.advance(task, n),
         )
         bars.remove_task(task)
@@ -154,8 +157,8 @@ def _score_target(model, subj: Subject, target: Target, jobs: list[Job], conditi
     return list(merged.values())
 
 
-def _carriers(sequences: list[Sequence[int]]) -> dict[tuple, tuple]:
-    """Map each distinct sequence to the longest sequence it is a prefix of.
+def _carriers(sequences: list[Sequence[int]], limit: int | None = None) -> dict[tuple, tuple]:
+    """Map each distinct sequence to the longest sequence it is a prefix of (within ``limit`` tokens).
 
     In sorted order a prefix sits right before the sequences that extend it, so
     one backwards pass finds, for each, the carrier of its successor.
@@ -165,7 +168,9 @@ def _carriers(sequences: list[Sequence[int]]) -> dict[tuple, tuple]:
     for i in range(len(keys) - 1, -1, -1):
         k = keys[i]
         nxt = keys[i + 1] if i + 1 < len(keys) else None
-        carrier[k] = carrier[nxt] if nxt is not None and nxt[: len(k)] == k else k
+        extends = nxt is not None and nxt[: len(k)] == k
+        fits = extends and (limit is None or len(carrier[nxt]) <= limit)
+        carrier[k] = carrier[nxt] if fits else k
     return carrier
 
 
