@@ -233,6 +233,11 @@ def perturb_corpus(
         raise ILMError(f"--on-bad-bytes must be 'fail' or 'skip', got {errors!r}")
     langs = resolve_languages(languages)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ILMError(f"--out {out} is a file, not a folder")
+    hops = [lang.name for lang in langs if lang.needs_tags]
+    if hops and _tagger_name(tagger) == "none":
+        raise ILMError(f"{', '.join(hops)} need tagged sentences; use --tagger nltk, stanza, gold or auto")
     if not hasattr(corpus, "files"):
         from impossible_lms.corpus import open_corpus
 

@@ -165,6 +165,11 @@ def test_empty_corpus_is_a_user_error(tok, tmp_path):
 
 
 def test_bad_options(corpus, tok, tmp_path):
+    with pytest.raises(ILMError, match="word_hop need tagged sentences; use --tagger nltk"):
+        run(corpus, tmp_path, ["no_shuffle", "word_hop"], tok=tok, tagger="none")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ILMError, match="is a file, not a folder"):
+        run(corpus, tmp_path / "file", tok=tok)
     with pytest.raises(ILMError, match="--workers must be at least 1"):
         run(corpus, tmp_path, tok=tok, workers=0)
     with pytest.raises(ILMError, match="--on-bad-bytes"):
