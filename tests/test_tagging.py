@@ -84,6 +84,9 @@ def test_vbz_is_third_singular_present() -> None:
         ("Do the dogs sleep ?", "VB DT NNS VB .", "Do", "Number=Plur|Person=3"),  # question: subject to the right
         ("There are dogs .", "EX VBP NNS .", "are", "Number=Plur|Person=3"),
         ("I saw them and they run .", "PRP VBD PRP CC PRP VBP .", "run", "Number=Plur|Person=3"),
+        ("Laura and I are here .", "NNP CC PRP VBP RB .", "are", "Number=Plur|Person=1"),  # coordination
+        ("i have to go .", "NN VBP TO VB .", "have", "Number=Sing|Person=1"),  # mistagged lower-case i
+        ("i am not .", "NN VBP RB .", "am", "Number=Sing|Person=1"),
     ],
 )
 def test_vbp_person_and_number_from_the_subject(text: str, tags: str, verb: str, feats: str) -> None:
@@ -95,6 +98,9 @@ def test_vbp_without_subject_is_not_agreeing() -> None:
     words = tag(", run !", ", VBP .")
     assert feats_of(words, "run") == "Mood=Ind|Tense=Pres|VerbForm=Fin"
     assert verb_number(words[1]) is None
+    # imperative: a noun to the right is a subject only in a question
+    assert verb_number(tag("Have a nice day .", "VBP DT JJ NN .")[0]) is None
+    assert verb_number(tag("Have a nice day ?", "VBP DT JJ NN .")[0]) == "Plur"
 
 
 def test_object_pronouns_and_commas_are_not_subjects() -> None:
@@ -370,3 +376,21 @@ def test_stanza_backend_with_a_fake_pipeline(monkeypatch: pytest.MonkeyPatch, tm
     assert get_tagger("stanza").process(f) == [
         Sentence("I don't", (Word("I", "X", "_", "I"), Word("do", "X", "_", "do"), Word("n't", "X", "_", "n't")), "a")
     ]
+
+
+@pytest.mark.shared
+def test_nltk_agreement_against_ud_ewt(nltk_shared) -> None:
+    """Agreeing verbs (lemma, Number) found by nltk vs EWT gold, per dev sentence."""
+    from collections import Counter
+
+    treebank = SHARED_NLTK.parent / "ud_ewt" / "en_ewt-ud-dev.conllu"
+    if not treebank.is_file():
+        pytest.skip(f"{treebank} absent")
+    gold = next(open_corpus(treebank).files()).pretagged()[:800]
+    tp = fp = fn = 0
+    for g in gold:
+        got = nltk_shared.tag_lines([g.text], "x")
+        pv = Counter((w.lemma.lower(), verb_number(w)) for s in got for w in s.words if verb_number(w))
+        gv = Counter((w.lemma.lower(), verb_number(w)) for w in g.words if verb_number(w))
+        tp, fp, fn = tp + sum((pv & gv).values()), fp + sum((pv - gv).values()), fn + sum((gv - pv).values())
+    assert tp / (tp + fp) > 0.85 and tp / (tp + fn) > 0.85, (tp, fp, fn)

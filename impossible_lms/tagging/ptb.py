@@ -9,9 +9,11 @@ Finite verbs get the UD English EWT feats the hop languages read:
   subject, found by :func:`find_subject`: the nearest pronoun, noun or
   existential "there" to the verb's left in the same clause (relative pronouns
   are transparent, so in "the dogs that run" the subject of "run" is "dogs";
-  object pronouns are skipped; ``, ; :`` and the sentence start end the clause),
-  else, for questions ("Do the dogs run?"), the first such word to its right
-  before the next verb. I → Sing/1, you → Sing/2 (EWT's convention), we →
+  object pronouns are skipped; ``, ; :`` and the sentence start end the clause;
+  personal pronouns count by their text, since lower-case "i" is often mistagged;
+  "X and Y" is plural, 1st person when I/we is in it), else, for questions (a
+  "?" follows: "Do the dogs run?"), the first such word to its right before the
+  next verb; "am"/"'m" is always Sing/1. I → Sing/1, you → Sing/2 (EWT's convention), we →
   Plur/1; anything 3rd person → Plur/3, since a VBP with a 3rd-person subject
   can only be plural ("the dog and the cat run"). No subject → Tense/Mood/VerbForm
   only, so the verb does not count as agreeing. Known miss: a VBP after an
@@ -184,7 +186,9 @@ def find_subject(tokens: Sequence[str], tags: Sequence[str], verb: int) -> tuple
             break
         found = _subject_features(tokens[i], tags[i])
         if found:
-            return found
+            return _coordinated(tokens, tags, i, found)
+    if "?" not in tokens[verb + 1 :]:
+        return None  # no subject on the left and not a question: imperative or fragment
     for i in range(verb + 1, len(tokens)):
         if tags[i] in VERB_TAGS or tokens[i] in CLAUSE_BREAKS:
             break
@@ -194,12 +198,23 @@ def find_subject(tokens: Sequence[str], tags: Sequence[str], verb: int) -> tuple
     return None
 
 
+def _coordinated(tokens: Sequence[str], tags: Sequence[str], i: int, found: tuple[str, str]) -> tuple[str, str]:
+    """"Laura and I are": a subject right after "X and" is plural, 1st person if I/we is in it."""
+    if i >= 2 and tokens[i - 1].lower() == "and":
+        other = _subject_features(tokens[i - 2], tags[i - 2])
+        if other is not None:
+            return ("Plur", min(found[1], other[1]))
+    return found
+
+
 def _subject_features(token: str, tag: str) -> tuple[str, str] | None:
+    lower = token.lower()
+    if lower in NOMINATIVE and lower != "there":
+        return NOMINATIVE[lower]  # by the word: lower-case "i" is often mistagged
     if tag not in SUBJECT_TAGS or not token[:1].isalnum():
         return None  # the perceptron sometimes tags quotes as nouns
-    lower = token.lower()
     if tag == "PRP":
-        return NOMINATIVE.get(lower) if lower not in OBJECT_PRONOUNS else None
+        return None  # object pronouns (me, him, them) are not subjects
     if tag == "EX":
         return ("Plur", "3")
     return ("Plur", "3") if tag in ("NNS", "NNPS") else ("Sing", "3")
@@ -217,6 +232,8 @@ def _verb_feats(tokens: Sequence[str], tags: Sequence[str], i: int) -> str:
     if tag == "VBZ":
         return "Mood=Ind|Number=Sing|Person=3|Tense=Pres|VerbForm=Fin"
     if tag == "VBP":
+        if tokens[i].lower() in ("am", "'m", "\u2019m"):
+            return _finite("Pres", ("Sing", "1"))
         subject = find_subject(tokens, tags, i)
         if subject is not None and subject[1] == "3":
             subject = ("Plur", "3")  # a VBP can't be 3rd singular
