@@ -1,12 +1,6 @@
-"""User-facing errors.
+"""User-facing errors: see :mod:`perturbations.errors` (the same class, defined in
+the dependency-free layer so the languages import without torch)."""
 
-Anything a researcher can fix (a wrong path, a bad flag, a mismatched manifest)
-raises :class:`ILMError` with a one-line message. The CLI prints that line and
-exits non-zero; every other exception is a bug and keeps its traceback.
-"""
+from perturbations.errors import ILMError
 
-
-class ILMError(Exception):
-    """An error caused by user input, printed by the CLI as one line."""
-
-    exit_code = 1
+__all__ = ["ILMError"]

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Iterator, Protocol, Sequence, runtime_checkabl
 
 import numpy as np
 
-from impossible_lms.errors import ILMError
+from perturbations.errors import ILMError
 
 # The marker tokens of the reference study. The tokenizer adds them as tokens
 # that absorb the space on their left (AddedToken(lstrip=True)).

@@ -40,7 +40,7 @@ import string
 from dataclasses import dataclass
 from typing import ClassVar, Iterable, Sequence
 
-from impossible_lms.errors import ILMError
+from perturbations.errors import ILMError
 from perturbations.base import (
     MARKER_PLURAL,
     MARKER_SINGULAR,

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from impossible_lms.errors import ILMError
+from perturbations.errors import ILMError
 from perturbations.base import FAMILIES, Language
 from perturbations import hop, reverse, shuffle
 

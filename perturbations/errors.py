@@ -1,0 +1,14 @@
+"""The project's one error type for user mistakes.
+
+It lives in the lowest, dependency-free layer so that ``perturbations`` stays
+importable without torch; ``impossible_lms.errors`` re-exports the same class.
+Anything a researcher can fix (a wrong path, a bad flag, a mismatched manifest)
+raises :class:`ILMError` with a one-line message. The CLI prints that line and
+exits non-zero; every other exception is a bug and keeps its traceback.
+"""
+
+
+class ILMError(Exception):
+    """An error caused by user input, printed by the CLI as one line."""
+
+    exit_code = 1
