@@ -80,7 +80,7 @@ def test_cache_is_built_once_and_rebuilt_when_the_manifest_changes(tmp_path):
     manifest["created"] = "again"
     (d / "manifest.json").write_text(json.dumps(manifest))
     token_cache(read_dataset_info(d))
-    assert json.loads((d / ".cache" / "train.meta.json").read_text())["fingerprint"] == read_dataset_info(d).fingerprint
+    assert json.loads((d / ".cache" / "train.meta.json").read_text())["fingerprint"] == read_dataset_info(d).cache_key
 
 
 def test_vocabulary_mismatch_is_a_user_error(data):
@@ -96,7 +96,7 @@ def test_token_ids_beyond_the_manifest_vocabulary_are_caught(tmp_path):
 
 def test_folder_without_manifest_is_a_user_error(tmp_path):
     (tmp_path / "x").mkdir()
-    with pytest.raises(ILMError, match="has no manifest.json"):
+    with pytest.raises(ILMError, match="no manifest.json"):
         read_dataset_info(tmp_path / "x")
     with pytest.raises(ILMError, match="dataset folder not found"):
         read_dataset_info(tmp_path / "missing")

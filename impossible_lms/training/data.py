@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from impossible_lms.errors import ILMError
-from impossible_lms.io import atomic_write_json, file_fingerprint
+from impossible_lms.io import atomic_write_json, file_fingerprint, fingerprint
 
 CACHE_DIR = ".cache"
 CACHE_VERSION = 1
@@ -42,7 +42,8 @@ class DatasetInfo:
     vocab_size: int
     eos_id: int
     tokenizer: dict
-    fingerprint: str  # of manifest.json, which names the corpus, tokenizer and counts
+    fingerprint: str  # what the data is: manifest identity (language, corpus, tokenizer, tagger) + counts
+    cache_key: str  # this copy of the folder: manifest.json's bytes (rewritten with every write)
 
     @property
     def slug(self) -> str:
@@ -51,26 +52,27 @@ class DatasetInfo:
 
 
 def read_dataset_info(data_dir: str | Path) -> DatasetInfo:
+    """The manifest of a dataset folder (validated by ``impossible_lms.data.load_manifest``)."""
+    from impossible_lms.data import load_manifest
+
     data_dir = Path(data_dir)
-    manifest = data_dir / "manifest.json"
     if not data_dir.is_dir():
         raise ILMError(f"dataset folder not found: {data_dir}")
-    if not manifest.is_file():
-        raise ILMError(f"{data_dir} has no manifest.json; is it a dataset folder written by `ilm perturb`?")
+    m = load_manifest(data_dir)
     try:
-        m = json.loads(manifest.read_text(encoding="utf-8"))
         info = DatasetInfo(
             path=data_dir,
-            language=str(m["language"]),
-            vocab_size=int(m["vocab_size"]),
-            eos_id=int(m["eos_id"]),
-            tokenizer=dict(m.get("tokenizer") or {}),
-            fingerprint=file_fingerprint(manifest),
+            language=str(m.language),
+            vocab_size=int(m.vocab_size),
+            eos_id=int(m.eos_id),
+            tokenizer=dict(m.tokenizer or {}),
+            fingerprint=fingerprint(m.identity(), m.counts),
+            cache_key=file_fingerprint(data_dir / "manifest.json"),
         )
-    except (ValueError, KeyError, TypeError) as e:
-        raise ILMError(f"{manifest}: invalid manifest ({type(e).__name__}: {e})") from None
+    except (ValueError, TypeError) as e:
+        raise ILMError(f"{data_dir / 'manifest.json'}: invalid manifest ({e})") from None
     if not 0 <= info.eos_id < info.vocab_size:
-        raise ILMError(f"{manifest}: eos_id {info.eos_id} is outside the vocabulary of {info.vocab_size}")
+        raise ILMError(f"{data_dir / 'manifest.json'}: eos_id {info.eos_id} is outside the vocabulary of {info.vocab_size}")
     return info
 
 
@@ -90,7 +92,7 @@ def token_cache(info: DatasetInfo) -> TokenCache:
     """The flat token memmap for ``info``'s train split, built on first use."""
     bin_path, off_path, meta_path = _cache_paths(info.path)
     meta = _read_meta(meta_path)
-    if meta is None or meta.get("fingerprint") != info.fingerprint or meta.get("version") != CACHE_VERSION:
+    if meta is None or meta.get("fingerprint") != info.cache_key or meta.get("version") != CACHE_VERSION:
         meta = _build_cache(info, bin_path, off_path, meta_path)
     tokens = np.memmap(bin_path, dtype=np.dtype(meta["dtype"]), mode="r")
     offsets = np.load(off_path)
@@ -163,7 +165,7 @@ def _build_cache(info: DatasetInfo, bin_path: Path, off_path: Path, meta_path: P
         raise
     meta = {
         "version": CACHE_VERSION,
-        "fingerprint": info.fingerprint,
+        "fingerprint": info.cache_key,
         "dtype": np.dtype(dtype).name,
         "tokens": int(total),
         "sentences": int(len(offsets) - 1),
