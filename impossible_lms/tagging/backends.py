@@ -33,7 +33,7 @@ STANZA_HINT = (
 
 class NltkTagger(LineTagger):
     name = "nltk"
-    version = "1"
+    version = "2"  # bump whenever ptb.py's rules change: the version keys the tag cache
 
     def __init__(self) -> None:
         self._split = sentence_splitter()
