@@ -282,3 +282,23 @@ def test_batched_left_padded_generate_equals_each_row_alone(name):
     alone = [model.generate(x[:1, 1:], max_new_tokens=5, do_sample=False)[0, 2:],
              model.generate(x[1:], max_new_tokens=5, do_sample=False)[0, 3:]]
     assert batched[0, 3:].tolist() == alone[0].tolist() and batched[1, 3:].tolist() == alone[1].tolist()
+
+
+@pytest.mark.parametrize("backend", ["eager", "math"])
+def test_upcast_computes_bf16_attention_in_fp32(backend):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 6, 8).bfloat16() for _ in range(3))
+    out = attend(backend, q, k, v, AttnMask(6, 6), scale=0.35, upcast=True)
+    assert out.dtype == torch.bfloat16
+    exact = reference_attention(q.float(), k.float(), v.float(), 0.35)
+    # fp32 scores and softmax: only the final rounding to bf16 remains
+    torch.testing.assert_close(out.float(), exact, atol=2**-7, rtol=2**-7)
+
+
+def test_cli_lists_generate_and_senses():
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    out = CliRunner().invoke(app, ["--help"]).output
+    assert "generate" in out and "senses" in out

@@ -198,7 +198,8 @@ def _load_any_hf(folder: Path, raw: dict[str, Any], dtype=None):
 
     try:
         model, info = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype, output_loading_info=True, trust_remote_code=False, local_files_only=True)
+            folder, dtype=dtype, low_cpu_mem_usage=True, output_loading_info=True, trust_remote_code=False,
+            local_files_only=True)
     except ValueError as e:
         raise ILMError(f"{folder}: not a causal LM transformers can load ({str(e).splitlines()[0]})") from None
     missing = set(info.get("missing_keys") or [])
@@ -227,7 +228,8 @@ def load_model(path_or_id: str | Path, revision: str | None = None, dtype: torch
     raw = read_config(folder)
     loader = LOADERS.get(raw.get("model_type", ""))
     # Other HF models are loaded by transformers directly in the requested dtype
-    # (weights go straight to it: no full-precision copy in memory first).
+    # (weights go straight to it: no full-precision copy in memory first;
+    # transformers 5 always initialises on the meta device, 4.x needs low_cpu_mem_usage).
     model = loader(folder, raw) if loader else _load_any_hf(folder, raw, dtype)
     if dtype is not None or device is not None:
         model = model.to(device=device, dtype=dtype)
