@@ -302,3 +302,11 @@ def test_cli_lists_generate_and_senses():
 
     out = CliRunner().invoke(app, ["--help"]).output
     assert "generate" in out and "senses" in out
+
+
+def test_hidden_states_are_the_residual_stream_per_layer():
+    model, x = tiny("tiny-gpt2"), ids()
+    out = model(x, output_hidden_states=True)
+    assert len(out.hidden_states) == 3  # embeddings + 2 blocks
+    torch.testing.assert_close(model.output_logits(model.transformer.ln_f(out.hidden_states[-1])), out.logits)
+    torch.testing.assert_close(out.hidden_states[0], model.transformer.wte(x) + model.transformer.wpe(torch.arange(12)))

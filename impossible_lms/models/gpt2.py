@@ -222,12 +222,15 @@ class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
             p.requires_grad = not frozen or name.startswith("exits.")
 
     def forward(self, input_ids, attention_mask=None, labels=None, past_key_values=None, use_cache=False,
-                output_exit_logits=False, document_ids=None, **kwargs) -> ILMOutput:
+                output_exit_logits=False, document_ids=None, output_hidden_states=False, **kwargs) -> ILMOutput:
+        """``hidden_states``: the residual stream after the embeddings and after each block (before ln_f)."""
         want_exits = output_exit_logits and bool(self.config.exit_layers)
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache()
-        h, layers = self.transformer(input_ids, attention_mask, document_ids, past_key_values, keep_layers=want_exits)
-        out = ILMOutput(logits=self.output_logits(h), past_key_values=past_key_values)
+        h, layers = self.transformer(input_ids, attention_mask, document_ids, past_key_values,
+                                     keep_layers=want_exits or bool(output_hidden_states))
+        out = ILMOutput(logits=self.output_logits(h), past_key_values=past_key_values,
+                        hidden_states=tuple(layers) if output_hidden_states else None)
         if want_exits:
             out.exit_logits = {l: self.exits[str(l)](layers[l])[..., : self.config.vocab_size]
                                for l in self.config.exit_layers}
