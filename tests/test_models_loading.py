@@ -202,3 +202,14 @@ def test_other_hf_causal_lm_loads_in_requested_dtype(tmp_path):
     model = load_model(tmp_path, dtype=torch.bfloat16)
     assert type(model).__name__ == "GPTJForCausalLM" and model.dtype == torch.bfloat16
     assert model(ids()).logits.shape == (2, 9, V)
+
+
+def test_untied_reference_gpt2_keeps_its_own_head(tmp_path):
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(gpt2_config(tie_word_embeddings=False)).eval()
+    hf.save_pretrained(tmp_path / "ref")
+    ours = load_model(tmp_path / "ref")
+    assert not ours.config.tie_word_embeddings and "lm_head.weight" in ours.state_dict()
+    torch.testing.assert_close(ours(ids()).logits, hf(ids()).logits, atol=1e-5, rtol=1e-5)
+    ours.save_pretrained(tmp_path / "ours")
+    assert torch.equal(load_model(tmp_path / "ours")(ids()).logits, ours(ids()).logits)
