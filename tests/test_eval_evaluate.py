@@ -242,3 +242,11 @@ def test_hub_subjects_map_checkpoints_to_revisions():
     assert subj.kind == "hub" and subj.model == "no-hop-gpt2"
     assert [(t.step, t.revision) for t in resolve_subject("org/m", None, ["checkpoint-700"]).targets] == [
         (700, "checkpoint-700")]
+
+
+def test_relative_and_absolute_paths_share_stored_results(toy, tmp_path, monkeypatch, count_loads):
+    root, data, run = toy
+    evaluate(run, data, checkpoints="100", results=tmp_path / "res")
+    monkeypatch.chdir(run.parent)
+    df = evaluate(run.name, data, checkpoints="100", results=tmp_path / "res")
+    assert count_loads == [100] and (df["subject"] == str(run.resolve())).all()

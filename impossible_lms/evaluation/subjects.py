@@ -29,7 +29,7 @@ class Target:
 
 @dataclass
 class Subject:
-    name: str  # as given by the user; the results key
+    name: str  # the results key: a local folder's absolute path (so ./runs/x and /abs/runs/x match), or the hub id
     kind: str  # "run" | "checkpoint" | "model" | "hub"
     targets: list[Target]
     language: str | None = None  # the training language when known (run.json)
@@ -104,7 +104,7 @@ def _run_subject(run: Path, wanted: list[int] | None) -> Subject:
         seed = int(parts[-1][4:])
     data = info.get("data")
     return Subject(
-        name=str(run), kind="run", targets=[Target(s, str(found[s])) for s in steps],
+        name=str(run.resolve()), kind="run", targets=[Target(s, str(found[s])) for s in steps],
         language=info.get("language") or (parts[-3] if len(parts) >= 3 else None),
         model=info.get("model") or (parts[-2] if len(parts) >= 2 else None),
         seed=seed, train_data=Path(data) if data else None, info=info,
@@ -117,7 +117,7 @@ def _folder_subject(path: Path) -> Subject:
     info = _read_run_json(path.parent) if m else {}
     data = info.get("data")
     return Subject(
-        name=str(path), kind="checkpoint" if m else "model", targets=[Target(step, str(path))],
+        name=str(path.resolve()), kind="checkpoint" if m else "model", targets=[Target(step, str(path))],
         language=info.get("language"), model=info.get("model") or (None if m else path.name),
         seed=info.get("seed"), train_data=Path(data) if data else None, info=info,
     )
