@@ -30,7 +30,18 @@ SMALL = ["corpus.options.sentences=400", "train.schedule.steps=8", "train.schedu
          "train.checkpoint.every=4", "train.batch.tokens=1024"]
 
 
-def test_demo_end_to_end_then_rerun_does_nothing(tmp_path):
+@pytest.fixture
+def one_thread():
+    """A 200k-parameter model gains nothing from intra-op threads; on a shared CPU they only spin."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_demo_end_to_end_then_rerun_does_nothing(tmp_path, one_thread):
     from cli.main import app
     from impossible_lms.experiment import load_experiment, run_experiment
 
