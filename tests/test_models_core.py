@@ -310,3 +310,14 @@ def test_hidden_states_are_the_residual_stream_per_layer():
     assert len(out.hidden_states) == 3  # embeddings + 2 blocks
     torch.testing.assert_close(model.output_logits(model.transformer.ln_f(out.hidden_states[-1])), out.logits)
     torch.testing.assert_close(out.hidden_states[0], model.transformer.wte(x) + model.transformer.wpe(torch.arange(12)))
+
+
+def test_backend_is_chosen_for_the_autocast_dtype():
+    from impossible_lms.models.gpt2 import compute_dtype
+
+    x = torch.zeros(2)
+    assert compute_dtype(x) == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert compute_dtype(x) == torch.bfloat16
+        logits = tiny("tiny-gpt2")(ids()).logits
+    assert logits.dtype == torch.bfloat16 and logits.shape == (2, 12, V)

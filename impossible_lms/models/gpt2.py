@@ -17,6 +17,7 @@ from transformers import DynamicCache, GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import ModelOutput
 
+from impossible_lms.errors import ILMError
 from impossible_lms.models.attention import AttnMask, alibi_slopes, attend, document_positions, resolve_backend, rotary
 from impossible_lms.models.config import ILMConfig
 
@@ -129,12 +130,10 @@ class Transformer(nn.Module):
                 keep_layers: bool = False):
         past_len = cache.get_seq_length() if cache is not None else 0
         if past_len + input_ids.shape[1] > self.cfg.n_positions and self.cfg.position == "learned":
-            from impossible_lms.errors import ILMError
-
             raise ILMError(f"sequence of {past_len + input_ids.shape[1]} tokens exceeds the model's "
                            f"context of {self.cfg.n_positions}")
         x = self.wte(input_ids)
-        ctx = self.context(input_ids, attention_mask, document_ids, past_len, x.dtype)
+        ctx = self.context(input_ids, attention_mask, document_ids, past_len, compute_dtype(x))
         if self.cfg.position == "learned":
             x = x + self.wpe(ctx.positions)
         x = self.drop(x)
@@ -144,6 +143,13 @@ class Transformer(nn.Module):
             if keep_layers:
                 layers.append(x)
         return self.ln_f(x), layers
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype attention will see: the autocast dtype when autocast is on (weights stay fp32)."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
 
 
 class ExitHead(nn.Module):
