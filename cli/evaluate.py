@@ -46,22 +46,28 @@ def register(app: typer.Typer) -> None:
             sentences_per_genre=sentences_per_genre or None, condition_on_eos=condition_on_eos, seed=seed,
             unit=unit, show_progress=show_progress and is_tty(),
         )
-        _print_summary(df)
+        if not df.empty:
+            _print_summary(df)
         if results is not None:
             console.print(f"{len(df)} row(s) in {results}")
 
     def _print_summary(df) -> None:
+        """The last checkpoint's final-layer rows, compact enough for 80 columns."""
         from rich.table import Table
 
-        if df.empty:
-            return
         last = df[df["layer"].isna()]
+        if last.empty:
+            return
+        title = "results"
         if last["checkpoint"].notna().any():
-            last = last[last["checkpoint"] == last["checkpoint"].max()]
-        table = Table(title="final checkpoint" if len(df["checkpoint"].dropna().unique()) > 1 else None)
-        for col in ("eval_language", "checkpoint", "metric", "subset", "value", "ci_low", "ci_high", "count", "unit"):
-            table.add_column(col, justify="right" if col in ("value", "ci_low", "ci_high", "count", "checkpoint") else "left")
+            step = last["checkpoint"].max()
+            last, title = last[last["checkpoint"] == step], f"checkpoint {step}"
+        several = last["eval_language"].nunique() > 1
+        table = Table(title=title)
+        for col in (["data"] if several else []) + ["metric", "subset", "value", "95% CI", "n", "unit"]:
+            table.add_column(col, justify="right" if col in ("value", "n") else "left")
         for _, r in last.iterrows():
-            table.add_row(str(r["eval_language"]), str(r["checkpoint"]), r["metric"], r["subset"], f"{r['value']:.4g}",
-                          f"{r['ci_low']:.4g}", f"{r['ci_high']:.4g}", str(r["count"]), r["unit"])
+            cells = [r["metric"], r["subset"], f"{r['value']:.4g}", f"[{r['ci_low']:.3g}, {r['ci_high']:.3g}]",
+                     str(r["count"]), r["unit"]]
+            table.add_row(*([str(r["eval_language"])] if several else []), *cells)
         console.print(table)
