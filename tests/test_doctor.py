@@ -90,11 +90,13 @@ def make_babylm(root, skip=None):
 
 def test_babylm_layout(tmp_path):
     assert check_babylm(make_babylm(tmp_path / "ok")).status == "ok"
-    bad = check_babylm(make_babylm(tmp_path / "bad", skip=("dev", "qed")))
-    assert bad.status == "fail" and bad.detail.endswith("dev/ lacks qed.dev")
+    other = check_babylm(make_babylm(tmp_path / "other", skip=("dev", "qed")))
+    assert other.status == "warn" and other.detail.endswith("not the 2023 ten-genre layout: dev/ lacks qed.dev")
     (tmp_path / "empty").mkdir()
     empty = check_babylm(tmp_path / "empty")
-    assert "no train_100M/train_10M/ folder" in empty.detail
+    assert empty.status == "fail" and "no train_100M/train_10M/ folder" in empty.detail
+    (tmp_path / "empty" / "train_10M").mkdir()
+    assert "train_10M/ has no *.train files" in check_babylm(tmp_path / "empty").detail
     assert check_babylm(tmp_path / "nope").detail.endswith("does not exist")
 
 

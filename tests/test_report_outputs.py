@@ -99,3 +99,14 @@ def test_cli_report(tmp_path, monkeypatch):
     assert (out / "report.md").is_file() and (out / "final.csv").is_file() and not list(out.glob("*.png"))
     bad = CliRunner().invoke(app, ["report", str(tmp_path), "--format", "docx"])
     assert bad.exit_code == 1 and "unknown report format" in bad.output and "Traceback" not in bad.output
+
+
+def test_per_layer_heat_map_when_exits_were_scored(tmp_path):
+    df = results_frame()
+    layers = df[df.metric == "perplexity"].copy()
+    layers["layer"] = 1
+    both = pd.concat([df.assign(layer=pd.NA), layers, layers.assign(layer=2, value=layers.value * 2)], ignore_index=True)
+    files = make_report(both, tmp_path, ["csv", "png"])
+    assert tmp_path / "layers_tiny-gpt2_perplexity_test_affected.png" in files
+    grid = pd.read_csv(tmp_path / "layers.csv")
+    assert sorted(grid.layer.unique()) == [1, 2] and set(grid.language) == set(LANGS)
