@@ -127,6 +127,24 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg
 
 
+def check_names(cfg: ExperimentConfig) -> None:
+    """Model presets and metric names exist: fail before hours of perturbing, not after.
+
+    Kept out of :func:`load_experiment` because it imports torch (slow for --dry-run).
+    """
+    import difflib
+
+    from impossible_lms.evaluation import METRICS
+    from impossible_lms.models import PRESETS
+
+    for kind, names, known in (("model preset", cfg.models, PRESETS), ("metric", cfg.eval.metrics, METRICS)):
+        for name in names:
+            if name not in known:
+                near = difflib.get_close_matches(name, list(known), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ILMError(f"unknown {kind} {name!r}{hint}; choose from {', '.join(known)}")
+
+
 # ---------------------------------------------------------------- the plan
 
 
@@ -392,7 +410,9 @@ def run_experiment(
     result = ExperimentResult(plan)
     if dry_run:
         return result
-    stages = stages or default_stages()
+    if stages is None:
+        check_names(cfg)
+        stages = default_stages()
     save_config(cfg, cfg.out / "experiment.yaml")
     if cfg.torch_threads:
         import torch

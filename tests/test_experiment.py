@@ -192,3 +192,14 @@ def test_cli_dry_run_and_emit(tmp_path):
     assert bad.exit_code == 1 and "choose torchrun or slurm" in bad.output
     missing = CliRunner().invoke(app, ["run", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 1 and "config file not found" in missing.output
+
+
+def test_unknown_model_or_metric_fails_before_any_work(cfg):
+    cfg.models = ["tiny-gtp2"]
+    with pytest.raises(ILMError, match="unknown model preset 'tiny-gtp2' \\(did you mean 'tiny-gpt2'\\?\\)"):
+        run_experiment(cfg, log=lambda m: None)
+    cfg.models = ["tiny-gpt2"]
+    cfg.eval.metrics = ["perplexity", "marker_surprise"]
+    with pytest.raises(ILMError, match="unknown metric 'marker_surprise'"):
+        run_experiment(cfg, log=lambda m: None)
+    assert not cfg.out.exists()
