@@ -102,8 +102,8 @@ def evaluate(
 
     with progress(disable=not show_progress) as bars:
         outer = bars.add_task("checkpoints", total=len(by_target))
-        for target, pending in by_target.items():
-            model = _load(target, torch_dtype, torch_device)
+        for target, model in _prefetched(list(by_target), torch_dtype, torch_device):
+            pending = by_target[target]
             for d in {id(j.data): j.data for j in pending}.values():
                 _check_vocab(model, d, target)
             rows = _score_target(model, subj, target, pending, condition_on_eos, batch_tokens, options, settings, bars)
@@ -219,6 +219,23 @@ def _check_vocab(model, d: EvalData, target: Target) -> None:
             f"{target}: the model's vocabulary ({size}) is smaller than the data's ({d.manifest.vocab_size}, "
             f"{d.language}); was it trained on another tokenizer?"
         )
+
+
+def _prefetched(targets: list[Target], dtype, device):
+    """Yield (target, model), loading the next checkpoint on a thread while this one is scored
+    (reading weights from disk then overlaps with the forward passes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not targets:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(_load, targets[0], dtype, device)
+        for i, target in enumerate(targets):
+            model = future.result()  # a loading error surfaces here, after earlier checkpoints are stored
+            if i + 1 < len(targets):
+                future = pool.submit(_load, targets[i + 1], dtype, device)
+            yield target, model
+            del model
 
 
 def _load(target: Target, dtype, device):
