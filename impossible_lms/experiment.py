@@ -197,14 +197,14 @@ def slug(language: str) -> str:
 
 
 def select_runs(cfg: ExperimentConfig, only: list[str] | None = None) -> list[Run]:
-    """Every language × model × seed, filtered by ``LANG/MODEL/SEED`` globs (missing parts match all)."""
+    """Every language × model × seed, filtered by ``LANG/MODEL/SEED`` globs (missing or empty parts match all)."""
     runs = [Run(lang, model, int(seed)) for lang in cfg.languages for model in cfg.models for seed in cfg.seeds]
     if not only:
         return runs
-    patterns = [(p.split("/") + ["*", "*"])[:3] for p in only]
     for p in only:
         if p.count("/") > 2:
-            raise ILMError(f"--only {p!r}: expected LANG/MODEL/SEED (globs; missing parts match all)")
+            raise ILMError(f"--only {p!r}: expected LANG/MODEL/SEED (globs; missing or empty parts match all)")
+    patterns = [[part or "*" for part in (p.split("/") + ["*", "*"])[:3]] for p in only]
     chosen = [
         r for r in runs
         if any(

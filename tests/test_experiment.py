@@ -81,10 +81,15 @@ def test_only_globs(cfg):
     keys = lambda only: [r.key for r in select_runs(cfg, only)]  # noqa: E731
     assert keys(["*hop"]) == ["token_hop/tiny-gpt2/0", "token_hop/tiny-gpt2/1"]
     assert keys(["*/*/1"]) == [f"{l}/tiny-gpt2/1" for l in cfg.languages]
-    assert keys(["local_shuffle_w=3/tiny-gpt2/0", "no_shuffle//"]) == ["local_shuffle:w=3/tiny-gpt2/0"]
+    assert keys(["local_shuffle_w=3/tiny-gpt2/0", "no_shuffle//1"]) == ["no_shuffle/tiny-gpt2/1",
+                                                                         "local_shuffle:w=3/tiny-gpt2/0"]
     assert keys(["local_shuffle:w=?/tiny-*/0"]) == ["local_shuffle:w=3/tiny-gpt2/0"]
     with pytest.raises(ILMError, match="matches none"):
         select_runs(cfg, ["word_hop"])
+    with pytest.raises(ILMError, match="matches none"):
+        select_runs(cfg, ["*/gpt2"])  # globs match whole names: gpt2 is not tiny-gpt2
+    with pytest.raises(ILMError, match="expected LANG/MODEL/SEED"):
+        select_runs(cfg, ["a/b/c/d"])
 
 
 def test_hop_only_metrics(cfg):
