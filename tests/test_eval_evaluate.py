@@ -250,3 +250,25 @@ def test_relative_and_absolute_paths_share_stored_results(toy, tmp_path, monkeyp
     monkeypatch.chdir(run.parent)
     df = evaluate(run.name, data, checkpoints="100", results=tmp_path / "res")
     assert count_loads == [100] and (df["subject"] == str(run.resolve())).all()
+
+
+def test_a_new_metric_is_one_registered_function(toy):
+    from impossible_lms.evaluation import METRICS, register_metric
+    from impossible_lms.evaluation.metrics import row
+    from impossible_lms.evaluation.stats import bootstrap_mean
+
+    root, data, run = toy
+
+    @register_metric("dev_logprob", requests=lambda d: {"s": d.sample("dev")})
+    def dev_logprob(d, logprobs, options):
+        values = np.array([np.nanmean(lp) for lp in logprobs["s"]])
+        return [row("dev_logprob", "dev", values, *bootstrap_mean(values, options.seed), unit="nats")]
+
+    try:
+        df = evaluate(run, data, checkpoints="100", metrics=["perplexity", "dev_logprob"]).set_index(["metric", "subset"])
+        # geometric-mean perplexity is exp(-mean over sentences of the mean token log-prob)
+        assert math.exp(-df.loc[("dev_logprob", "dev"), "value"]) == pytest.approx(
+            df.loc[("perplexity", "dev"), "value"], rel=1e-6)
+        assert df.loc[("dev_logprob", "dev"), "unit"] == "nats"
+    finally:
+        METRICS.pop("dev_logprob")

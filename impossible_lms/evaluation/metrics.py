@@ -6,9 +6,16 @@ metric's requests, scores each distinct sequence once per checkpoint, and
 hands each metric its own log-probs, so adding metrics costs no extra passes
 over shared sequences (a sentence and the same sentence plus EOS share one).
 
-    @register_metric("my_metric", requests=lambda data: {"s": data.sample("test_affected")})
-    def my_metric(data, logprobs, options):
-        return [row("my_metric", "test_affected", values, options, unit="nats")]
+    @register_metric("dev_logprob", requests=lambda data: {"s": data.sample("dev")})
+    def dev_logprob(data, logprobs, options):
+        values = np.array([np.nanmean(lp) for lp in logprobs["s"]])
+        return [row("dev_logprob", "dev", values, *bootstrap_mean(values, options.seed), unit="nats")]
+
+``logprobs[name]`` holds one float32 array per requested sequence, aligned with
+its tokens, in nats, NaN where unscored (see :mod:`.scoring`). Metrics run once
+per head: rows of multi-exit heads get their ``layer`` filled in by the caller.
+Marker surprisal reads the same per-genre sample of affected test sentences as
+perplexity (the reference scored each affected test sentence plus EOS).
 """
 
 from __future__ import annotations
