@@ -493,8 +493,10 @@ def emit_slurm(cfg: ExperimentConfig, only: list[str] | None = None, path: Path 
 def perturb_command(cfg: ExperimentConfig) -> str:
     import shlex
 
-    return shlex.join(["ilm", "perturb", ",".join(cfg.languages), "--corpus", cfg.corpus.source,
-                       "--out", str(cfg.data_dir), "--tokenizer", cfg.corpus.tokenizer, "--tagger", cfg.corpus.tagger])
+    options = [a for k, v in cfg.corpus.options.items() for a in ("--corpus-option", f"{k}={_yaml_scalar(v)}")]
+    return shlex.join(["ilm", "perturb", *cfg.languages, "--corpus", cfg.corpus.source, *options,
+                       "--out", str(cfg.data_dir), "--tokenizer", cfg.corpus.tokenizer, "--tagger", cfg.corpus.tagger,
+                       "--workers", str(cfg.corpus.workers)])
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

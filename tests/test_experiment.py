@@ -181,6 +181,9 @@ def test_emit_torchrun_and_slurm(cfg, tmp_path):
     text = path.read_text()
     assert "#SBATCH --array=0-3" in text and text.count("torchrun --standalone") == 4
     assert 'eval "${RUNS[$SLURM_ARRAY_TASK_ID]}"' in text
+    assert (f"#   ilm perturb no_shuffle local_shuffle:w=3 partial_reverse token_hop --corpus synthetic "
+            f"--corpus-option sentences=2000 --corpus-option seed=0 --out {cfg.data_dir} --tokenizer fallback "
+            f"--tagger gold --workers 1\n") in text
 
 
 def test_cli_dry_run_and_emit(tmp_path):
