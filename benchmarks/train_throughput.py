@@ -45,7 +45,7 @@ def main() -> None:
     precision = resolve_precision(cfg, device)
     use_compile = args.compile if args.compile is not None else device.type == "cuda"
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
         torch.backends.cudnn.allow_tf32 = True
     peak = peak_flops(args.peak_flops, device)
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "

@@ -100,9 +100,15 @@ def test_a_crash_while_writing_leaves_no_checkpoint(data, tmp_path, monkeypatch)
     assert sorted(find_checkpoints(run)) == [1, 2]
 
 
-def test_keep_prunes_old_checkpoints(data, tmp_path):
-    run = train(config(data, tmp_path, "schedule.steps=4", "checkpoint.every=1", "checkpoint.keep=2"), progress=False)
+def test_keep_prunes_old_checkpoints_and_mfu_uses_the_given_peak(data, tmp_path):
+    from impossible_lms.models import model_config
+
+    cfg = config(data, tmp_path, "schedule.steps=4", "checkpoint.every=1", "checkpoint.keep=2", "peak_flops=1e12")
+    run = train(cfg, progress=False)
     assert sorted(find_checkpoints(run)) == [3, 4]
+    flops = model_config("tiny-gpt2", vocab_size=64, **cfg.model_overrides).flops_per_token(32)
+    for row in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()):
+        assert row["mfu"] == pytest.approx(row["tokens_per_s"] * flops / 1e12)
 
 
 def _free_port() -> int:
@@ -118,6 +124,7 @@ def _ddp_worker(rank: int, world: int, port: int, cfg) -> None:
     train(cfg, progress=False)
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one(data, tmp_path):
     no_dropout = "model_overrides={n_positions: 32, n_embd: 32, n_head: 2, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0}"
     common = ["schedule.steps=4", "checkpoint.every=4", no_dropout]

@@ -175,7 +175,7 @@ def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Pa
     blocks = packed_blocks(info, cfg.seed, context, int(model.config.vocab_size))
     device = dctx.device
     if device.type == "cuda" and cfg.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left outside autocast
         torch.backends.cudnn.allow_tf32 = True
     model.to(device)
     plan = plan_batch(cfg, context, dctx.world, device, model)
@@ -207,8 +207,8 @@ def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Pa
         net = torch.compile(net)
 
     flops = models.flops_per_token(model, context)
-    logger = MetricsLogger(run_dir, cfg.logging, enabled=dctx.is_main,
-                           peak=peak_flops(cfg.peak_flops, device) * dctx.world if device.type == "cuda" or cfg.peak_flops else None)
+    peak = peak_flops(cfg.peak_flops, device)  # per device; MFU counts every rank's tokens
+    logger = MetricsLogger(run_dir, cfg.logging, enabled=dctx.is_main, peak=peak * dctx.world if peak else None)
     writer = CheckpointWriter(cfg.checkpoint.async_write)
     ckpt_at = set(checkpoint_steps(cfg))
     batches = Batches(blocks, plan, dctx)
