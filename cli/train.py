@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -36,4 +37,5 @@ def register(app: typer.Typer) -> None:
                  "run_dir": run_dir, "device": device, "compile": compile}
         cfg = resolve_train_config(config, overrides or [], flags, resume)
         folder = train(cfg, progress=show_progress)
-        console.print(f"run: {folder}")
+        if os.environ.get("RANK", "0") == "0":  # once under torchrun
+            console.print(f"run: {folder}")

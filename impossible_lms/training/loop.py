@@ -151,12 +151,20 @@ def seed_everything(seed: int) -> None:
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Train (or continue) the run for ``cfg``; returns the run folder."""
     check_schedule(cfg.schedule)
+    _check_counts(cfg)
     info = read_dataset_info(cfg.data)
     dctx = setup(cfg.device)
     try:
         return _train(cfg, info, dctx, progress)
     finally:
         dctx.close()
+
+
+def _check_counts(cfg: TrainConfig) -> None:
+    for name, value, least in [("logging.every", cfg.logging.every, 1), ("checkpoint.every", cfg.checkpoint.every, 0),
+                               ("checkpoint.keep", cfg.checkpoint.keep or 1, 1), ("batch.tokens", cfg.batch.tokens, 1)]:
+        if value < least:
+            raise ILMError(f"{name} must be at least {least}, got {value}")
 
 
 def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Path:
