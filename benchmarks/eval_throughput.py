@@ -62,6 +62,17 @@ def baseline(run: Path, steps: list[int], data: EvalData, device: str) -> float:
     return time.perf_counter() - start
 
 
+def _warm_up(checkpoint: Path) -> None:
+    """One-time costs (imports, first kernel launches) stay out of both timings."""
+    from transformers import GPT2LMHeadModel
+
+    from impossible_lms.models import load_model
+
+    for model in (load_model(checkpoint), GPT2LMHeadModel.from_pretrained(checkpoint)):
+        with torch.no_grad():
+            model(torch.zeros((1, 4), dtype=torch.long))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
@@ -89,6 +100,7 @@ def main() -> None:
         print(f"preset {args.preset} vocab {args.vocab} device {args.device}: {args.checkpoints} checkpoints x "
               f"{len(sentences)} sentences ({tokens} tokens), perplexity + marker surprisal")
 
+        _warm_up(run / f"checkpoint-{steps[0]}")
         start = time.perf_counter()
         evaluate(run, data, metrics=["perplexity", "marker_surprisal"], results=tmp / "results",
                  sentences_per_genre=None, device=args.device, dtype=args.dtype, batch_tokens=args.batch_tokens)

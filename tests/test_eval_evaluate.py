@@ -272,3 +272,13 @@ def test_a_new_metric_is_one_registered_function(toy):
         assert df.loc[("dev_logprob", "dev"), "unit"] == "nats"
     finally:
         METRICS.pop("dev_logprob")
+
+
+def test_revisions_of_a_run_folder_name_its_checkpoints(toy):
+    from impossible_lms.evaluation.subjects import resolve_subject
+
+    root, data, run = toy
+    subj = resolve_subject(run, None, ["checkpoint-200"])
+    assert [t.step for t in subj.targets] == [200] and subj.seed == 0 and subj.language == "no_hop"
+    with pytest.raises(ILMError, match="must be checkpoint-<step>"):
+        resolve_subject(run, None, ["main"])
