@@ -205,14 +205,13 @@ def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Pa
         truncate_metrics(run_dir, step)
     dctx.barrier()
 
-    net = model
+    use_compile = cfg.compile if cfg.compile is not None else device.type == "cuda"
+    # Compile first, then wrap (as nanoGPT): DDP buckets the compiled module's parameters.
+    net = torch.compile(model) if use_compile else model
     if dctx.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    use_compile = cfg.compile if cfg.compile is not None else device.type == "cuda"
-    if use_compile:
-        net = torch.compile(net)
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     flops = models.flops_per_token(model, context)
     peak = peak_flops(cfg.peak_flops, device)  # per device; MFU counts every rank's tokens
