@@ -204,6 +204,6 @@ def test_tagger_matters_only_for_languages_that_need_tags(corpus, tok, tmp_path)
     assert (shuf / "manifest.json").stat().st_mtime_ns == before
     assert load_manifest(tmp_path / "word_hop").tagger == "fake"
     with pytest.raises(ILMError, match=r"word_hop exists with a different manifest \(tagger differ\)"):
-        run(corpus, tmp_path, ["word_hop"], tok=tok, tagger=Splitter())
+        run(corpus, tmp_path, ["word_hop"], tok=tok, tagger=Stanza())
     with pytest.raises(ILMError, match=r"no_shuffle exists with a different manifest \(tagger differ\)"):
         run(corpus, tmp_path, ["no_shuffle"], tok=tok, tagger=Stanza())  # other sentence splitter
