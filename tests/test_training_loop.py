@@ -96,8 +96,10 @@ def test_a_crash_while_writing_leaves_no_checkpoint(data, tmp_path, monkeypatch)
     assert find_checkpoints(run) == {}
     assert not [p.name for p in run.iterdir() if p.name.startswith((".checkpoint", "checkpoint"))]
     monkeypatch.undo()
+    (run / ".checkpoint-1.abc.tmp").mkdir()  # what a SIGKILL mid-write would leave
     train(cfg, progress=False)  # and the run then trains from scratch
     assert sorted(find_checkpoints(run)) == [1, 2]
+    assert not list(run.glob(".checkpoint-*"))
 
 
 def test_keep_prunes_old_checkpoints_and_mfu_uses_the_given_peak(data, tmp_path):

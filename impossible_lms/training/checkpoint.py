@@ -38,6 +38,12 @@ def find_checkpoints(run_dir: str | Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+def clean_partial(run_dir: Path) -> None:
+    """Remove temporary checkpoint folders a killed process left behind (never complete ones)."""
+    for p in Path(run_dir).glob(".checkpoint-*.tmp"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
 def rng_state() -> dict[str, Any]:
     """Every RNG that training draws from: python, numpy, torch CPU and each CUDA device."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}

@@ -28,6 +28,7 @@ from impossible_lms.progress import progress as make_progress
 from impossible_lms.training import model as models
 from impossible_lms.training.checkpoint import (
     CheckpointWriter,
+    clean_partial,
     find_checkpoints,
     load_trainer_state,
     load_weights,
@@ -203,6 +204,7 @@ def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Pa
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_files(cfg, run_dir, info, run_extra)
         truncate_metrics(run_dir, step)
+        clean_partial(run_dir)
     dctx.barrier()
 
     use_compile = cfg.compile if cfg.compile is not None else device.type == "cuda"
