@@ -5,12 +5,12 @@ each corpus file is read, split and (only if a hop language asks for it) tagged
 once, and every sentence is tokenised once, in batches, by the Rust tokenizer.
 Each language then perturbs the shared token ids.
 
-Work is split into (language, split) tasks, because stochastic languages draw
-from one random stream per split that runs through the split's files in sorted
-order (as the reference did per ``perturb.py <split>`` run). Tasks run in a
-process pool when ``workers > 1``; each task is self-contained, so the output is
-the same for any worker count. Each language's folder is written atomically as
-soon as its tasks are done; a rerun skips languages whose manifest matches.
+Reading is one task per file; perturbing is one task per language, which runs
+all splits and writes the language's folder atomically. Stochastic languages
+draw from one random stream per split that runs through the split's files in
+sorted order (as the reference did per ``perturb.py <split>`` run). Tasks run in
+a forked process pool when ``workers > 1``; each is self-contained, so the output
+is the same for any worker count. A rerun skips languages whose manifest matches.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -158,11 +159,16 @@ def _file_order(f: Any) -> tuple[int, str, str]:
 _STATE: dict[str, Any] = {}
 
 
-def _run_task(task: tuple[int, str]) -> dict[str, SplitColumns]:
-    lang_index, split = task
-    lang = _STATE["languages"][lang_index]
+def _make_language(index: int) -> Path:
+    """Perturb every split for one language and write its folder (in a worker when there are several)."""
+    lang, folder, manifest = _STATE["languages"][index], _STATE["folders"][index], _STATE["manifests"][index]
     tok = _STATE["tokenizers"][lang.markers]
-    return perturb_split(lang, [f for f in _STATE["sources"] if f.split == split], tok)
+    columns: dict[str, SplitColumns] = {}
+    for split in CORPUS_SPLITS:
+        files = [f for f in _STATE["sources"] if f.split == split]
+        if files:
+            columns.update(perturb_split(lang, files, tok))
+    return write_dataset(folder, columns, manifest, tok)
 
 
 def perturb_split(lang: Any, files: Sequence[SourceFile], tok: MarkedTokenizer) -> dict[str, SplitColumns]:
@@ -257,19 +263,15 @@ def perturb_corpus(
     marker_chars = "".join(sorted({m for lang in langs for m in lang.markers}))
     with progress_bar(disable=not progress) as show:
         sources = read_corpus(corpus, base, tagger_used, _path(cache_dir), marker_chars, workers, show)
-        splits = [s for s in CORPUS_SPLITS if any(f.split == s for f in sources)]
-        tasks = [(i, s) for i in todo for s in splits]
-        bars = {i: show.add_task(f"perturbing {langs[i].name}", total=len(splits)) for i in todo}
-        results: dict[int, dict[str, SplitColumns]] = {i: {} for i in todo}
-        remaining = {i: len(splits) for i in todo}
-        state = {"languages": langs, "tokenizers": tokenizers, "sources": sources}
-        for (i, _split), columns in zip(tasks, parallel_map(_run_task, tasks, state, workers)):
-            results[i].update(columns)
-            remaining[i] -= 1
-            show.update(bars[i], advance=1)
-            if remaining[i] == 0:
-                write_dataset(folders[i], results.pop(i), manifests[i], tokenizers[langs[i].markers])
-                show.update(bars[i], info=f"→ {folders[i]}")
+        bar = show.add_task("perturbing + writing", total=len(todo))
+        state = {"languages": langs, "tokenizers": tokenizers, "sources": sources, "folders": folders, "manifests": manifests}
+        try:
+            # One task per language: it writes its own folder, so writing runs in parallel too.
+            for folder in parallel_map(_make_language, todo, state, workers):
+                show.update(bar, advance=1, info=f"→ {folder}")
+        except BaseException:
+            _remove_temporaries(folders[i] for i in todo)
+            raise
     return folders
 
 
@@ -319,6 +321,13 @@ def _manifest(lang: Any, tok: MarkedTokenizer, corpus: Any, tagger: str) -> Mani
         corpus={"name": str(corpus.name), "fingerprint": str(corpus.fingerprint)},
         tagger=tagger,
     )
+
+
+def _remove_temporaries(folders: Iterable[Path]) -> None:
+    """Temporary folders of writes a failure cut short (a killed worker cannot clean up)."""
+    for folder in folders:
+        for tmp in folder.parent.glob(f".{folder.name}.*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _sentence_splitter(tagger: str) -> str:
