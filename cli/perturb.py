@@ -32,10 +32,10 @@ def register(app: typer.Typer) -> None:
         corpus_option: Optional[List[str]] = typer.Option(None, "--corpus-option", help="Corpus reader option key=value, repeatable: sentences=3000 and seed=0 (synthetic), train=100M (BabyLM)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder; one subfolder per language."),
         tokenizer: str = typer.Option("gpt2", "--tokenizer", "-t", help="`gpt2` (local Hugging Face cache only), a folder with tokenizer.json or vocab.json+merges.txt, or `fallback` (a BPE trained on the corpus; not comparable with GPT-2)."),
-        tagger: str = typer.Option("nltk", "--tagger", help="nltk | stanza | gold | none; used only for hop languages."),
-        workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the perturbation step (results are identical for any number)."),
+        tagger: str = typer.Option("nltk", "--tagger", help="nltk | stanza | gold | auto | none: tags for hop languages (other languages only need sentence splitting)."),
+        workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for reading and perturbing (results are identical for any number)."),
         on_bad_bytes: str = typer.Option("fail", "--on-bad-bytes", help="fail | skip: what to do with lines that are not UTF-8."),
-        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where taggers cache their output (default: the tagger's own)."),
+        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache tagger output here, per corpus file, so reruns skip tagging (default: no cache)."),
         fallback_vocab: int = typer.Option(4096, "--fallback-vocab", min=300, help="Vocabulary size of the `fallback` tokenizer."),
         force: bool = typer.Option(False, "--force", help="Replace outputs made with another corpus, tokenizer or tagger."),
     ) -> None:
