@@ -263,6 +263,8 @@ def perturb_corpus(
     marker_chars = "".join(sorted({m for lang in langs for m in lang.markers}))
     with progress_bar(disable=not progress) as show:
         sources = read_corpus(corpus, base, tagger_used, _path(cache_dir), marker_chars, workers, show)
+        import datasets  # noqa: F401  (imported once here, not once per forked worker)
+
         bar = show.add_task("perturbing + writing", total=len(todo))
         state = {"languages": langs, "tokenizers": tokenizers, "sources": sources, "folders": folders, "manifests": manifests}
         try:
