@@ -73,6 +73,10 @@ def to_cpu(obj: Any) -> Any:
 
 def write_checkpoint(final: Path, model, model_state: dict, trainer_state: dict) -> None:
     """Write one checkpoint folder atomically from CPU copies."""
+    # transformers draws a "Writing model shards" bar per save; ours already shows progress.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     with atomic_dir(final) as tmp:
         model.save_pretrained(tmp, state_dict=model_state, safe_serialization=True)
         torch.save(trainer_state, tmp / STATE_FILE)
