@@ -1,4 +1,4 @@
-"""Tagging throughput: ``python -m impossible_lms.tagging.throughput CORPUS [TAGGER] [SPLIT]``.
+"""Tagging throughput: ``python benchmarks/tagging_throughput.py CORPUS [TAGGER] [SPLIT]``.
 
 Prints sentences/s and words/s per corpus file (no cache, so the tagger does the
 work). A benchmark script, not a test: numbers depend on the machine.
