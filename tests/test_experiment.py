@@ -16,6 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "experiments" / "demo.yaml"
 
 
+def demo_train(*keys: str):
+    """A value from the raw demo YAML, so the demo can be retuned without editing tests."""
+    import yaml
+
+    node = yaml.safe_load(DEMO.read_text())["train"]
+    for k in keys:
+        node = node[k]
+    return node
+
+
 @pytest.fixture
 def cfg(tmp_path):
     return load_experiment(DEMO, [f"out={tmp_path / 'exp'}"])
@@ -57,7 +67,7 @@ def test_yaml_and_overrides():
     assert cfg.languages == ["no_shuffle", "local_shuffle:w=3", "partial_reverse", "token_hop"]
     assert cfg.seeds == [0, 1] and cfg.models == ["tiny-gpt2"]
     assert cfg.corpus.options == {"sentences": 100, "seed": 0}  # the override merges into the YAML mapping
-    assert cfg.train["schedule"] == {"steps": 20, "warmup": 10}
+    assert cfg.train["schedule"] == {"steps": 20, "warmup": demo_train("schedule", "warmup")}
     assert cfg.out == Path("runs/demo") and cfg.report_dir == Path("runs/demo/report")
     with pytest.raises(ILMError, match="did you mean 'seeds'"):
         load_experiment(DEMO, ["sedes=[1]"])
@@ -102,12 +112,13 @@ def test_dry_run_plan_and_estimate(cfg):
     plan = result.plan
     assert result.executed == [] and not cfg.out.exists()
     assert [s.stage for s in plan.steps] == ["perturb"] * 4 + ["train", "eval"] * 4 + ["report"]
-    assert plan.tokens_per_run == 100 * 2048
-    assert plan.gpu_hours == pytest.approx(4 * 100 * 2048 / 10000 / 3600)
+    tokens = demo_train("schedule", "steps") * demo_train("batch", "tokens")
+    assert plan.tokens_per_run == tokens
+    assert plan.gpu_hours == pytest.approx(4 * tokens / 10000 / 3600)
     text = format_plan(plan)
     assert "  [todo] train   token_hop/tiny-gpt2/0" in text
     assert "to do: 4 perturb, 4 train, 4 eval, 1 report" in text
-    assert "204,800 tokens per run" in text
+    assert f"{tokens:,} tokens per run" in text
 
 
 def test_run_then_rerun_does_nothing(cfg):
@@ -175,14 +186,15 @@ def test_emit_torchrun_and_slurm(cfg, tmp_path):
     assert args[6:14] == ["--data", str(cfg.data_dir / "token_hop"), "--model", "tiny-gpt2", "--seed", "0",
                           "--out", str(cfg.runs_dir)]
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
-    assert "schedule.steps=100" in sets and "batch.tokens=2048" in sets and "device=cpu" in sets
+    steps, batch_tokens = demo_train("schedule", "steps"), demo_train("batch", "tokens")
+    assert f"schedule.steps={steps}" in sets and f"batch.tokens={batch_tokens}" in sets and "device=cpu" in sets
 
     path = emit_slurm(cfg, None, tmp_path / "train.sh")
     text = path.read_text()
     assert "#SBATCH --array=0-3" in text and text.count("torchrun --standalone") == 4
     assert 'eval "${RUNS[$SLURM_ARRAY_TASK_ID]}"' in text
     assert (f"#   ilm perturb no_shuffle local_shuffle:w=3 partial_reverse token_hop --corpus synthetic "
-            f"--corpus-option sentences=2000 --corpus-option seed=0 --out {cfg.data_dir} --tokenizer fallback "
+            f"--corpus-option sentences={cfg.corpus.options['sentences']} --corpus-option seed=0 --out {cfg.data_dir} --tokenizer fallback "
             f"--tagger gold --workers 1\n") in text
 
 
