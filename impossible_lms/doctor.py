@@ -26,7 +26,6 @@ Status = Literal["ok", "warn", "fail"]
 
 BABYLM_GENRES = ("aochildes", "bnc_spoken", "cbt", "children_stories", "gutenberg", "open_subtitles",
                  "qed", "simple_wikipedia", "switchboard", "wikipedia")
-BABYLM_SPLITS = {"train": ("train_100M", "train_10M"), "dev": ("dev",), "test": ("test",)}
 NLTK_RESOURCES = {"punkt_tab": "tokenizers/punkt_tab", "averaged_perceptron_tagger_eng": "taggers/averaged_perceptron_tagger_eng"}
 # Parameters per preset, for the disk estimate only (fp32 weights + two AdamW moments per checkpoint).
 PRESET_PARAMS = {"gpt2": 124e6, "gpt2-nopos": 124e6, "gpt2-rotary": 124e6, "gpt2-alibi": 124e6,
@@ -122,7 +121,7 @@ def diagnose(corpus: str | Path | None = None, experiment: str | Path | None = N
     checks = [check_python(env), *check_torch(env), check_gpt2_tokenizer(env, needed=tokenizer == "gpt2"),
               check_nltk(env, needed=tagger == "nltk"), check_stanza(env, needed=tagger == "stanza")]
     if corpus is not None:
-        checks.append(check_babylm(Path(corpus)))
+        checks.append(check_babylm(Path(corpus), cfg.corpus.options if cfg else None))
     if cfg is not None:
         checks.append(check_disk(cfg, env))
     return checks
@@ -191,33 +190,31 @@ def check_stanza(env: Environment, needed: bool = False) -> Check:
     return Check("stanza tagger", "ok", f"English models in {english}")
 
 
-def check_babylm(root: Path) -> Check:
-    """A BabyLM 2023 folder: train_100M/ (or train_10M/), dev/, test/, one file per genre and split."""
+def check_babylm(root: Path, options: dict | None = None) -> Check:
+    """Can ``ilm perturb`` read ``root`` (asked of the corpus reader itself, so the two never
+    disagree on layouts), and does it hold the reference's ten genres in train, dev and test?"""
+    from impossible_lms.corpus import open_corpus
+
+    fix = ("pass a BabyLM folder (2023: babylm_100M|babylm_10M, babylm_dev, babylm_test; "
+           "2024: train_100M|train_10M, dev, test)")
     if not root.exists():
         return Check("corpus", "fail", f"{root} does not exist", "pass the BabyLM folder with --corpus PATH")
-    if root.is_file():
-        return Check("corpus", "ok", f"{root} is a single text file (read as one genre)")
-    problems, differences, splits = [], [], []
-    for split, names in BABYLM_SPLITS.items():
-        folder = next((root / n for n in names if (root / n).is_dir()), None)
-        if folder is None:
-            problems.append(f"no {'/'.join(names)}/ folder")
-            continue
-        splits.append(folder.name)
-        stems = {p.stem for p in folder.iterdir() if p.is_file() and p.suffix == f".{split}"}
-        if not stems:
-            problems.append(f"{folder.name}/ has no *.{split} files")
-            continue
-        missing = [g for g in BABYLM_GENRES if g not in stems]
-        if missing:  # another BabyLM edition (2024 renamed genres) still reads; the reference numbers will differ
-            differences.append(f"{folder.name}/ lacks {', '.join(f'{g}.{split}' for g in missing)}")
-    fix = "download BabyLM 2023 (babylm_data: train_100M, dev, test) and pass its folder"
-    if problems:
-        return Check("corpus", "fail", f"{root}: {'; '.join(problems + differences)}", fix)
-    if differences:
-        return Check("corpus", "warn", f"{root}: not the 2023 ten-genre layout: {'; '.join(differences)}",
-                     "fine for new experiments; " + fix + " to reproduce the reference")
-    return Check("corpus", "ok", f"BabyLM layout: {', '.join(splits)} with all {len(BABYLM_GENRES)} genres")
+    try:
+        corpus = open_corpus(root, options=options)
+        genres: dict[str, set[str]] = {}
+        for f in corpus.files():
+            genres.setdefault(f.split, set()).add(f.genre)
+    except ILMError as e:
+        return Check("corpus", "fail", str(e), fix)
+    absent = [split for split in ("train", "dev", "test") if split not in genres]
+    if absent:
+        return Check("corpus", "fail", f"{root}: no {'/'.join(absent)} split", fix)
+    differences = [f"{split} lacks {', '.join(g for g in BABYLM_GENRES if g not in have)}"
+                   for split, have in genres.items() if set(BABYLM_GENRES) - have]
+    if differences:  # another edition or a sample still reads; the reference numbers will differ
+        return Check("corpus", "warn", f"{corpus.name}: not the 2023 ten-genre layout: {'; '.join(differences)}",
+                     "fine for new experiments; the full BabyLM 2023 corpus reproduces the reference")
+    return Check("corpus", "ok", f"{corpus.name}: train, dev, test with all {len(BABYLM_GENRES)} genres")
 
 
 def estimate_disk(cfg) -> int:

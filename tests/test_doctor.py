@@ -91,13 +91,25 @@ def make_babylm(root, skip=None):
 def test_babylm_layout(tmp_path):
     assert check_babylm(make_babylm(tmp_path / "ok")).status == "ok"
     other = check_babylm(make_babylm(tmp_path / "other", skip=("dev", "qed")))
-    assert other.status == "warn" and other.detail.endswith("not the 2023 ten-genre layout: dev/ lacks qed.dev")
+    assert other.status == "warn" and other.detail.endswith("not the 2023 ten-genre layout: dev lacks qed")
     (tmp_path / "empty").mkdir()
     empty = check_babylm(tmp_path / "empty")
-    assert empty.status == "fail" and "no train_100M/train_10M/ folder" in empty.detail
+    assert empty.status == "fail" and "not a corpus ilm can read" in empty.detail
     (tmp_path / "empty" / "train_10M").mkdir()
-    assert "train_10M/ has no *.train files" in check_babylm(tmp_path / "empty").detail
+    assert check_babylm(tmp_path / "empty").detail.endswith("no corpus files found")
     assert check_babylm(tmp_path / "nope").detail.endswith("does not exist")
+
+
+def test_babylm_2023_layout_is_accepted_as_the_reader_accepts_it(tmp_path):
+    root = tmp_path / "babylm_data"
+    for folder, split in (("babylm_10M", "train"), ("babylm_dev", "dev"), ("babylm_test", "test")):
+        (root / folder).mkdir(parents=True)
+        for genre in BABYLM_GENRES:
+            (root / folder / f"{genre}.{split}").write_text("Hello there.\n")
+    assert check_babylm(root).status == "ok"
+    (root / "babylm_test").rename(root / "elsewhere")
+    missing = check_babylm(root)
+    assert missing.status == "fail" and missing.detail.endswith("no test split")
 
 
 def test_cli_exit_codes(tmp_path, monkeypatch):
