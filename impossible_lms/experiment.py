@@ -193,7 +193,9 @@ class ExperimentResult:
 
 def slug(language: str) -> str:
     """A language as a folder name, as the dataset writer spells it ("local_shuffle_w=3")."""
-    return language.replace(":", "_").replace("/", "_")
+    from impossible_lms.data import dataset_folder_name
+
+    return dataset_folder_name(language)
 
 
 def select_runs(cfg: ExperimentConfig, only: list[str] | None = None) -> list[Run]:

@@ -48,7 +48,9 @@ class DatasetInfo:
     @property
     def slug(self) -> str:
         """The language as a folder name, as the dataset writer spells it ("local_shuffle_w=3")."""
-        return self.language.replace(":", "_").replace("/", "_")
+        from impossible_lms.data import dataset_folder_name
+
+        return dataset_folder_name(self.language)
 
 
 def read_dataset_info(data_dir: str | Path) -> DatasetInfo:
