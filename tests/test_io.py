@@ -37,3 +37,20 @@ def test_atomic_json_and_fingerprints(tmp_path: Path) -> None:
     f1 = file_fingerprint(p)
     p.write_text(p.read_text() + " ")
     assert file_fingerprint(p) != f1
+
+
+def test_atomic_path_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+    from impossible_lms.io import atomic_path
+
+    target = tmp_path / "fig.png"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp != target
+        tmp.write_bytes(b"first")
+    assert target.read_bytes() == b"first"
+
+    with pytest.raises(OSError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError("disk full")
+    assert target.read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png"]

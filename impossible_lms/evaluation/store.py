@@ -12,15 +12,14 @@ is written atomically: a crash leaves finished files and no partial ones.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
 from impossible_lms.errors import ILMError
+from impossible_lms.io import atomic_path
 
 COLUMNS = [
     "subject", "language", "model", "seed", "checkpoint", "metric", "subset", "layer", "value",
@@ -41,15 +40,8 @@ def chunk_path(results: Path, subject: str, step: int | None, revision: str | No
 
 def write_chunk(path: Path, rows: list[dict]) -> None:
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_results(paths: Iterable[str | Path]) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from impossible_lms.io import atomic_path
 from impossible_lms.reporting.languages import FAMILY_ORDER, language_info
 
 FAMILY_TITLES = {"shuffle": "*Shuffle", "reverse": "*Reverse", "hop": "*Hop", "other": "Other"}
@@ -38,9 +39,8 @@ def _save(fig: Figure, stem: Path, formats: list[str]) -> list[Path]:
     written = []
     for ext in formats:
         path = stem.with_suffix(f".{ext}")
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-        tmp.replace(path)  # atomic: a reader never sees half a PNG
+        with atomic_path(path) as tmp:  # a reader never sees half a PNG
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
         written.append(path)
     return written
 
