@@ -15,7 +15,7 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
-from impossible_lms.errors import ILMError
+from impossible_lms.errors import ILMError, did_you_mean
 
 T = TypeVar("T")
 
@@ -68,12 +68,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        import difflib
-
         name = unknown[0]
-        near = difflib.get_close_matches(name, list(fields), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ILMError(f"unknown config field {where + name!r}{hint}")
+        raise ILMError(f"unknown config field {where + name!r}{did_you_mean(name, fields)}")
     kwargs = {k: _coerce(hints[k], v, f"{where}{k}") for k, v in data.items()}
     return cls(**kwargs)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from impossible_lms.config import load_config, save_config, to_dict
-from impossible_lms.errors import ILMError
+from impossible_lms.errors import ILMError, did_you_mean
 from impossible_lms.io import atomic_write_json, atomic_write_text, fingerprint
 
 # Rough training throughput (tokens/s on one A100/H100-class GPU, bf16, no compile)
@@ -132,16 +132,13 @@ def check_names(cfg: ExperimentConfig) -> None:
 
     Kept out of :func:`load_experiment` because it imports torch (slow for --dry-run).
     """
-    import difflib
-
     from impossible_lms.evaluation import METRICS
     from impossible_lms.models import PRESETS
 
     for kind, names, known in (("model preset", cfg.models, PRESETS), ("metric", cfg.eval.metrics, METRICS)):
         for name in names:
             if name not in known:
-                near = difflib.get_close_matches(name, list(known), n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                hint = did_you_mean(name, known)
                 raise ILMError(f"unknown {kind} {name!r}{hint}; choose from {', '.join(known)}")
 
 

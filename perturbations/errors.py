@@ -12,3 +12,12 @@ class ILMError(Exception):
     """An error caused by user input, printed by the CLI as one line."""
 
     exit_code = 1
+
+
+def did_you_mean(name: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""``: the hint every
+    unknown-name error carries."""
+    import difflib
+
+    near = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""

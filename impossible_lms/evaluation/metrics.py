@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from impossible_lms.errors import ILMError
+from impossible_lms.errors import ILMError, did_you_mean
 from impossible_lms.evaluation.stats import bootstrap_mean, geometric_mean_ci
+
+if TYPE_CHECKING:
+    from impossible_lms.evaluation.data import EvalData
 
 LN2 = math.log(2)
 UNITS = ("bits", "nats")
@@ -72,10 +75,7 @@ def get_metrics(names) -> list[Metric]:
     names = [ALIASES.get(n, n) for n in names]
     unknown = [n for n in names if n not in METRICS]
     if unknown:
-        import difflib
-
-        near = difflib.get_close_matches(unknown[0], list(METRICS), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        hint = did_you_mean(unknown[0], METRICS)
         raise ILMError(f"unknown metric {unknown[0]!r}{hint}; choose from {', '.join(METRICS)}")
     if not names:
         raise ILMError(f"no metric given; choose from {', '.join(METRICS)}")

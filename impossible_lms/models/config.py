@@ -9,12 +9,11 @@ Backpack a sense network on top. Presets are dicts of field overrides, so
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any
 
 from transformers import PreTrainedConfig
 
-from impossible_lms.errors import ILMError
+from impossible_lms.errors import ILMError, did_you_mean
 
 POSITIONS = ("learned", "none", "rotary", "alibi")
 ATTENTIONS = ("auto", "flash_attn", "sdpa", "math", "eager")
@@ -169,15 +168,11 @@ def config_fields(cls: type[ILMConfig]) -> set[str]:
 def model_config(name: str, **overrides: Any) -> ILMConfig:
     """The preset ``name`` with fields overridden; unknown names/fields → ILMError with a hint."""
     if name not in PRESETS:
-        near = difflib.get_close_matches(name, list(PRESETS), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ILMError(f"unknown model preset {name!r}{hint}; known: {', '.join(PRESETS)}")
+        raise ILMError(f"unknown model preset {name!r}{did_you_mean(name, PRESETS)}; known: {', '.join(PRESETS)}")
     fields = {**PRESETS[name], **overrides}
     cls = BackpackConfig if fields.pop("arch", "gpt2") == "backpack" else ILMConfig
     known = config_fields(cls)
     for key in fields:
         if key not in known:
-            near = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ILMError(f"unknown model config field {key!r}{hint}")
+            raise ILMError(f"unknown model config field {key!r}{did_you_mean(key, sorted(known))}")
     return cls(**fields)

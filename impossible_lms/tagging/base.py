@@ -11,14 +11,13 @@ A ``complete.json`` marks a file whose every chunk is done.
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Protocol, runtime_checkable
 
-from impossible_lms.errors import ILMError
+from impossible_lms.errors import ILMError, did_you_mean
 from impossible_lms.io import atomic_write_json, atomic_write_text
 from perturbations.base import Sentence, Word
 
@@ -158,7 +157,5 @@ def get_tagger(name: str | Tagger) -> Tagger:
         return name
     factory = TAGGERS.get(name)
     if factory is None:
-        near = difflib.get_close_matches(name, TAGGERS, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ILMError(f"unknown tagger {name!r}{hint}; choose from {', '.join(TAGGERS)}")
+        raise ILMError(f"unknown tagger {name!r}{did_you_mean(name, TAGGERS)}; choose from {', '.join(TAGGERS)}")
     return factory()
