@@ -46,11 +46,10 @@ def find_tokenizer(checkpoint: str | Path, tokenizer: str | Path | None = None) 
         run = folder / "run.json"
         if run.is_file():
             data = json.loads(run.read_text(encoding="utf-8")).get("data")
-            # run.json stores the path as given to `ilm train`: relative to where it ran, or absolute
-            for base in (Path.cwd(), folder):
-                if data and (base / data / "tokenizer").is_dir():
-                    return base / data / "tokenizer"
-            looked.append(Path(str(data)) / "tokenizer")
+            if data:  # training records the dataset's resolved path
+                looked.append(Path(data) / "tokenizer")
+                if (Path(data) / "tokenizer").is_dir():
+                    return Path(data) / "tokenizer"
     if not ckpt.exists():  # a hub id: its own tokenizer, from the local cache
         return str(checkpoint)
     raise ILMError(f"no tokenizer found for {checkpoint} (looked in {', '.join(map(str, looked))}); pass --tokenizer")
