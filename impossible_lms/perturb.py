@@ -113,7 +113,9 @@ def read_corpus(
     for f in files:
         if f.split not in CORPUS_SPLITS:
             raise ILMError(f"corpus file {f.name} has split {f.split!r}; expected one of {CORPUS_SPLITS}")
-    state = {"files": files, "tagger": _tagger(tagger), "tokenizer": tokenizer, "cache_dir": cache_dir, "marker_chars": marker_chars}
+    from impossible_lms.tagging import get_tagger  # passes a tagger object through as is
+
+    state = {"files": files, "tagger": get_tagger(tagger), "tokenizer": tokenizer, "cache_dir": cache_dir, "marker_chars": marker_chars}
     task = show.add_task("reading corpus", total=len(files)) if show else None
     out = []
     for source in parallel_map(_read_file, range(len(files)), state, workers):
@@ -133,14 +135,6 @@ def _read_file(index: int) -> SourceFile:
     chars = _STATE["marker_chars"]
     marked = [i for i, t in enumerate(texts) if any(c in t for c in chars)] if chars else []
     return SourceFile(f.split, f.genre, f.name, sentences, ids, marked)
-
-
-def _tagger(tagger: Any) -> Any:
-    if hasattr(tagger, "process"):
-        return tagger
-    from impossible_lms.tagging import get_tagger
-
-    return get_tagger(tagger)
 
 
 def _tagger_name(tagger: Any) -> str:
