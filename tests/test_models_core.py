@@ -184,8 +184,8 @@ def test_kv_cache_matches_full_forward():
         model, x = tiny(name), ids(1, 9)
         full = model(x).logits
         out = model(x[:, :6], use_cache=True)
-        step = model(x[:, 6:7], past_key_values=out.past_key_values, use_cache=True)
-        step2 = model(x[:, 7:9], past_key_values=step.past_key_values)
+        step = model(x[:, 6:7], cache=out.cache, use_cache=True)
+        step2 = model(x[:, 7:9], past_key_values=step.past_key_values)  # the pre-5.24 names still work
         torch.testing.assert_close(step.logits[:, 0], full[:, 6], atol=2e-5, rtol=1e-5)
         torch.testing.assert_close(step2.logits, full[:, 7:9], atol=2e-5, rtol=1e-5)
 

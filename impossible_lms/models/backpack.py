@@ -108,7 +108,7 @@ class BackpackForCausalLM(ILMPreTrainedModel, GenerationMixin):
     # ---------------------------------------------------------- forward
 
     def forward(self, input_ids, attention_mask=None, labels=None, document_ids=None,
-                output_contextualization=False, past_key_values=None, use_cache=False, **kwargs) -> ILMOutput:
+                output_contextualization=False, use_cache=False, **kwargs) -> ILMOutput:
         senses = self.senses(input_ids)  # [B, T, k, d]
         alpha = None
         if output_contextualization:

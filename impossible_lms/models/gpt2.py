@@ -27,11 +27,26 @@ from impossible_lms.models.config import ILMConfig
 class ILMOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
-    past_key_values: Any = None  # a transformers DynamicCache
+    # "cache", the name transformers >= 5.24 gives the KV cache in model outputs
+    # (its ModelOutput renames a past_key_values= argument to cache=, and fails
+    # without such a field); older releases never look at the field name.
+    cache: Any = None  # a transformers DynamicCache
     exit_logits: dict[int, torch.Tensor] | None = None
     exit_loss: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     contextualization: torch.Tensor | None = None  # Backpack α [B, k, T, T] when asked for
+
+    @property
+    def past_key_values(self) -> Any:
+        """The pre-5.24 name of ``cache``, for callers written against older transformers."""
+        return self.cache
+
+
+def cache_argument(kwargs: dict[str, Any]) -> Any:
+    """The KV cache handed in under either name: ``cache`` (transformers >= 5.24) or ``past_key_values``."""
+    cache = kwargs.pop("cache", None)
+    legacy = kwargs.pop("past_key_values", None)
+    return cache if cache is not None else legacy
 
 
 @dataclass
@@ -197,14 +212,17 @@ class ILMPreTrainedModel(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.transformer.wte
 
-    def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None, **kwargs):
-        if past_key_values is not None and past_key_values.get_seq_length() > 0:
-            input_ids = input_ids[:, past_key_values.get_seq_length():]
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": past_key_values,
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
+        cache = cache_argument(kwargs)
+        if cache is not None and cache.get_seq_length() > 0:
+            input_ids = input_ids[:, cache.get_seq_length():]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "cache": cache,
                 "use_cache": kwargs.get("use_cache", True)}
 
     def _update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_decoder=False, num_new_tokens=1):
-        model_kwargs["past_key_values"] = outputs.past_key_values
+        # generate() seeds model_kwargs under its own name for the cache; keep that one key
+        key = "past_key_values" if "past_key_values" in model_kwargs else "cache"
+        model_kwargs[key] = outputs.cache
         mask = model_kwargs.get("attention_mask")
         if mask is not None:
             model_kwargs["attention_mask"] = torch.cat((mask, mask.new_ones(mask.shape[0], num_new_tokens)), dim=-1)
@@ -227,15 +245,18 @@ class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
         for name, p in self.named_parameters():
             p.requires_grad = not frozen or name.startswith("exits.")
 
-    def forward(self, input_ids, attention_mask=None, labels=None, past_key_values=None, use_cache=False,
-                output_exit_logits=False, document_ids=None, output_hidden_states=False, **kwargs) -> ILMOutput:
-        """``hidden_states``: the residual stream after the embeddings and after each block (before ln_f)."""
+    def forward(self, input_ids, attention_mask=None, labels=None, use_cache=False, output_exit_logits=False,
+                document_ids=None, output_hidden_states=False, **kwargs) -> ILMOutput:
+        """``hidden_states``: the residual stream after the embeddings and after each block (before ln_f).
+
+        The KV cache comes in as ``cache=`` or ``past_key_values=`` and goes out as ``.cache``."""
         want_exits = output_exit_logits and bool(self.config.exit_layers)
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache()
-        h, layers = self.transformer(input_ids, attention_mask, document_ids, past_key_values,
+        cache = cache_argument(kwargs)
+        if use_cache and cache is None:
+            cache = DynamicCache()
+        h, layers = self.transformer(input_ids, attention_mask, document_ids, cache,
                                      keep_layers=want_exits or bool(output_hidden_states))
-        out = ILMOutput(logits=self.output_logits(h), past_key_values=past_key_values,
+        out = ILMOutput(logits=self.output_logits(h), cache=cache,
                         hidden_states=tuple(layers) if output_hidden_states else None)
         if want_exits:
             out.exit_logits = {l: self.exits[str(l)](layers[l])[..., : self.config.vocab_size]
