@@ -3,6 +3,7 @@
     >>> from perturbations import get_language
     >>> lang = get_language("local_shuffle:w=3")
     >>> results = lang.perturb_file(sentences, tok)   # one corpus file, in order
+    >>> packed = lang.perturb_columns(sentences, tok)  # the same, as flat arrays
 
 Pure Python + numpy; never imports torch or transformers.
 """
@@ -14,10 +15,12 @@ from perturbations.base import (
     MARKER_SINGULAR,
     Language,
     Perturbed,
+    PerturbedColumns,
     Sentence,
     TokenizerFns,
     Word,
 )
+from perturbations.ragged import Ragged
 from perturbations.registry import (
     REFERENCE_LANGUAGES,
     describe,
@@ -34,6 +37,8 @@ __all__ = [
     "REFERENCE_LANGUAGES",
     "Language",
     "Perturbed",
+    "PerturbedColumns",
+    "Ragged",
     "Sentence",
     "TokenizerFns",
     "Word",

@@ -1,10 +1,12 @@
 """The data types every language shares, and the :class:`Language` base class.
 
-A language turns one corpus file (a list of sentences, in corpus order) into one
-:class:`Perturbed` per sentence. Languages are pure: no torch, no I/O, and their
-only state is the numpy random stream that stochastic languages draw from, which
-:meth:`Language.perturb_file` creates afresh on every call unless the caller
-passes one in to continue it.
+A language turns one corpus file (a list of sentences, in corpus order) into
+:class:`PerturbedColumns`: the kept sequences packed as one :class:`Ragged`, and
+per sentence whether it was kept and whether the language affects it.
+:meth:`Language.perturb_file` gives the same as one :class:`Perturbed` per
+sentence. Languages are pure: no torch, no I/O, and their only state is the
+numpy random stream that stochastic languages draw from, which is created afresh
+on every call unless the caller passes one in to continue it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, ClassVar, Iterator, Protocol, Sequence, runtime_checkabl
 import numpy as np
 
 from perturbations.errors import ILMError
+from perturbations.ragged import Ragged
 
 # The marker tokens of the reference study. The tokenizer adds them as tokens
 # that absorb the space on their left (AddedToken(lstrip=True)).
@@ -57,6 +60,35 @@ class Perturbed:
     affected: bool
 
 
+@dataclass(frozen=True, eq=False)
+class PerturbedColumns:
+    """One file's outcome, packed: the kept sequences, and per input sentence whether
+    it was kept and whether the language affects it (kept or not)."""
+
+    ids: Ragged  # one row per kept sentence, in corpus order
+    kept: np.ndarray  # bool, one per input sentence
+    affected: np.ndarray  # bool, one per input sentence
+
+    def __post_init__(self) -> None:
+        if len(self.kept) != len(self.affected) or len(self.ids) != int(np.count_nonzero(self.kept)):
+            raise ValueError("kept and affected need one entry per sentence and ids one row per kept sentence")
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Perturbed]) -> PerturbedColumns:
+        kept = np.fromiter((r.ids is not None for r in rows), bool, len(rows))
+        affected = np.fromiter((r.affected for r in rows), bool, len(rows))
+        return cls(Ragged.from_lists([r.ids for r in rows if r.ids is not None]), kept, affected)
+
+    def to_rows(self) -> list[Perturbed]:
+        ids = iter(self.ids.to_lists())
+        return [Perturbed(next(ids) if k else None, a) for k, a in zip(self.kept.tolist(), self.affected.tolist())]
+
+    @property
+    def affected_kept(self) -> np.ndarray:
+        """``affected`` of the kept sentences only, aligned with the rows of ``ids``."""
+        return self.affected[self.kept]
+
+
 @runtime_checkable
 class TokenizerFns(Protocol):
     """What a language needs from a tokenizer (``impossible_lms.tokenizer`` provides it).
@@ -74,7 +106,7 @@ class TokenizerFns(Protocol):
 
 @dataclass(frozen=True)
 class Language:
-    """One language of the suite. Subclasses implement :meth:`_perturb_all`.
+    """One language of the suite. Subclasses implement :meth:`_perturb`.
 
     ``name`` is the canonical spec (``local_shuffle:w=7``) that
     :func:`perturbations.get_language` parses back to an equal language.
@@ -99,26 +131,26 @@ class Language:
         """Whether the language changes this sentence (decides test_affected/unaffected)."""
         return True
 
-    def _perturb_all(
+    def _perturb(
         self,
         sentences: Sequence[Sentence],
         tok: TokenizerFns,
-        ids: Sequence[Sequence[int]] | None,
+        ids: Ragged | None,
         stream: np.random.Generator | None,
-    ) -> list[Perturbed]:
+    ) -> PerturbedColumns:
         raise NotImplementedError
 
     # -- the public API --------------------------------------------------------
 
-    def perturb_file(
+    def perturb_columns(
         self,
         sentences: Sequence[Sentence],
         tok: TokenizerFns,
-        ids: Sequence[Sequence[int]] | None = None,
+        ids: Ragged | Sequence[Sequence[int]] | None = None,
         *,
         stream: np.random.Generator | None = None,
-    ) -> list[Perturbed]:
-        """Perturb one corpus file, sentence by sentence in corpus order.
+    ) -> PerturbedColumns:
+        """Perturb one corpus file, in corpus order; the kept sequences come back packed.
 
         ``ids`` are the sentences' token ids when the caller has already encoded
         ``Sentence.text`` (ignored by hop languages, which re-join the tagged
@@ -136,10 +168,23 @@ class Language:
                     f"{self.name} needs tagged sentences (use a tagger other than 'none'); "
                     f"untagged: {untagged.text[:60]!r}"
                 )
+        if ids is not None and not isinstance(ids, Ragged):
+            ids = Ragged.from_lists(ids)
         if stream is None:
             stream = self.new_stream()
         with _gc_paused():
-            return self._perturb_all(sentences, tok, ids, stream)
+            return self._perturb(sentences, tok, ids, stream)
+
+    def perturb_file(
+        self,
+        sentences: Sequence[Sentence],
+        tok: TokenizerFns,
+        ids: Ragged | Sequence[Sequence[int]] | None = None,
+        *,
+        stream: np.random.Generator | None = None,
+    ) -> list[Perturbed]:
+        """:meth:`perturb_columns` as one :class:`Perturbed` per sentence (ids None when dropped)."""
+        return self.perturb_columns(sentences, tok, ids, stream=stream).to_rows()
 
     def perturb(
         self,
@@ -165,9 +210,9 @@ class Language:
 def _gc_paused() -> Iterator[None]:
     """Pause Python's cyclic GC while a file is perturbed.
 
-    A file makes one list per sentence and no reference cycles, yet every few
-    thousand allocations the collector walks all live lists (the whole corpus in
-    the pipeline): measured 3-7x slower with it on. Restored on exit.
+    The hop languages make lists per sentence and no reference cycles, yet every
+    few thousand allocations the collector walks all live objects (the whole
+    corpus in the pipeline): measured 3-7x slower with it on. Restored on exit.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -192,15 +237,9 @@ def keeps_content(ids: Sequence[int], marker_ids: frozenset[int]) -> bool:
     return len(ids) >= MIN_CONTENT_TOKENS and content_length(ids, marker_ids) >= MIN_CONTENT_TOKENS
 
 
-def encode_all(
-    sentences: Sequence[Sentence], tok: TokenizerFns, ids: Sequence[Sequence[int]] | None
-) -> list[list[int]]:
-    """The sentences' token ids: the caller's, or ``tok.encode(sentence.text)``."""
-    if ids is None:
-        return [tok.encode(s.text) for s in sentences]
-    # Lists pass through untouched (languages never modify their input); arrays
-    # become lists so every output holds plain ints.
-    return [x if isinstance(x, list) else [int(i) for i in x] for x in ids]
+def encode_columns(sentences: Sequence[Sentence], tok: TokenizerFns, ids: Ragged | None) -> Ragged:
+    """The sentences' token ids: the caller's, or ``tok.encode(sentence.text)`` for each."""
+    return ids if ids is not None else Ragged.from_lists([tok.encode(s.text) for s in sentences])
 
 
 def marker_id(tok: TokenizerFns, marker: str) -> int:

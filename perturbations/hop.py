@@ -46,6 +46,7 @@ from perturbations.base import (
     MARKER_SINGULAR,
     Language,
     Perturbed,
+    PerturbedColumns,
     Sentence,
     TokenizerFns,
     Word,
@@ -212,7 +213,8 @@ class HopLanguage(Language):
         """The affected sentence's ids and whether it passes the WordHop(n) filter."""
         raise NotImplementedError
 
-    def _perturb_all(self, sentences, tok, ids, stream):
+    def _perturb(self, sentences, tok, ids, stream):
+        # Sentence by sentence: every sentence is re-encoded from its words anyway.
         markers = frozenset(tok.marker_ids.values())
         out = []
         for sentence in sentences:
@@ -221,7 +223,7 @@ class HopLanguage(Language):
             new, keep = self._hop(words, tok) if affected else (plain(words, tok), True)
             keep = keep and keeps_content(new, markers)
             out.append(Perturbed(new if keep else None, affected))
-        return out
+        return PerturbedColumns.from_rows(out)
 
 
 @dataclass(frozen=True)

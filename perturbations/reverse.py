@@ -12,7 +12,9 @@ Rules (Kallini et al. 2024, reference ``utils.py``):
 
 ``rng.choice(n + 1)`` equals ``rng.integers(0, n + 1)``, and one vectorised
 ``integers`` call over a file leaves the stream exactly where the per-sentence
-calls would (checked in the tests), so a file costs one numpy call.
+calls would (checked in the tests), so a file costs one numpy call; the
+insertion and reversal are then one gather over the whole file
+(:func:`reverse_rows`), the same rule as :func:`reverse` on each sentence.
 """
 
 from __future__ import annotations
@@ -24,21 +26,22 @@ import numpy as np
 
 from perturbations.base import (
     MARKER_REVERSE,
+    MIN_CONTENT_TOKENS,
     Language,
-    Perturbed,
-    encode_all,
-    keeps_content,
+    PerturbedColumns,
+    encode_columns,
     marker_id,
 )
+from perturbations.ragged import Ragged
 
 MODES = ("none", "partial", "full")
 
 
-def marker_positions(lengths: Sequence[int], rng: np.random.Generator) -> list[int]:
+def marker_positions(lengths: Sequence[int] | np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The marker index of each sentence: ``rng.choice(n + 1)`` for each length n, in order."""
     if len(lengths) == 0:
-        return []
-    return rng.integers(0, np.asarray(lengths, dtype=np.int64) + 1).tolist()
+        return np.zeros(0, np.int64)
+    return rng.integers(0, np.asarray(lengths, dtype=np.int64) + 1)
 
 
 def reverse(tokens: Sequence[int], index: int, marker: int, mode: str) -> list[int]:
@@ -56,6 +59,26 @@ def reverse(tokens: Sequence[int], index: int, marker: int, mode: str) -> list[i
     raise ValueError(f"unknown reverse mode {mode!r}; expected one of {MODES}")
 
 
+def reverse_rows(tokens: Ragged, positions: np.ndarray, marker: int, mode: str) -> Ragged:
+    """:func:`reverse` applied to every row, row ``i`` getting the marker at ``positions[i]``."""
+    if mode not in MODES:
+        raise ValueError(f"unknown reverse mode {mode!r}; expected one of {MODES}")
+    lengths = tokens.lengths
+    out = Ragged(np.empty(len(tokens.values) + len(tokens), tokens.values.dtype), tokens.offsets + np.arange(len(tokens) + 1))
+    row = out.row_of_value()
+    n, p, start = lengths[row], positions[row], tokens.offsets[:-1][row]
+    j = out.position_in_row()
+    k = n - j if mode == "full" else j  # a full reversal reads the unreversed row backwards
+    if mode == "partial":
+        source = np.where(k < p, start + k, start + n + p - k)
+    else:
+        source = start + k - (k > p)
+    # One extra slot at the end holds the marker, so the marker is gathered too.
+    padded = np.append(tokens.values, np.asarray(marker, tokens.values.dtype))
+    out.values[:] = padded[np.where(k == p, len(tokens.values), source)]
+    return out
+
+
 @dataclass(frozen=True)
 class ReverseLanguage(Language):
     seed: int = 21
@@ -67,18 +90,16 @@ class ReverseLanguage(Language):
     def new_stream(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
 
-    def _perturb_all(self, sentences, tok, ids, stream):
+    def _perturb(self, sentences, tok, ids, stream):
         assert stream is not None
         marker = marker_id(tok, MARKER_REVERSE)
-        markers = frozenset(tok.marker_ids.values())
-        original = encode_all(sentences, tok, ids)
-        positions = marker_positions([len(t) for t in original], stream)
-        mode = self.mode
-        out = []
-        for tokens, index in zip(original, positions):
-            new = reverse(tokens, index, marker, mode)
-            out.append(Perturbed(new if keeps_content(new, markers) else None, True))
-        return out
+        original = encode_columns(sentences, tok, ids)
+        lengths = original.lengths
+        positions = marker_positions(lengths, stream)  # every sentence draws
+        # The inserted marker is not content, so a sentence keeps its own non-marker tokens.
+        kept = lengths - original.count_in_rows(tok.marker_ids.values()) >= MIN_CONTENT_TOKENS
+        new = reverse_rows(original.take(kept), positions[kept], marker, self.mode)
+        return PerturbedColumns(new, kept, np.ones(len(kept), bool))
 
 
 @dataclass(frozen=True)

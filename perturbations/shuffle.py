@@ -15,30 +15,28 @@ Rules (Kallini et al. 2024, reference ``utils.py``):
   permutation depends only on the sentence length;
 - EvenOddShuffle puts the tokens at even indices first, then the odd ones.
 
-The deterministic permutations are cached per length as ``operator.itemgetter``
-objects, which apply them at C speed.
+A file is perturbed as one :class:`~perturbations.ragged.Ragged`: the length
+filter is a mask, and a deterministic shuffle is one gather, since its order
+depends only on the row length. The per-sentence functions below are the same
+rules one sentence at a time (the tests check both agree).
 """
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
-from perturbations.base import (
-    Language,
-    Perturbed,
-    encode_all,
-)
+from perturbations.base import Language, PerturbedColumns, encode_columns
+from perturbations.ragged import Ragged, offsets_of
 
 MIN_TOKENS = 2
 MAX_TOKENS = 350
 
 
-# -- pure functions on token lists ---------------------------------------------
+# -- orders: which original index goes to each position --------------------------
 
 
 @lru_cache(maxsize=4096)
@@ -61,35 +59,32 @@ def local_permutation(n: int, window: int, seed: int = 0) -> tuple[int, ...]:
     return tuple(perm)
 
 
-def _getter(perm: tuple[int, ...]) -> Callable[[Sequence[int]], list[int]]:
-    # itemgetter returns a bare item (not a tuple) for one index, and fails on none.
-    if len(perm) == 0:
-        return lambda tokens: []
-    if len(perm) == 1:
-        return lambda tokens: [tokens[perm[0]]]
-    get = operator.itemgetter(*perm)
-    return lambda tokens: list(get(tokens))
+def even_odd_order(n: int) -> tuple[int, ...]:
+    """The order EvenOddShuffle gives ``n`` tokens: even indices, then odd ones."""
+    return tuple(range(0, n, 2)) + tuple(range(1, n, 2))
 
 
-# Keyed by length, not by the permutation, so a lookup hashes a few ints only.
-@lru_cache(maxsize=4096)
-def _seeded_getter(n: int, seed: int) -> Callable[[Sequence[int]], list[int]]:
-    return _getter(seeded_permutation(n, seed))
+def random_orders(lengths: Sequence[int], rng: np.random.Generator) -> list[list[int]]:
+    """Per row, the order ``rng.shuffle`` gives a list of that length, drawn row after row."""
+    orders = []
+    for n in lengths:
+        order = list(range(n))
+        rng.shuffle(order)
+        orders.append(order)
+    return orders
 
 
-@lru_cache(maxsize=4096)
-def _local_getter(n: int, window: int, seed: int) -> Callable[[Sequence[int]], list[int]]:
-    return _getter(local_permutation(n, window, seed))
+# -- one sentence -----------------------------------------------------------------
 
 
 def deterministic_shuffle(tokens: Sequence[int], seed: int) -> list[int]:
     """DeterministicShuffle(seed) of one sentence."""
-    return _seeded_getter(len(tokens), seed)(tokens)
+    return [tokens[i] for i in seeded_permutation(len(tokens), seed)]
 
 
 def local_shuffle(tokens: Sequence[int], window: int, seed: int = 0) -> list[int]:
     """LocalShuffle(window) of one sentence."""
-    return _local_getter(len(tokens), window, seed)(tokens)
+    return [tokens[i] for i in local_permutation(len(tokens), window, seed)]
 
 
 def even_odd_shuffle(tokens: Sequence[int]) -> list[int]:
@@ -104,6 +99,24 @@ def nondeterministic_shuffle(tokens: Sequence[int], rng: np.random.Generator) ->
     return out
 
 
+# -- many sentences at once -------------------------------------------------------
+
+
+def reorder_rows(tokens: Ragged, order: np.ndarray) -> Ragged:
+    """Each row reordered by its own slice of ``order`` (indices within the row, rows concatenated)."""
+    return Ragged(tokens.values[np.repeat(tokens.offsets[:-1], tokens.lengths) + order], tokens.offsets)
+
+
+def reorder_by_length(tokens: Ragged, order_of: Callable[[int], Sequence[int]]) -> Ragged:
+    """Every row of length n reordered by ``order_of(n)``: one gather for all rows."""
+    lengths = tokens.lengths
+    distinct, which = np.unique(lengths, return_inverse=True)
+    # The orders of the lengths present, end to end; each row reads its length's slice.
+    table = np.fromiter((i for n in distinct.tolist() for i in order_of(n)), np.int64, int(distinct.sum()))
+    first = np.repeat(offsets_of(distinct)[:-1][which], lengths)
+    return reorder_rows(tokens, table[first + tokens.position_in_row()])
+
+
 # -- the languages -------------------------------------------------------------
 
 
@@ -113,24 +126,21 @@ class ShuffleLanguage(Language):
 
     family: ClassVar[str] = "shuffle"
 
-    def _shuffle_all(
-        self, ids: list[list[int]], stream: np.random.Generator | None
-    ) -> list[list[int]]:
+    def _shuffle(self, tokens: Ragged, kept: np.ndarray, stream: np.random.Generator | None) -> Ragged:
+        """The kept rows of ``tokens``, shuffled."""
         raise NotImplementedError
 
-    def _perturb_all(self, sentences, tok, ids, stream):
-        original = encode_all(sentences, tok, ids)
-        shuffled = self._shuffle_all(original, stream)
-        return [
-            Perturbed(new if MIN_TOKENS <= len(old) <= MAX_TOKENS else None, True)
-            for old, new in zip(original, shuffled)
-        ]
+    def _perturb(self, sentences, tok, ids, stream):
+        original = encode_columns(sentences, tok, ids)
+        lengths = original.lengths
+        kept = (lengths >= MIN_TOKENS) & (lengths <= MAX_TOKENS)
+        return PerturbedColumns(self._shuffle(original, kept, stream), kept, np.ones(len(kept), bool))
 
 
 @dataclass(frozen=True)
 class NoShuffle(ShuffleLanguage):
-    def _shuffle_all(self, ids, stream):
-        return ids
+    def _shuffle(self, tokens, kept, stream):
+        return tokens.take(kept)
 
 
 @dataclass(frozen=True)
@@ -140,18 +150,21 @@ class NondeterministicShuffle(ShuffleLanguage):
     def new_stream(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
 
-    def _shuffle_all(self, ids, stream):
+    def _shuffle(self, tokens, kept, stream):
         assert stream is not None
         # Every sentence draws, even those the length filter drops (as the reference does).
-        return [nondeterministic_shuffle(t, stream) for t in ids]
+        orders = random_orders(tokens.lengths.tolist(), stream)
+        rows = tokens.take(kept)
+        order = np.fromiter((i for r in np.flatnonzero(kept).tolist() for i in orders[r]), np.int64, len(rows.values))
+        return reorder_rows(rows, order)
 
 
 @dataclass(frozen=True)
 class DeterministicShuffle(ShuffleLanguage):
     seed: int = 21
 
-    def _shuffle_all(self, ids, stream):
-        return [deterministic_shuffle(t, self.seed) for t in ids]
+    def _shuffle(self, tokens, kept, stream):
+        return reorder_by_length(tokens.take(kept), lambda n: seeded_permutation(n, self.seed))
 
 
 @dataclass(frozen=True)
@@ -159,12 +172,11 @@ class LocalShuffle(ShuffleLanguage):
     w: int = 5
     seed: int = 0
 
-    def _shuffle_all(self, ids, stream):
-        return [local_shuffle(t, self.w, self.seed) for t in ids]
+    def _shuffle(self, tokens, kept, stream):
+        return reorder_by_length(tokens.take(kept), lambda n: local_permutation(n, self.w, self.seed))
 
 
 @dataclass(frozen=True)
 class EvenOddShuffle(ShuffleLanguage):
-    def _shuffle_all(self, ids, stream):
-        return [even_odd_shuffle(t) for t in ids]
-
+    def _shuffle(self, tokens, kept, stream):
+        return reorder_by_length(tokens.take(kept), even_odd_order)

@@ -68,6 +68,21 @@ def test_stochastic_stream_runs_through_the_split_in_file_order(corpus, tok, tmp
     assert load_split(folder, "train")["input_ids"] == [p.ids for p in want if p.ids is not None]
 
 
+def test_marker_characters_in_the_corpus_are_encoded_as_each_language_would(tok, tmp_path):
+    # A corpus sentence that already holds 🅁: the reverse languages' tokenizer reads it as
+    # the marker token (and it is no content), the shuffles' tokenizer as plain bytes.
+    text = ["the dog runs 🅁 .", "the cat sleeps ."]
+    corpus = FakeCorpus("marked", [FakeFile(split, "g", f"g.{split}", text) for split in ("train", "dev", "test")])
+    shuffle, reverse = run(corpus, tmp_path, ["no_shuffle", "no_reverse"], tok=tok)
+    assert load_split(shuffle, "train")["input_ids"] == [tok.encode(t) for t in text]
+    marked = tok.with_markers(["🅁"])
+    r = marked.marker_ids["🅁"]
+    first, second = load_split(reverse, "train")["input_ids"]
+    assert r in marked.encode(text[0]) and r not in tok.encode(text[0])
+    assert [i for i in first if i != r] == [i for i in marked.encode(text[0]) if i != r]
+    assert first.count(r) == 2 and second.count(r) == 1
+
+
 def test_hop_test_sentences_split_by_affectedness(corpus, tok, tmp_path):
     (folder,) = run(corpus, tmp_path, ["no_hop"], tok=tok)
     aff, unaff = load_split(folder, "test_affected"), load_split(folder, "test_unaffected")
@@ -140,7 +155,7 @@ def test_a_language_failing_midway_leaves_nothing_half_written(corpus, tok, tmp_
     def boom(self, *a, **k):
         raise RuntimeError("perturbation crashed")
 
-    monkeypatch.setattr(lang_cls, "_perturb_all", boom)
+    monkeypatch.setattr(lang_cls, "_perturb", boom)
     with pytest.raises(RuntimeError, match="perturbation crashed"):
         run(corpus, tmp_path, ["no_shuffle", "partial_reverse", "even_odd_shuffle"], tok=tok, workers=workers)
     names = sorted(p.name for p in tmp_path.iterdir())
