@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from impossible_lms.errors import ILMError
 from impossible_lms.io import atomic_dir, atomic_write_json
+from perturbations.ragged import Ragged
 
 if TYPE_CHECKING:
     import datasets
@@ -138,47 +139,39 @@ def check_compatible(
 
 @dataclass
 class SplitColumns:
-    """One split held compactly: flat int32 token ids with offsets, as Arrow wants them."""
+    """One split held compactly: the token ids as one :class:`Ragged` (Arrow's list layout)."""
 
-    values: np.ndarray  # int32, all sequences concatenated
-    offsets: np.ndarray  # int64, len = rows + 1
+    ids: Ragged  # int32 values
     genre: list[str]
     affected: np.ndarray  # bool
 
     @classmethod
     def empty(cls) -> SplitColumns:
-        return cls(np.zeros(0, np.int32), np.zeros(1, np.int64), [], np.zeros(0, bool))
+        return cls(Ragged.empty(np.int32), [], np.zeros(0, bool))
 
     @classmethod
     def from_lists(cls, input_ids: Sequence[Sequence[int]], genre: Sequence[str], affected: Sequence[bool]) -> SplitColumns:
         if not (len(input_ids) == len(genre) == len(affected)):
             raise ValueError("input_ids, genre and affected must have the same length")
-        lengths = np.fromiter((len(x) for x in input_ids), np.int64, len(input_ids))
-        offsets = np.zeros(len(input_ids) + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        values = np.fromiter((i for x in input_ids for i in x), np.int32, int(offsets[-1]))
-        return cls(values, offsets, list(genre), np.asarray(affected, bool))
+        return cls(Ragged.from_lists(input_ids, np.int32), list(genre), np.asarray(affected, bool))
 
     @classmethod
     def concat(cls, parts: Sequence[SplitColumns]) -> SplitColumns:
         if not parts:
             return cls.empty()
-        values = np.concatenate([p.values for p in parts])
-        starts = np.cumsum([0] + [len(p.values) for p in parts[:-1]])
-        offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, starts)]).astype(np.int64)
         genre = [g for p in parts for g in p.genre]
-        affected = np.concatenate([p.affected for p in parts]) if parts else np.zeros(0, bool)
-        return cls(values, offsets, genre, affected)
+        return cls(Ragged.concat(p.ids for p in parts), genre, np.concatenate([p.affected for p in parts]))
 
     def __len__(self) -> int:
         return len(self.genre)
 
     @property
     def tokens(self) -> int:
-        return int(self.offsets[-1])
+        return len(self.ids.values)
 
     def to_arrow(self) -> pa.Table:
-        ids = pa.ListArray.from_arrays(pa.array(self.offsets.astype(np.int32)), pa.array(self.values, pa.int32()))
+        values = pa.array(self.ids.values.astype(np.int32, copy=False), pa.int32())
+        ids = pa.ListArray.from_arrays(pa.array(self.ids.offsets.astype(np.int32)), values)
         return pa.table(
             {
                 "input_ids": ids,

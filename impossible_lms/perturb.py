@@ -16,7 +16,6 @@ is the same for any worker count. A rerun skips languages whose manifest matches
 from __future__ import annotations
 
 import contextlib
-import itertools
 import multiprocessing
 import os
 import shutil
@@ -37,6 +36,7 @@ from impossible_lms.data import (
 from impossible_lms.errors import ILMError
 from impossible_lms.progress import progress as progress_bar
 from impossible_lms.tokenizer import DEFAULT_FALLBACK_VOCAB, MarkedTokenizer, load_tokenizer
+from perturbations.ragged import Ragged
 
 # Corpus splits, in the order they are processed, and the dataset splits each feeds.
 CORPUS_SPLITS = ("train", "dev", "test")
@@ -83,14 +83,25 @@ class SourceFile:
     genre: str
     name: str
     sentences: list[Any]  # perturbations.Sentence
-    ids: list[list[int]]  # shared by every language: languages never modify their input
+    ids: Ragged  # int32; shared by every language: languages never modify their input
     # Sentences whose text contains a marker character: a tokenizer with that
     # marker encodes them differently, so languages with markers re-encode them.
     with_markers: list[int]
 
     @property
     def tokens(self) -> int:
-        return sum(map(len, self.ids))
+        return len(self.ids.values)
+
+    def ids_for(self, markers: Sequence[str], tok: MarkedTokenizer) -> Ragged:
+        """The ids as a tokenizer with ``markers`` encodes them (re-encoding the few that differ)."""
+        texts = {i: self.sentences[i].text for i in self.with_markers}
+        redo = {i: tok.encode(t) for i, t in texts.items() if any(m in t for m in markers)}
+        if not redo:
+            return self.ids
+        rows = self.ids.to_lists()
+        for i, ids in redo.items():
+            rows[i] = ids
+        return Ragged.from_lists(rows, np.int32)
 
 
 def read_corpus(
@@ -131,7 +142,7 @@ def _read_file(index: int) -> SourceFile:
     f = _STATE["files"][index]
     sentences = _STATE["tagger"].process(f, cache_dir=_STATE["cache_dir"])
     texts = [s.text for s in sentences]
-    ids = _STATE["tokenizer"].encode_batch(texts)
+    ids = Ragged.from_lists(_STATE["tokenizer"].encode_batch(texts), np.int32)
     chars = _STATE["marker_chars"]
     marked = [i for i, t in enumerate(texts) if any(c in t for c in chars)] if chars else []
     return SourceFile(f.split, f.genre, f.name, sentences, ids, marked)
@@ -174,32 +185,14 @@ def perturb_split(lang: Any, files: Sequence[SourceFile], tok: MarkedTokenizer) 
     stream = lang.new_stream()  # one stream per (language, split), through the files in order
     parts: dict[str, list[SplitColumns]] = {}
     for f in files:
-        ids = f.ids
-        if f.with_markers and lang.markers:
-            ids = list(ids)
-        for i in f.with_markers:
-            text = f.sentences[i].text
-            if any(m in text for m in lang.markers):
-                ids[i] = tok.encode(text)
-        results = lang.perturb_file(f.sentences, tok, ids=ids, stream=stream)
-        kept = [r for r in results if r.ids is not None]
+        result = lang.perturb_columns(f.sentences, tok, ids=f.ids_for(lang.markers, tok), stream=stream)
+        ids, affected = result.ids, result.affected_kept
         if f.split == "test":
-            for name, want in (("test_affected", True), ("test_unaffected", False)):
-                rows = [r for r in kept if r.affected == want]
-                parts.setdefault(name, []).append(_columns(rows, f.genre))
+            for name, rows in (("test_affected", affected), ("test_unaffected", ~affected)):
+                parts.setdefault(name, []).append(SplitColumns(ids.take(rows), [f.genre] * int(rows.sum()), affected[rows]))
         else:
-            parts.setdefault(f.split, []).append(_columns(kept, f.genre))
+            parts.setdefault(f.split, []).append(SplitColumns(ids, [f.genre] * len(ids), affected))
     return {name: SplitColumns.concat(p) for name, p in parts.items()}
-
-
-def _columns(rows: Sequence[Any], genre: str) -> SplitColumns:
-    ids = [r.ids for r in rows]
-    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
-    offsets = np.zeros(len(rows) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    values = np.fromiter(itertools.chain.from_iterable(ids), np.int32, int(offsets[-1]))
-    affected = np.fromiter((r.affected for r in rows), bool, len(rows))
-    return SplitColumns(values, offsets, [genre] * len(rows), affected)
 
 
 # -- the pipeline -------------------------------------------------------------------------

@@ -72,8 +72,8 @@ def test_columns_concat_keeps_rows_in_order():
     a = SplitColumns.from_lists([[1], [2, 3]], ["x", "x"], [True, False])
     b = SplitColumns.from_lists([[4, 5, 6]], ["y"], [True])
     c = SplitColumns.concat([a, SplitColumns.empty(), b])
-    assert c.offsets.tolist() == [0, 1, 3, 6]
-    assert c.values.tolist() == [1, 2, 3, 4, 5, 6]
+    assert c.ids.offsets.tolist() == [0, 1, 3, 6]
+    assert c.ids.values.tolist() == [1, 2, 3, 4, 5, 6]
     assert c.genre == ["x", "x", "y"] and c.affected.tolist() == [True, False, True]
 
 
