@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from impossible_lms.errors import ILMError
-from impossible_lms.io import atomic_dir, atomic_write_json
+from impossible_lms.io import atomic_dir, atomic_write_json, fingerprint
 from perturbations.ragged import Ragged
 
 if TYPE_CHECKING:
@@ -218,12 +218,15 @@ def write_dataset(
     )
     columns = {s: _as_columns(s, splits[s]) if s in splits else SplitColumns.empty() for s in SPLITS}
     manifest.counts = {s: {"sentences": len(c), "tokens": c.tokens} for s, c in columns.items()}
+    # `datasets` would hash every table to fingerprint it; what made the data
+    # (the manifest) and its counts identify it as well, at no cost.
     dd = datasets.DatasetDict(
-        {s: datasets.Dataset(datasets.table.InMemoryTable(c.to_arrow()), info=datasets.DatasetInfo(features=features))
+        {s: datasets.Dataset(datasets.table.InMemoryTable(c.to_arrow()), info=datasets.DatasetInfo(features=features),
+                             fingerprint=fingerprint(manifest.identity(), s, manifest.counts[s]))
          for s, c in columns.items()}
     )
     folder = Path(folder)
-    with atomic_dir(folder) as tmp, _quiet_datasets():
+    with atomic_dir(folder) as tmp, _datasets_writing():
         # One shard per split: `datasets` writes empty splits with zero shards
         # otherwise, and then cannot load them back.
         dd.save_to_disk(str(tmp), num_shards={s: 1 for s in SPLITS})
@@ -234,17 +237,27 @@ def write_dataset(
     return folder
 
 
-@contextlib.contextmanager
-def _quiet_datasets() -> Iterator[None]:
-    """No per-split `datasets` bars: the pipeline shows its own progress."""
-    import datasets
+# Rows per Arrow record batch when writing. `datasets` writes 1,000 at a time
+# (capped further at ~100 MB a batch), and its per-batch work, not the bytes,
+# was most of the time of writing a split of short sentences.
+WRITE_BATCH_ROWS = 100_000
 
-    was = datasets.is_progress_bar_enabled()
+
+@contextlib.contextmanager
+def _datasets_writing() -> Iterator[None]:
+    """`datasets` set up for one big write: no per-split bars (the pipeline shows its
+    own progress) and large record batches. Restored on exit."""
+    import datasets
+    from datasets import config
+
+    was_enabled, batch = datasets.is_progress_bar_enabled(), config.DEFAULT_MAX_BATCH_SIZE
     datasets.disable_progress_bars()
+    config.DEFAULT_MAX_BATCH_SIZE = max(batch, WRITE_BATCH_ROWS)
     try:
         yield
     finally:
-        if was:
+        config.DEFAULT_MAX_BATCH_SIZE = batch
+        if was_enabled:
             datasets.enable_progress_bars()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import datasets
@@ -95,6 +96,32 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(Boom):
         write_dataset(tmp_path / "d", SPLIT_DATA, manifest(), tokenizer=BadTokenizer())
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_writing_leaves_datasets_settings_as_it_found_them(tmp_path, fails):
+    from datasets import config
+
+    class BadTokenizer:
+        def save(self, folder):
+            raise RuntimeError("disk full")
+
+    batch, bars = config.DEFAULT_MAX_BATCH_SIZE, datasets.is_progress_bar_enabled()
+    with pytest.raises(RuntimeError) if fails else contextlib.nullcontext():
+        write_dataset(tmp_path / "d", SPLIT_DATA, manifest(), tokenizer=BadTokenizer() if fails else None)
+    assert (config.DEFAULT_MAX_BATCH_SIZE, datasets.is_progress_bar_enabled()) == (batch, bars)
+
+
+def test_large_splits_are_written_in_few_record_batches(tmp_path):
+    import pyarrow as pa
+
+    rows = 25_000
+    write_dataset(tmp_path / "d", {"train": {"input_ids": [[i, i + 1] for i in range(rows)], "genre": ["g"] * rows,
+                                              "affected": [True] * rows}}, manifest())
+    (arrow,) = (tmp_path / "d" / "train").glob("*.arrow")
+    with pa.memory_map(str(arrow)) as source:
+        batches = pa.ipc.open_stream(source).read_all().to_batches()
+    assert len(batches) == 1 and load_split(tmp_path / "d", "train")["input_ids"][-1] == [rows - 1, rows]
 
 
 def test_failed_rewrite_keeps_the_old_dataset(tmp_path):
