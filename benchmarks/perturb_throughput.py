@@ -16,8 +16,11 @@ with the fallback tokenizer. It times:
    per-language mean to 12;
 3. ours for the three hop languages with the NLTK tagger (tagging dominates).
 
-It prints a table and the time extrapolated (linearly in words) to a 100M-word
-corpus. Numbers depend on the machine and its load; say both when quoting them.
+It prints a table, the time extrapolated (linearly in words) to a 100M-word
+corpus, and peak resident memory (the parent's, and the largest worker's, which
+counts pages shared with the parent too). Numbers depend on the machine and its
+load, which on a shared virtual machine moves timings by 10-30% from run to run;
+say so when quoting them, and compare runs made side by side.
 """
 
 from __future__ import annotations
@@ -106,6 +109,11 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def peak_mb(children: bool = False) -> float:
+    """Peak resident set size in MB of this process, or of the largest finished child (Linux: KiB)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def time_ours(label, languages, corpus, tokenizer, tagger, workers, out, words):
     from impossible_lms.data import load_manifest
     from impossible_lms.perturb import perturb_corpus
@@ -113,6 +121,7 @@ def time_ours(label, languages, corpus, tokenizer, tagger, workers, out, words):
     start, cpu = time.perf_counter(), cpu_seconds()
     folders = perturb_corpus(languages, corpus, out, tokenizer=tokenizer, tagger=tagger, workers=workers, progress=False)
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    print(f"{label}: peak RSS {peak_mb():,.0f} MB (parent so far), {peak_mb(children=True):,.0f} MB (largest worker so far)")
     counts = [load_manifest(f).counts for f in folders]
     sentences = sum(c[s]["sentences"] for c in counts for s in c)
     tokens = sum(c[s]["tokens"] for c in counts for s in c)

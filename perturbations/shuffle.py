@@ -153,10 +153,8 @@ class NondeterministicShuffle(ShuffleLanguage):
     def _shuffle(self, tokens, kept, stream):
         assert stream is not None
         # Every sentence draws, even those the length filter drops (as the reference does).
-        orders = random_orders(tokens.lengths.tolist(), stream)
-        rows = tokens.take(kept)
-        order = np.fromiter((i for r in np.flatnonzero(kept).tolist() for i in orders[r]), np.int64, len(rows.values))
-        return reorder_rows(rows, order)
+        orders = Ragged.from_lists(random_orders(tokens.lengths.tolist(), stream)).take(kept)
+        return reorder_rows(tokens.take(kept), orders.values)
 
 
 @dataclass(frozen=True)
