@@ -26,7 +26,9 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from impossible_lms.errors import ILMError
+        # The torch-free home of the same class: commands that never touch a model
+        # (`ilm languages`) then start without importing torch.
+        from perturbations.errors import ILMError
 
         try:
             return fn(*args, **kwargs)
