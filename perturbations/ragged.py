@@ -24,8 +24,12 @@ class Ragged:
     offsets: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.offsets.ndim != 1 or len(self.offsets) == 0 or self.offsets[0] != 0 or self.offsets[-1] != len(self.values):
-            raise ValueError(f"offsets must run from 0 to len(values)={len(self.values)}")
+        # Arrays in, whatever was passed (lists from a notebook); no copy when already arrays.
+        object.__setattr__(self, "values", np.asarray(self.values))
+        object.__setattr__(self, "offsets", np.asarray(self.offsets, np.int64))
+        offsets = self.offsets
+        if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(self.values) or (np.diff(offsets) < 0).any():
+            raise ValueError(f"offsets must rise from 0 to len(values)={len(self.values)}")
 
     # -- making and unmaking --------------------------------------------------------
 
@@ -77,9 +81,10 @@ class Ragged:
 
     # -- selecting ------------------------------------------------------------------
 
-    def take(self, rows: np.ndarray) -> Ragged:
+    def take(self, rows: np.ndarray | Sequence[int]) -> Ragged:
         """The given rows (indices or a boolean mask), in that order."""
-        rows = np.flatnonzero(rows) if rows.dtype == bool else np.asarray(rows, np.int64)
+        rows = np.asarray(rows)
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64, copy=False)
         lengths = self.lengths[rows]
         out = offsets_of(lengths)
         source = np.repeat(self.offsets[:-1][rows] - out[:-1], lengths) + np.arange(out[-1])

@@ -51,9 +51,15 @@ def test_concat_and_count_in_rows() -> None:
     assert Ragged.concat([]).to_lists() == []
 
 
-def test_inconsistent_offsets_are_refused() -> None:
-    with pytest.raises(ValueError, match="offsets must run from 0 to len"):
-        Ragged(np.arange(3), np.array([0, 2], np.int64))
+@pytest.mark.parametrize("offsets", [[0, 2], [1, 3], [0, 2, 1, 3], []])
+def test_inconsistent_offsets_are_refused(offsets) -> None:
+    with pytest.raises(ValueError, match=r"offsets must rise from 0 to len\(values\)=3"):
+        Ragged(np.arange(3), np.array(offsets, np.int64))
+
+
+def test_plain_lists_are_accepted() -> None:
+    r = Ragged([4, 5, 6], [0, 1, 3])
+    assert r.to_lists() == [[4], [5, 6]] and r.take([1]).to_lists() == [[5, 6]] and r.take([]).to_lists() == []
 
 
 @settings(max_examples=60, deadline=None)
