@@ -1,0 +1,24 @@
+"""Fixtures several test files share."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Callable
+
+import pytest
+
+HEAVY = ("torch", "transformers", "datasets", "impossible_lms")
+
+
+@pytest.fixture
+def heavy_imports() -> Callable[[str], tuple[str, list[str]]]:
+    """``run(code)``: run ``code`` in a fresh interpreter; its output and which of HEAVY it loaded."""
+
+    def run(code: str) -> tuple[str, list[str]]:
+        probe = f"{code}\nimport sys\nprint('@@', *[m for m in {HEAVY!r} if m in sys.modules])"
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+        printed, _, loaded = out.rpartition("@@")
+        return printed.strip(), loaded.split()
+
+    return run
