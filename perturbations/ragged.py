@@ -41,10 +41,6 @@ class Ragged:
         return cls(values, offsets)
 
     @classmethod
-    def from_lengths(cls, values: np.ndarray, lengths: np.ndarray) -> Ragged:
-        return cls(values, offsets_of(lengths))
-
-    @classmethod
     def empty(cls, dtype: type = np.int64) -> Ragged:
         return cls(np.zeros(0, dtype), np.zeros(1, np.int64))
 
@@ -55,7 +51,7 @@ class Ragged:
             return cls.empty()
         starts = np.cumsum([0] + [len(p.values) for p in parts[:-1]])
         offsets = np.concatenate([np.zeros(1, np.int64)] + [p.offsets[1:] + s for p, s in zip(parts, starts)])
-        return cls(np.concatenate([p.values for p in parts]), offsets.astype(np.int64))
+        return cls(np.concatenate([p.values for p in parts]), offsets)
 
     def to_lists(self) -> list[list[int]]:
         """Plain Python lists of plain ints (one ``tolist`` for the whole array)."""
