@@ -141,7 +141,7 @@ def check_compatible(
 class SplitColumns:
     """One split held compactly: the token ids as one :class:`Ragged` (Arrow's list layout)."""
 
-    ids: Ragged  # int32 values
+    ids: Ragged  # any int dtype (the hops pack int64); written as int32
     genre: list[str]
     affected: np.ndarray  # bool
 
