@@ -1,0 +1,110 @@
+"""The experiment YAML: what to perturb, train, evaluate and report, and its checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from impossible_lms.config import load_config
+from impossible_lms.errors import ILMError, did_you_mean
+
+HOP_ONLY_METRICS = ("marker_surprisal", "surprisal_difference")
+
+
+@dataclass
+class CorpusSpec:
+    source: str = "synthetic"  # "synthetic", a BabyLM folder, a text file or "hf:org/name"
+    options: dict[str, Any] = field(default_factory=dict)  # open_corpus options, e.g. {sentences: 2000}
+    tokenizer: str = "gpt2"  # "gpt2", a tokenizer folder, or "fallback" (offline BPE)
+    tagger: str = "nltk"  # "nltk", "stanza", "gold" (synthetic/CoNLL-U) or "none"
+    workers: int = 1
+
+
+@dataclass
+class EvalSpec:
+    metrics: list[str] = field(default_factory=lambda: ["perplexity", "marker_surprisal"])  # hop-only ones skip other families
+    checkpoints: str = "all"  # "all" or a range "100-3000:100"
+    options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for evaluate()
+
+
+@dataclass
+class ReportSpec:
+    formats: list[str] = field(default_factory=lambda: ["md", "csv", "tex", "png"])
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    out: Path = Path("runs/experiment")  # everything goes under here: data/ runs/ results/ report/
+    languages: list[str] = field(default_factory=list)  # registry names or parametric specs
+    models: list[str] = field(default_factory=lambda: ["gpt2"])  # model presets
+    seeds: list[int] = field(default_factory=lambda: [0])
+    corpus: CorpusSpec = field(default_factory=CorpusSpec)
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields shared by every run
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    report: ReportSpec = field(default_factory=ReportSpec)
+    throughput: dict[str, float] = field(default_factory=dict)  # measured tokens/s per preset (estimate only)
+    gpus_per_run: int = 1  # for --emit torchrun/slurm
+    # Intra-op CPU threads for in-process training and evaluation; None keeps torch's
+    # default. Tiny models on a shared CPU run several times faster with 1 (no spinning).
+    torch_threads: int | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out / "runs"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.out / "results"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.out / "report"
+
+    @property
+    def stamp_dir(self) -> Path:
+        return self.out / ".ilm" / "stamps"
+
+
+def load_experiment(path: str | Path, overrides: list[str] | dict | None = None) -> ExperimentConfig:
+    """Read and check an experiment YAML (``--set key=value`` overrides on top)."""
+    cfg = load_config(ExperimentConfig, path, overrides)
+    return validate(cfg)
+
+
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    from perturbations import get_language
+
+    if not cfg.languages:
+        raise ILMError("experiment lists no languages")
+    if not cfg.models:
+        raise ILMError("experiment lists no models")
+    if not cfg.seeds:
+        raise ILMError("experiment lists no seeds")
+    cfg.languages = list(dict.fromkeys(get_language(name).name for name in cfg.languages))
+    if cfg.gpus_per_run < 1:
+        raise ILMError(f"gpus_per_run must be at least 1, got {cfg.gpus_per_run}")
+    from impossible_lms.reporting import check_formats
+
+    cfg.report.formats = check_formats(cfg.report.formats)
+    return cfg
+
+
+def check_names(cfg: ExperimentConfig) -> None:
+    """Model presets and metric names exist: fail before hours of perturbing, not after.
+
+    Kept out of :func:`load_experiment` because it imports torch (slow for --dry-run).
+    """
+    from impossible_lms.evaluation import METRICS
+    from impossible_lms.models import PRESETS
+
+    for kind, names, known in (("model preset", cfg.models, PRESETS), ("metric", cfg.eval.metrics, METRICS)):
+        for name in names:
+            if name not in known:
+                hint = did_you_mean(name, known)
+                raise ILMError(f"unknown {kind} {name!r}{hint}; choose from {', '.join(known)}")

@@ -1,0 +1,197 @@
+"""The plan: every step (perturb, train, eval, report) with its fingerprint and status, and the estimate."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from impossible_lms.config import load_config, to_dict
+from impossible_lms.errors import ILMError
+from impossible_lms.experiment.config import HOP_ONLY_METRICS, ExperimentConfig
+from impossible_lms.experiment.stamps import _status
+from impossible_lms.io import fingerprint
+
+# Rough training throughput (tokens/s on one A100/H100-class GPU, bf16, no compile)
+# per model preset, for the --dry-run estimate only; an experiment may declare
+# measured numbers under `throughput:`.
+DEFAULT_THROUGHPUT: dict[str, float] = {
+    "gpt2": 150_000.0,
+    "gpt2-nopos": 150_000.0,
+    "gpt2-rotary": 140_000.0,
+    "gpt2-alibi": 140_000.0,
+    "backpack-gpt2": 60_000.0,
+    "tiny-gpt2": 2_000_000.0,
+    "tiny-gpt2-nopos": 2_000_000.0,
+    "tiny-gpt2-rotary": 2_000_000.0,
+    "tiny-backpack": 1_000_000.0,
+}
+FALLBACK_THROUGHPUT = 100_000.0
+
+
+@dataclass(frozen=True)
+class Run:
+    language: str
+    model: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.language}/{self.model}/{self.seed}"
+
+    @property
+    def slug(self) -> str:
+        return f"{slug(self.language)}/{self.model}/seed{self.seed}"
+
+
+@dataclass
+class Step:
+    stage: Literal["perturb", "train", "eval", "report"]
+    key: str  # language, run key, or "report"
+    fingerprint: str
+    status: Literal["todo", "done"]
+    run: Run | None = None
+
+
+@dataclass
+class Plan:
+    config: ExperimentConfig
+    runs: list[Run]
+    steps: list[Step]
+    tokens_per_run: int | None
+    gpu_hours: float | None
+
+    def todo(self, stage: str | None = None) -> list[Step]:
+        return [s for s in self.steps if s.status == "todo" and (stage is None or s.stage == stage)]
+
+
+@dataclass
+class ExperimentResult:
+    plan: Plan
+    executed: list[str] = field(default_factory=list)  # "stage:key" for every stage call made
+    report_files: list[Path] = field(default_factory=list)
+
+
+def slug(language: str) -> str:
+    """A language as a folder name, as the dataset writer spells it ("local_shuffle_w=3")."""
+    from impossible_lms.data import dataset_folder_name
+
+    return dataset_folder_name(language)
+
+
+def select_runs(cfg: ExperimentConfig, only: list[str] | None = None) -> list[Run]:
+    """Every language × model × seed, filtered by ``LANG/MODEL/SEED`` globs (missing or empty parts match all)."""
+    runs = [Run(lang, model, int(seed)) for lang in cfg.languages for model in cfg.models for seed in cfg.seeds]
+    if not only:
+        return runs
+    for p in only:
+        if p.count("/") > 2:
+            raise ILMError(f"--only {p!r}: expected LANG/MODEL/SEED (globs; missing or empty parts match all)")
+    patterns = [[part or "*" for part in (p.split("/") + ["*", "*"])[:3]] for p in only]
+    chosen = [
+        r for r in runs
+        if any(
+            (fnmatch.fnmatchcase(r.language, lp) or fnmatch.fnmatchcase(slug(r.language), lp))
+            and fnmatch.fnmatchcase(r.model, mp)
+            and fnmatch.fnmatchcase(str(r.seed), sp)
+            for lp, mp, sp in patterns
+        )
+    ]
+    if not chosen:
+        raise ILMError(f"--only {' '.join(only)} matches none of the {len(runs)} runs")
+    return chosen
+
+
+def eval_metrics(cfg: ExperimentConfig, language: str) -> list[str]:
+    from perturbations import get_language
+
+    hop = get_language(language).family == "hop"
+    return [m for m in cfg.eval.metrics if hop or m not in HOP_ONLY_METRICS]
+
+
+def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Plan:
+    """What would run: every step with its fingerprint and whether its stamp says it is done."""
+    runs = select_runs(cfg, only)
+    steps: list[Step] = []
+    corpus = to_dict(cfg.corpus)
+    corpus.pop("workers")  # how many processes does not change the data
+    perturb_fp: dict[str, str] = {}
+    for language in dict.fromkeys(r.language for r in runs):
+        fp = fingerprint("perturb", language, corpus)
+        perturb_fp[language] = fp
+        steps.append(Step("perturb", language, fp, _status(cfg, "perturb", language, fp)))
+    eval_fps = []
+    for run in runs:
+        upstream = [s for s in steps if s.stage == "perturb" and s.key == run.language]
+        train_fp = fingerprint("train", perturb_fp[run.language], run.model, run.seed, cfg.train)
+        train = Step("train", run.key, train_fp, _status(cfg, "train", run.key, train_fp, upstream), run)
+        eval_fp = fingerprint("eval", train_fp, eval_metrics(cfg, run.language), cfg.eval.checkpoints, cfg.eval.options)
+        steps += [train, Step("eval", run.key, eval_fp, _status(cfg, "eval", run.key, eval_fp, [train]), run)]
+        eval_fps.append(eval_fp)
+    report_fp = fingerprint("report", sorted(eval_fps), cfg.report.formats)
+    evals = [s for s in steps if s.stage == "eval"]
+    steps.append(Step("report", "report", report_fp, _status(cfg, "report", "report", report_fp, evals)))
+    tokens = tokens_per_run(cfg)
+    hours = None
+    if tokens is not None:
+        hours = sum(tokens / throughput(cfg, r.model) for r in runs) / 3600.0
+    return Plan(cfg, runs, steps, tokens, hours)
+
+
+def tokens_per_run(cfg: ExperimentConfig) -> int | None:
+    """Training tokens per run from the TrainConfig the runs will use (steps × global batch)."""
+    TrainConfig = _train_config_class()
+    if TrainConfig is None:
+        return None
+    tc = load_config(TrainConfig, overrides=_train_overrides(cfg))
+    batch = tc.batch.tokens
+    if tc.batch.sequences:
+        context = int(tc.model_overrides.get("n_positions", tc.model_overrides.get("context", 1024)))
+        batch = tc.batch.sequences * context
+    return int(tc.schedule.steps * batch)
+
+
+def _train_config_class():
+    try:
+        from impossible_lms.training import TrainConfig
+    except ImportError:
+        try:
+            from impossible_lms.training.config import TrainConfig
+        except ImportError:
+            return None
+    return TrainConfig
+
+
+def throughput(cfg: ExperimentConfig, model: str) -> float:
+    return float(cfg.throughput.get(model, DEFAULT_THROUGHPUT.get(model, FALLBACK_THROUGHPUT)))
+
+
+def format_plan(plan: Plan) -> str:
+    """The --dry-run text: one line per step, then totals."""
+    cfg = plan.config
+    lines = [f"experiment {cfg.name}: {len(plan.runs)} run(s) under {cfg.out}"]
+    for step in plan.steps:
+        mark = "done" if step.status == "done" else "todo"
+        lines.append(f"  [{mark}] {step.stage:<7} {step.key}")
+    todo = {s: len(plan.todo(s)) for s in ("perturb", "train", "eval", "report")}
+    lines.append("to do: " + ", ".join(f"{n} {s}" for s, n in todo.items()))
+    if plan.gpu_hours is not None:
+        rates = ", ".join(f"{m} {throughput(cfg, m):,.0f} tok/s" for m in dict.fromkeys(r.model for r in plan.runs))
+        lines.append(
+            f"estimate: {plan.tokens_per_run:,} tokens per run, {plan.gpu_hours:.2f} GPU-hours "
+            f"for all {len(plan.runs)} runs (training only; at {rates})"
+        )
+    return "\n".join(lines)
+
+
+def _train_overrides(cfg: ExperimentConfig, run: Run | None = None) -> dict[str, Any]:
+    base = dict(cfg.train)
+    if run is not None:
+        base.update(data=str(cfg.data_dir / slug(run.language)), model=run.model, seed=run.seed,
+                    out=str(cfg.runs_dir), run_dir=str(run_dir(cfg, run)))
+    return base
+
+
+def run_dir(cfg: ExperimentConfig, run: Run) -> Path:
+    return cfg.runs_dir / run.slug

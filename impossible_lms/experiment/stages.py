@@ -1,0 +1,107 @@
+"""The stage functions behind the :class:`Stages` seam, and the walk that calls them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from impossible_lms.config import load_config, save_config
+from impossible_lms.experiment.config import ExperimentConfig, check_names
+from impossible_lms.experiment.plan import (
+    ExperimentResult, Run, _train_config_class, _train_overrides, eval_metrics, plan_experiment, run_dir, slug,
+)
+from impossible_lms.experiment.stamps import write_stamp
+
+
+@dataclass
+class Stages:
+    """The four stage functions; each returns the paths whose existence means "done"."""
+
+    perturb: Callable[[ExperimentConfig, list[str]], list[Path]]
+    train: Callable[[ExperimentConfig, Run], list[Path]]
+    evaluate: Callable[[ExperimentConfig, Run], list[Path]]
+    report: Callable[[ExperimentConfig], list[Path]]
+
+
+def _perturb(cfg: ExperimentConfig, languages: list[str]) -> list[Path]:
+    from impossible_lms.perturb import perturb_corpus
+
+    perturb_corpus(languages, cfg.corpus.source, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
+                   tagger=cfg.corpus.tagger, workers=cfg.corpus.workers, corpus_options=cfg.corpus.options or None)
+    return [cfg.data_dir / slug(lang) / "manifest.json" for lang in languages]
+
+
+def _train(cfg: ExperimentConfig, run: Run) -> list[Path]:
+    from impossible_lms.training import train
+
+    TrainConfig = _train_config_class()
+    folder = train(load_config(TrainConfig, overrides=_train_overrides(cfg, run)))
+    return [Path(folder) / "run.json"]
+
+
+def _evaluate(cfg: ExperimentConfig, run: Run) -> list[Path]:
+    from impossible_lms.evaluation import evaluate
+
+    evaluate(subject=run_dir(cfg, run), data=cfg.data_dir / slug(run.language), checkpoints=cfg.eval.checkpoints,
+             metrics=eval_metrics(cfg, run.language), results=cfg.results_dir, **cfg.eval.options)
+    return [cfg.results_dir]
+
+
+def _report(cfg: ExperimentConfig) -> list[Path]:
+    from impossible_lms.evaluation import load_results
+    from impossible_lms.reporting import make_report
+
+    return make_report(load_results([cfg.results_dir]), cfg.report_dir, cfg.report.formats)
+
+
+def default_stages() -> Stages:
+    return Stages(perturb=_perturb, train=_train, evaluate=_evaluate, report=_report)
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    dry_run: bool = False,
+    only: list[str] | None = None,
+    stages: Stages | None = None,
+    log: Callable[[str], None] = print,
+) -> ExperimentResult:
+    """Walk the plan, calling each stage whose stamp is missing or stale; ``dry_run`` only plans."""
+    plan = plan_experiment(cfg, only)
+    result = ExperimentResult(plan)
+    if dry_run:
+        return result
+    if stages is None:
+        check_names(cfg)
+        stages = default_stages()
+    save_config(cfg, cfg.out / "experiment.yaml")
+    if cfg.torch_threads:
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)
+
+    perturb = plan.todo("perturb")
+    if perturb:
+        languages = [s.key for s in perturb]
+        log(f"perturb: {', '.join(languages)}")
+        outputs = stages.perturb(cfg, languages)
+        result.executed.append("perturb:" + ",".join(languages))
+        for step in perturb:
+            write_stamp(cfg, step, [p for p in outputs if slug(step.key) in p.parts] or outputs)
+    for step in plan.steps:
+        if step.status == "done" or step.stage not in ("train", "eval"):
+            continue
+        log(f"{step.stage}: {step.key}")
+        fn = stages.train if step.stage == "train" else stages.evaluate
+        outputs = fn(cfg, step.run)
+        result.executed.append(f"{step.stage}:{step.key}")
+        write_stamp(cfg, step, outputs)
+    report = plan.todo("report")
+    if report:
+        log(f"report: {cfg.report_dir}")
+        result.report_files = stages.report(cfg)
+        result.executed.append("report")
+        write_stamp(cfg, report[0], result.report_files)
+    elif not result.executed:
+        log("nothing to do: every step is done and matches the experiment")
+    return result
