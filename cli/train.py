@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
         ),
         device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
         compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile (default: on CUDA)."),
+        trust_pickle: bool = typer.Option(
+            False, "--trust-pickle", help="Resume from a legacy pickled trainer_state.pt (it can run code: only your own runs)."
+        ),
         show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     ) -> None:
         """Train a model (the reference recipe by default); rerunning continues from the newest checkpoint."""
@@ -34,7 +37,8 @@ def register(app: typer.Typer) -> None:
         from impossible_lms.training.config import resolve_train_config
 
         flags = {"data": data, "model": model, "seed": seed, "schedule.steps": steps, "out": out,
-                 "run_dir": run_dir, "device": device, "compile": compile}
+                 "run_dir": run_dir, "device": device, "compile": compile,
+                 "checkpoint.trust_pickle": trust_pickle or None}
         cfg = resolve_train_config(config, overrides or [], flags, resume)
         folder = train(cfg, progress=show_progress)
         if os.environ.get("RANK", "0") == "0":  # once under torchrun

@@ -153,7 +153,7 @@ def test_missing_checkpoint_is_named(toy):
 def test_incomplete_checkpoint_is_not_evaluated(toy, tmp_path):
     root, data, run = toy
     copy = shutil.copytree(run, tmp_path / "run")
-    (copy / "checkpoint-300" / "trainer_state.pt").unlink()  # as if killed mid-write
+    (copy / "checkpoint-300" / "trainer_state.json").unlink()  # as if killed mid-write
     df = evaluate(copy, data, metrics=["perplexity"])
     assert sorted(df["checkpoint"].unique()) == [100, 200]
 

@@ -42,7 +42,7 @@ def test_run_folder_layout(data, tmp_path):
     run = train(config(data, tmp_path, "schedule.steps=6", "checkpoint.every=3"), progress=False)
     assert run == tmp_path / "toy" / "tiny-gpt2" / "seed0"
     assert sorted(find_checkpoints(run)) == [3, 6]
-    assert {p.name for p in (run / "checkpoint-6").iterdir()} >= {"config.json", "model.safetensors", "trainer_state.pt"}
+    assert {p.name for p in (run / "checkpoint-6").iterdir()} >= {"config.json", "model.safetensors", "trainer_state.json", "trainer_state.safetensors"}
     info = load_run_info(run)
     assert (info.language, info.model, info.seed, info.steps, info.finished) == ("toy", "tiny-gpt2", 0, 6, True)
     assert info.raw["checkpoints"] == [3, 6] and info.vocab_size == 64
@@ -88,7 +88,7 @@ def test_a_crash_while_writing_leaves_no_checkpoint(data, tmp_path, monkeypatch)
     def broken_save(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.torch, "save", broken_save)
+    monkeypatch.setattr(ckpt, "write_trainer_state", broken_save)
     cfg = config(data, tmp_path, "schedule.steps=2", "checkpoint.every=1")
     with pytest.raises(OSError, match="disk full"):
         train(cfg, progress=False)

@@ -70,14 +70,14 @@ def make_toy_run(folder: str | Path, steps=(100, 200, 300), data: str | Path | N
                  language: str = "no_hop", model: str = "tiny-gpt2", seed: int = 0,
                  vocab_size: int = TOY_VOCAB, **model_sizes) -> Path:
     """A run folder (ARCHITECTURE §5): run.json and complete ``checkpoint-<step>/`` folders."""
-    import torch
+    from impossible_lms.training.checkpoint import write_trainer_state
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for i, step in enumerate(steps):
         ckpt = folder / f"checkpoint-{step}"
         tiny_gpt2(vocab_size, seed=seed * 1000 + i, **model_sizes).save_pretrained(ckpt)
-        torch.save({"step": step}, ckpt / "trainer_state.pt")
+        write_trainer_state(ckpt, {"step": step})
     atomic_write_json(folder / "run.json", {
         "format": "ilm-run/1", "language": language, "model": model, "seed": seed,
         "data": str(data) if data else None, "data_fingerprint": None, "vocab_size": vocab_size,

@@ -1,4 +1,13 @@
-"""Checkpoints: ``checkpoint-<step>/`` = a Hugging Face model folder + ``trainer_state.pt``.
+"""Checkpoints: ``checkpoint-<step>/`` = a Hugging Face model folder + the trainer state.
+
+The trainer state (optimizer moments, scaler, RNG states, data position) is
+stored without pickle, because a run folder may come from someone else and
+unpickling runs whatever code it names: its tensors go to
+``trainer_state.safetensors`` and everything else to ``trainer_state.json``,
+where each tensor is a ``{"__tensor__": name}`` reference and tuples, numpy
+arrays and dicts with non-string keys are tagged so they load back exactly
+(``random.setstate`` needs tuples; the optimizer's state is keyed by int).
+A legacy ``trainer_state.pt`` (a pickle) is refused unless the caller trusts it.
 
 A checkpoint is written into a temporary sibling folder and renamed into place
 (``impossible_lms.io.atomic_dir``), so a ``checkpoint-<step>`` folder exists only
@@ -8,6 +17,8 @@ state taken at the step, so training does not wait for the disk.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
 import shutil
@@ -18,11 +29,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from impossible_lms.errors import ILMError
 from impossible_lms.io import atomic_dir
 
-STATE_FILE = "trainer_state.pt"
+STATE_JSON = "trainer_state.json"
+STATE_TENSORS = "trainer_state.safetensors"
+LEGACY_STATE = "trainer_state.pt"  # a pickle: loaded only when trusted
+STATE_FORMAT = "ilm-trainer-state/1"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
-_COMPLETE = ("config.json", "model.safetensors", STATE_FILE)
+_COMPLETE = ("config.json", "model.safetensors")
 
 
 def find_checkpoints(run_dir: str | Path) -> dict[int, Path]:
@@ -33,9 +48,16 @@ def find_checkpoints(run_dir: str | Path) -> dict[int, Path]:
         return found
     for p in run_dir.iterdir():
         m = _NAME.match(p.name)
-        if m and p.is_dir() and all((p / f).is_file() for f in _COMPLETE):
+        if m and p.is_dir() and all((p / f).is_file() for f in _COMPLETE) and _has_state(p):
             found[int(m.group(1))] = p
     return dict(sorted(found.items()))
+
+
+def _has_state(checkpoint: Path) -> bool:
+    # A legacy checkpoint counts as complete, so that resuming from it is refused
+    # with a message rather than silently restarting from an older one.
+    new = all((checkpoint / f).is_file() for f in (STATE_JSON, STATE_TENSORS))
+    return new or (checkpoint / LEGACY_STATE).is_file()
 
 
 def clean_partial(run_dir: Path) -> None:
@@ -79,7 +101,59 @@ def write_checkpoint(final: Path, model, model_state: dict, trainer_state: dict)
     hf_logging.disable_progress_bar()
     with atomic_dir(final) as tmp:
         model.save_pretrained(tmp, state_dict=model_state, safe_serialization=True)
-        torch.save(trainer_state, tmp / STATE_FILE)
+        write_trainer_state(tmp, trainer_state)
+
+
+def write_trainer_state(folder: Path, state: dict) -> None:
+    """``state`` as ``trainer_state.safetensors`` (its tensors) + ``trainer_state.json`` (the rest)."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    doc = {"format": STATE_FORMAT, "state": _encode(state, tensors)}
+    folder = Path(folder)
+    save_file(tensors, str(folder / STATE_TENSORS))
+    with open(folder / STATE_JSON, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = obj.detach().to("cpu").contiguous()
+        return {"__tensor__": name}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": obj.dtype.str}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, tensors) for k, v in obj.items()}
+        return {"__items__": [[_encode(k, tensors), _encode(v, tensors)] for k, v in obj.items()]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"trainer state holds a {type(obj).__name__}, which the checkpoint format does not store")
+
+
+def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]  # KeyError: reported as a damaged checkpoint
+    if "__ndarray__" in obj:
+        return np.asarray(obj["__ndarray__"], dtype=np.dtype(obj["dtype"]))
+    if "__tuple__" in obj:
+        return tuple(_decode(v, tensors) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in obj["__items__"]}
+    return {k: _decode(v, tensors) for k, v in obj.items()}
 
 
 class CheckpointWriter:
@@ -134,15 +208,56 @@ def unwrap(model):
     return getattr(model, "_orig_mod", model)
 
 
-def load_trainer_state(path: Path) -> dict:
-    return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=False)
+def load_trainer_state(path: Path, trust_pickle: bool = False) -> dict:
+    """The trainer state of checkpoint folder ``path``; never unpickles unless ``trust_pickle``.
+
+    A damaged state is an ILMError that names the checkpoint and how to go on.
+    """
+    path = Path(path)
+    if not (path / STATE_JSON).is_file() and (path / LEGACY_STATE).is_file():
+        if not trust_pickle:
+            raise ILMError(
+                f"{path} holds its trainer state as a pickle ({LEGACY_STATE}), which can run any code when loaded; "
+                "resume it only if you made it yourself, with --trust-pickle (or checkpoint.trust_pickle=true)"
+            )
+        return torch.load(path / LEGACY_STATE, map_location="cpu", weights_only=False)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        doc = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+            raise ValueError(f"not {STATE_FORMAT}")
+        state = _decode(doc["state"], load_file(str(path / STATE_TENSORS)))
+        if not isinstance(state, dict) or "step" not in state:
+            raise ValueError("no step")
+        return state
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
+        raise damaged(path, f"unreadable trainer state ({_why(e)})") from None
+
+
+def damaged(checkpoint: Path, why: str) -> ILMError:
+    """The one-line error for a checkpoint that cannot be read back."""
+    return ILMError(
+        f"{checkpoint}: {why}; delete that folder to resume from the previous checkpoint "
+        f"(or from the start when it is the only one)"
+    )
+
+
+def _why(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:120]}" if text else type(e).__name__
 
 
 def load_weights(model, checkpoint: Path) -> None:
     """Load ``model.safetensors`` into ``model`` in place (tied weights stay tied)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    state = load_file(str(Path(checkpoint) / "model.safetensors"))
+    try:
+        state = load_file(str(Path(checkpoint) / "model.safetensors"))
+    except (OSError, SafetensorError) as e:
+        raise damaged(Path(checkpoint), f"unreadable model.safetensors ({_why(e)})") from None
     missing, unexpected = unwrap(model).load_state_dict(state, strict=False)
     tied = _tied_names(unwrap(model))
     missing = [k for k in missing if k not in tied]

@@ -58,6 +58,9 @@ class CheckpointConfig:
     at: list[int] = field(default_factory=list)  # extra steps to checkpoint
     keep: int | None = None  # keep only the newest N; None keeps all
     async_write: bool = True  # write checkpoints from a background thread
+    # Resume from a legacy pickled trainer_state.pt (it can run code): only for runs you made.
+    # Never read from a run folder's own config.yaml (see resolve_train_config).
+    trust_pickle: bool = False
 
 
 @dataclass
@@ -92,7 +95,7 @@ class TrainConfig:
 # different values for these.
 OPERATIONAL_FIELDS = (
     "out", "run_dir", "logging", "device", "compile", "peak_flops", "batch.micro",
-    "checkpoint.keep", "checkpoint.async_write",
+    "checkpoint.keep", "checkpoint.async_write", "checkpoint.trust_pickle",
 )
 
 
@@ -132,6 +135,8 @@ def resolve_train_config(
         if not saved.is_file():
             raise ILMError(f"cannot resume {resume}: no config.yaml there (not a run folder?)")
         base = merge(read_yaml(saved), {"run_dir": str(resume)})
+        # Trust is the user's to give, never the folder's: a planted config.yaml must not grant it.
+        (base.get("checkpoint") or {}).pop("trust_pickle", None)
     given: dict[str, Any] = {}
     for key, value in (flags or {}).items():
         if value is not None:

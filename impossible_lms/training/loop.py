@@ -194,7 +194,7 @@ def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Pa
 
     step = 0
     if start_ckpt is not None:
-        step = _resume(done[start_ckpt], model, optimizer, scaler, dctx)
+        step = _resume(done[start_ckpt], model, optimizer, scaler, dctx, cfg.checkpoint.trust_pickle)
     else:
         # Dropout draws differ per rank, as with independent GPUs.
         torch.manual_seed(cfg.seed + dctx.rank)
@@ -331,8 +331,8 @@ def _checkpoint(run_dir: Path, step: int, model, optimizer, scaler, plan, blocks
     writer.submit(run_dir / f"checkpoint-{step}", model, state, keep=cfg.checkpoint.keep)
 
 
-def _resume(checkpoint: Path, model, optimizer, scaler, dctx: DistContext) -> int:
-    state = load_trainer_state(checkpoint)
+def _resume(checkpoint: Path, model, optimizer, scaler, dctx: DistContext, trust_pickle: bool = False) -> int:
+    state = load_trainer_state(checkpoint, trust_pickle)
     load_weights(model, checkpoint)
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state.get("scaler"):
