@@ -67,7 +67,8 @@ def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """All weights of a checkpoint folder (safetensors, sharded or not; else pytorch_model.bin)."""
     from safetensors.torch import load_file
 
-    files = sorted(folder.glob("*.safetensors"))
+    # model.safetensors or HF shards model-0000k-of-0000n.safetensors; not trainer_state.safetensors.
+    files = sorted(folder.glob("model*.safetensors"))
     if files:
         state: dict[str, torch.Tensor] = {}
         for f in files:
