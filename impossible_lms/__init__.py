@@ -1,22 +1,23 @@
 """ilm: impossible language models, from corpus to report.
 
-Importing the package registers its model classes with Hugging Face's
-``AutoConfig``/``AutoModelForCausalLM`` so saved checkpoints load with
-``AutoModelForCausalLM.from_pretrained``; nothing else happens at import time.
+Importing the package does nothing else: it loads neither torch nor
+transformers (``ilm report`` and ``ilm languages`` never need them). Hugging
+Face's ``AutoConfig``/``AutoModelForCausalLM`` learn our model types when
+:mod:`impossible_lms.models` is first imported, or explicitly::
+
+    import impossible_lms
+    impossible_lms.register_models()
+    AutoModelForCausalLM.from_pretrained("runs/.../checkpoint-100")
 """
 
 from impossible_lms.errors import ILMError
 
 __version__ = "0.1.0"
-__all__ = ["ILMError", "__version__"]
+__all__ = ["ILMError", "__version__", "register_models"]
 
 
-def _register_models() -> None:
-    try:
-        from impossible_lms.models.hf import register_auto_classes
-    except ImportError:  # models not built yet, or torch missing: nothing to register
-        return
+def register_models() -> None:
+    """Register ilm's configs and models with transformers' Auto classes (idempotent; imports torch)."""
+    from impossible_lms.models.hf import register_auto_classes
+
     register_auto_classes()
-
-
-_register_models()

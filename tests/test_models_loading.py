@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, GPT2Model
 
-import impossible_lms  # noqa: F401  (registers the Auto classes)
+import impossible_lms
 from impossible_lms.errors import ILMError
 from impossible_lms.models import BackpackForCausalLM, ILMForCausalLM, build_model, load_model, model_config
+# (importing impossible_lms.models registers the Auto classes)
 
 V = 99
 
@@ -43,6 +44,31 @@ def test_round_trip_through_auto_model(name, tmp_path):
         assert torch.equal(a.logits, b.logits)
         if a.exit_logits:
             assert torch.equal(a.exit_logits[1], b.exit_logits[1])
+
+
+def test_importing_the_package_loads_neither_torch_nor_transformers(heavy_imports):
+    _, loaded = heavy_imports("import impossible_lms")
+    assert "torch" not in loaded and "transformers" not in loaded
+
+
+def test_auto_model_loads_a_checkpoint_after_register_models(tmp_path, heavy_imports):
+    """A fresh process: ``import impossible_lms`` + ``register_models()`` is all AutoModel needs."""
+    torch.manual_seed(0)
+    model = build_model(model_config("tiny-gpt2-rotary", vocab_size=V)).eval()
+    model.save_pretrained(tmp_path)
+    expected = model(ids()).logits[0, -1, :3].tolist()
+    code = (
+        "import torch, impossible_lms\n"
+        "from transformers import AutoModelForCausalLM\n"
+        "impossible_lms.register_models()\n"
+        f"m = AutoModelForCausalLM.from_pretrained({str(tmp_path)!r}).eval()\n"
+        f"x = torch.randint(0, {V}, (2, 9), generator=torch.Generator().manual_seed(1))\n"
+        "print(type(m).__name__, m(x).logits[0, -1, :3].tolist())"
+    )
+    printed, _ = heavy_imports(code)
+    name, _, values = printed.partition(" ")
+    assert name == "ILMForCausalLM"
+    assert eval(values) == pytest.approx(expected, abs=1e-6)
 
 
 def test_load_model_dtype_and_revision_folder(tmp_path):
