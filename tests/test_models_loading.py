@@ -79,6 +79,28 @@ def test_load_model_dtype_and_revision_folder(tmp_path):
     assert model(ids()).logits.dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-backpack"])
+def test_loading_builds_on_meta_and_assigns_the_stored_tensors(name, tmp_path, monkeypatch):
+    """No random initialisation of real memory while loading (it would only be overwritten); it still trains."""
+    torch.manual_seed(0)
+    model = build_model(model_config(name, vocab_size=V))
+    model.to(torch.bfloat16).save_pretrained(tmp_path)  # stored in bf16: the loaded model stays fp32
+    initialised = []
+    for method in ("normal_", "uniform_"):
+        real = getattr(torch.Tensor, method)
+        monkeypatch.setattr(torch.Tensor, method,
+                            lambda t, *a, _real=real, **k: (initialised.append(t.device.type), _real(t, *a, **k))[1])
+    loaded = load_model(tmp_path)
+    assert initialised and set(initialised) == {"meta"}
+    state = loaded.state_dict()
+    for key, value in model.state_dict().items():
+        assert state[key].dtype == torch.float32 and torch.equal(state[key], value.float()), key
+    loaded.train()
+    loaded(ids(), labels=ids()).loss.backward()
+    grads = [p.grad for p in loaded.parameters()]
+    assert all(isinstance(p, torch.nn.Parameter) and g is not None for p, g in zip(loaded.parameters(), grads))
+
+
 def test_strict_loader_names_missing_and_unused_keys(tmp_path):
     build_model(model_config("tiny-gpt2", vocab_size=V)).save_pretrained(tmp_path)
     from safetensors.torch import load_file

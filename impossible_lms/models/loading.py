@@ -38,6 +38,16 @@ def build_model(cfg: ILMConfig) -> ILMForCausalLM | BackpackForCausalLM:
     return MODEL_CLASSES[cfg.model_type](cfg)
 
 
+def _build_empty(cfg: ILMConfig) -> ILMForCausalLM | BackpackForCausalLM:
+    """The model's structure on the meta device: no memory, no random init (a checkpoint fills it).
+
+    Random initialisation of GPT-2 small costs seconds on a CPU thread, only to
+    be overwritten; :func:`load_strict` assigns the stored tensors instead.
+    """
+    with torch.device("meta"):
+        return MODEL_CLASSES[cfg.model_type](cfg)
+
+
 # ---------------------------------------------------------------- finding files
 
 
@@ -113,7 +123,15 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: 
             state[key] = tensor = torch.cat((tensor, tensor.new_zeros(want[0] - tensor.shape[0], *want[1:])))
         if tensor.shape != want:
             raise ILMError(f"{source}: {key} has shape {tuple(tensor.shape)}, the model expects {tuple(want)}")
-    model.load_state_dict(state, strict=True)
+        if tensor.dtype != expected[key].dtype:  # the model's dtype wins, as with a copying load
+            state[key] = tensor.to(expected[key].dtype)
+    # assign=True: a meta-built model takes the tensors as they are (no copy into
+    # random weights); tied weights are one parameter (the output reads wte), so
+    # nothing needs re-tying, and the check below proves nothing stayed on meta.
+    model.load_state_dict(state, strict=True, assign=True)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise ILMError(f"{source}: no weights for {_summary(set(left))}")
 
 
 def _untie_or_drop(state: dict[str, torch.Tensor], head: str, wte: str) -> bool:
@@ -141,7 +159,7 @@ def _convert_conv1d(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _load_ours(folder: Path, raw: dict[str, Any]):
     cls = BackpackConfig if raw["model_type"] == BackpackConfig.model_type else ILMConfig
-    model = build_model(cls.from_pretrained(folder))
+    model = _build_empty(cls.from_pretrained(folder))
     load_strict(model, read_state_dict(folder), str(folder))
     return model
 
@@ -153,7 +171,7 @@ def _load_reference_gpt2(folder: Path, raw: dict[str, Any]):
     untied = _untie_or_drop(state, "lm_head.weight", "transformer.wte.weight")
     position = "learned" if "transformer.wpe.weight" in state else "none"
     cfg = ILMConfig(**_gpt2_fields(raw), position=position, tie_word_embeddings=not untied)
-    model = build_model(cfg)
+    model = _build_empty(cfg)
     load_strict(model, _convert_conv1d(state), str(folder))
     return model
 
@@ -189,7 +207,7 @@ def _load_stanford_backpack(folder: Path, raw: dict[str, Any]):
     position = "learned" if "transformer.wpe.weight" in renamed else "none"
     cfg = BackpackConfig(**fields, position=position, num_senses=raw.get("num_senses", 16),
                          sense_intermediate_scale=raw.get("sense_intermediate_scale", 4))
-    model = build_model(cfg)
+    model = _build_empty(cfg)
     load_strict(model, _convert_conv1d(renamed), str(folder))
     return model
 
