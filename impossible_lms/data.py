@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 
     from impossible_lms.tokenizer import MarkedTokenizer
 
-FORMAT = "ilm-dataset/1"
+# 2: train/dev rows of the hop languages are each file's unaffected sentences, then its
+# affected ones (as the reference writes them); format 1 kept corpus order, which gives
+# another training stream, so a format-1 folder is refused and rebuilt with --force.
+FORMAT = "ilm-dataset/2"
 SPLITS = ("train", "dev", "test_affected", "test_unaffected")
 MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"
@@ -95,7 +98,8 @@ class Manifest:
         if required:
             raise ILMError(f"{where}: missing {', '.join(required)}")
         if data.get("format", FORMAT) != FORMAT:
-            raise ILMError(f"{where}: format {data.get('format')!r} is not {FORMAT!r}")
+            raise ILMError(f"{where}: format {data.get('format')!r} is not {FORMAT!r}: another ilm version "
+                           "wrote it; rebuild the dataset (`ilm perturb ... --force`)")
         return cls(**{k: v for k, v in data.items() if k in known})
 
 

@@ -181,6 +181,13 @@ def perturb_split(lang: Any, files: Sequence[SourceFile], tok: MarkedTokenizer) 
 
     train → ``train``, dev → ``dev`` (perturbed + unaffected kept as they are);
     test → ``test_affected`` and ``test_unaffected``. Filtered sentences vanish.
+
+    In ``train`` and ``dev`` each file's unaffected sentences come first, then its
+    affected ones, each group in corpus order: the reference's data/perturb.py
+    writes ``new_lines_unaffected + new_lines_affected`` per file, and training's
+    seeded sentence shuffle permutes that order, so any other order gives another
+    training stream. Shuffles and reverses affect every sentence, so for them this
+    is corpus order.
     """
     stream = lang.new_stream()  # one stream per (language, split), through the files in order
     parts: dict[str, list[SplitColumns]] = {}
@@ -191,6 +198,9 @@ def perturb_split(lang: Any, files: Sequence[SourceFile], tok: MarkedTokenizer) 
             for name, rows in (("test_affected", affected), ("test_unaffected", ~affected)):
                 parts.setdefault(name, []).append(SplitColumns(ids.take(rows), [f.genre] * int(rows.sum()), affected[rows]))
         else:
+            if affected.any() and not affected.all():
+                order = np.argsort(affected, kind="stable")  # unaffected (False) first, corpus order within
+                ids, affected = ids.take(order), affected[order]
             parts.setdefault(f.split, []).append(SplitColumns(ids, [f.genre] * len(ids), affected))
     return {name: SplitColumns.concat(p) for name, p in parts.items()}
 
@@ -337,10 +347,11 @@ def _is_done(folder: Path, expected: Manifest, force: bool, needs_tags: bool) ->
         raise ILMError(f"{folder} exists but is not an ilm dataset; pass --force to replace it or choose another --out")
     try:
         found = load_manifest(folder)
-    except ILMError:
-        found = None
-    diffs = found.differences(expected) if found else ["unreadable manifest"]
-    if found and not needs_tags and _sentence_splitter(found.tagger) == _sentence_splitter(expected.tagger):
+    except ILMError as e:
+        raise ILMError(f"{folder} exists but its manifest cannot be reused ({e}); "
+                       "pass --force to replace it or choose another --out") from None
+    diffs = found.differences(expected)
+    if not needs_tags and _sentence_splitter(found.tagger) == _sentence_splitter(expected.tagger):
         diffs = [d for d in diffs if d != "tagger"]
     if diffs:
         what = ", ".join(diffs)

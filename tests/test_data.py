@@ -66,7 +66,7 @@ def test_manifest_records_counts_and_reads_back(tmp_path):
     assert back.counts["train"] == {"sentences": 3, "tokens": 6}
     assert back.counts["dev"] == {"sentences": 0, "tokens": 0}
     on_disk = json.loads((tmp_path / "d" / "manifest.json").read_text())
-    assert on_disk["format"] == "ilm-dataset/1" and on_disk["marker_ids"] == {MARKER_REVERSE: 299}
+    assert on_disk["format"] == "ilm-dataset/2" and on_disk["marker_ids"] == {MARKER_REVERSE: 299}
 
 
 def test_columns_concat_keeps_rows_in_order():

@@ -140,6 +140,22 @@ def test_other_corpus_in_the_same_out_is_refused_unless_forced(corpus, tok, tmp_
     assert load_manifest(tmp_path / "no_shuffle").corpus["name"] == "other"
 
 
+def test_a_dataset_of_the_older_format_is_refused_then_rebuilt_with_force(corpus, tok, tmp_path):
+    """Format 1 kept the hop languages' train rows in corpus order (another training stream): never reused."""
+    from impossible_lms.training.data import read_dataset_info
+
+    (folder,) = run(corpus, tmp_path, ["token_hop"], tok=tok)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format": "ilm-dataset/1"}))
+    with pytest.raises(ILMError, match=r"token_hop exists but its manifest cannot be reused .*format 'ilm-dataset/1' "
+                                       r"is not 'ilm-dataset/2': another ilm version wrote it.*--force"):
+        run(corpus, tmp_path, ["token_hop"], tok=tok)
+    with pytest.raises(ILMError, match="another ilm version wrote it; rebuild the dataset"):
+        read_dataset_info(folder)  # training refuses it too
+    run(corpus, tmp_path, ["token_hop"], tok=tok, force=True)
+    assert load_manifest(folder).format == "ilm-dataset/2"
+
+
 def test_foreign_folder_is_refused(corpus, tok, tmp_path):
     (tmp_path / "no_shuffle").mkdir()
     (tmp_path / "no_shuffle" / "notes.txt").write_text("mine")

@@ -1,4 +1,5 @@
-"""Packing: exact blocks, EOS after every sentence, shuffle by seed, last partial block dropped, cache reuse."""
+"""Packing: exact blocks, EOS after every sentence, shuffle by seed, last partial block dropped, blocks
+reshuffled every epoch as the reference's sampler does, cache reuse."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def expected_stream(seed: int) -> list[int]:
     return out
 
 
+def sampler_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The Hugging Face Trainer's block order at ``epoch`` (accelerate's SeedableRandomSampler)."""
+    import torch
+    from torch.utils.data import RandomSampler
+
+    return list(RandomSampler(range(n), generator=torch.Generator().manual_seed(seed + epoch)))
+
+
 @pytest.mark.parametrize("seed,context", [(0, 4), (14, 7), (41, 3)])
 def test_blocks_are_the_seed_shuffled_stream_cut_into_context_blocks(data, seed, context):
     info = read_dataset_info(data)
@@ -37,8 +46,10 @@ def test_blocks_are_the_seed_shuffled_stream_cut_into_context_blocks(data, seed,
     stream = expected_stream(seed)
     n = len(stream) // context  # the last partial block is dropped
     assert packed.n_blocks == n
-    got = packed.blocks(np.arange(n))
-    assert got.tolist() == [stream[b * context:(b + 1) * context] for b in range(n)]
+    chunks = [stream[b * context:(b + 1) * context] for b in range(n)]
+    assert sorted(packed.block_ids(np.arange(n)).tolist()) == list(range(n))
+    got = packed.blocks(np.arange(n))  # epoch 0 is shuffled too, as the reference's sampler does
+    assert got.tolist() == [chunks[b] for b in sampler_order(n, seed, 0)]
 
 
 def test_cache_holds_every_sentence_then_eos_in_dataset_order(data):
@@ -58,13 +69,22 @@ def test_seeds_shuffle_differently_and_reproducibly(data):
     assert a.tolist() != c.tolist()
 
 
-def test_later_epochs_revisit_every_block_once_in_a_seeded_order(data):
+def test_every_epoch_revisits_every_block_once_in_its_own_seeded_order(data):
     packed = packed_blocks(read_dataset_info(data), 3, 4, VOCAB)
     n = packed.n_blocks
-    second = packed.block_ids(np.arange(n, 2 * n))
-    assert sorted(second.tolist()) == list(range(n))
-    assert second.tolist() != list(range(n))
-    assert packed.blocks(np.arange(n, 2 * n)).tolist() == packed.blocks(second).tolist()
+    epochs = [packed.block_ids(np.arange(e * n, (e + 1) * n)).tolist() for e in range(3)]
+    assert epochs == [sampler_order(n, 3, e) for e in range(3)]
+    assert len({tuple(e) for e in epochs}) == 3 and all(sorted(e) == list(range(n)) for e in epochs)
+
+
+def test_data_order_is_a_pure_function_of_the_sample_number(data):
+    """What resume relies on: any sample, asked for alone, in any order, by a fresh object, reads the same block."""
+    info = read_dataset_info(data)
+    samples = np.arange(3 * packed_blocks(info, 7, 4, VOCAB).n_blocks)
+    whole = packed_blocks(info, 7, 4, VOCAB).blocks(samples)
+    fresh = packed_blocks(info, 7, 4, VOCAB)
+    one_by_one = [fresh.blocks(np.array([s]))[0].tolist() for s in samples[::-1]][::-1]
+    assert one_by_one == whole.tolist()
 
 
 def test_cache_is_built_once_and_rebuilt_when_the_manifest_changes(tmp_path):

@@ -10,11 +10,17 @@ order) plus ``train.offsets.npy`` (sentence starts). A seed is then only a
 permutation of sentence indices; a block is gathered from the memmap by
 vectorised index arithmetic, so no per-seed copy of the corpus is made.
 
-Block order: epoch 0 reads the packed blocks in order (their content is
-already shuffled); a later epoch e reads them in the order
-``default_rng([seed, e]).permutation(n_blocks)``, like a fresh sampler shuffle.
-The data position is therefore a pure function of the number of consumed
-samples, which is what the trainer state records.
+Sentence order: ``default_rng(seed).permutation(n)``, the permutation the
+reference's training/babylm_dataset.py applies with ``default_rng(seed).shuffle``
+to the list of all train lines (the two draw the same Fisher-Yates swaps). The
+dataset's rows are already in the reference's file order (each genre file's
+unaffected sentences, then its affected ones: see ``perturb.perturb_split``).
+
+Block order: every epoch, the blocks in the order the reference's Hugging Face
+Trainer draws them (:func:`epoch_order`), epoch 0 included. Global sample
+number s is block ``epoch_order(seed, s // n, n)[s % n]``, so the data position
+is a pure function of the number of consumed samples, which is what the trainer
+state records, and a resumed run reads exactly what an unbroken one would.
 """
 
 from __future__ import annotations
@@ -196,16 +202,15 @@ class PackedBlocks:
         """Global sample numbers (0, 1, ... across epochs) → packed block indices."""
         samples = np.asarray(samples, dtype=np.int64)
         epochs, within = np.divmod(samples, self.n_blocks)
-        out = within.copy()
+        out = np.empty_like(within)
         for e in np.unique(epochs):
-            if e > 0:
-                sel = epochs == e
-                out[sel] = self._order_for(int(e))[within[sel]]
+            sel = epochs == e
+            out[sel] = self._order_for(int(e))[within[sel]]
         return out
 
     def _order_for(self, epoch: int) -> np.ndarray:
         if self._epoch != epoch or self._epoch_order is None:
-            self._epoch, self._epoch_order = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n_blocks)
+            self._epoch, self._epoch_order = epoch, epoch_order(self.seed, epoch, self.n_blocks)
         return self._epoch_order
 
     def blocks(self, samples: np.ndarray) -> np.ndarray:
@@ -214,6 +219,28 @@ class PackedBlocks:
         k = np.searchsorted(self.cum, pos, side="right") - 1
         src = self.cache.offsets[self.order[k]] + (pos - self.cum[k])
         return self.cache.tokens[src].astype(np.int64)
+
+
+def epoch_order(seed: int, epoch: int, n_blocks: int) -> np.ndarray:
+    """The blocks of one epoch in the order the reference's trainer reads them.
+
+    The reference trains with the Hugging Face Trainer (transformers 4.46.2 in its
+    requirements.txt). ``Trainer._get_train_sampler`` returns a plain
+    ``RandomSampler(train_dataset)``; the Trainer's ``AcceleratorConfig`` has
+    ``use_seedable_sampler=True`` by default, so accelerate's
+    ``prepare_data_loader`` (accelerate >= 0.28) swaps it for a
+    ``SeedableRandomSampler`` whose ``initial_seed`` is ``torch.random.initial_seed()``
+    (``TrainingArguments.data_seed`` is unset: the ``set_seed(args.seed)`` of
+    ``Trainer.__init__``, i.e. the run's seed). Before each epoch the training loop
+    calls ``set_epoch(epoch)``, and ``SeedableRandomSampler.__iter__`` seeds a CPU
+    ``torch.Generator`` with ``initial_seed + epoch``; ``RandomSampler.__iter__`` then
+    yields ``torch.randperm(n, generator=...)``. That permutation is this one.
+    """
+    import torch
+
+    generator = torch.Generator()
+    generator.manual_seed(int(seed) + int(epoch))
+    return torch.randperm(n_blocks, generator=generator).numpy()
 
 
 def packed_blocks(info: DatasetInfo, seed: int, context: int, model_vocab: int) -> PackedBlocks:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from impossible_lms.data import FORMAT
 from impossible_lms.io import atomic_write_json
 
 
@@ -48,7 +49,7 @@ def make_toy_dataset(
     dd.save_to_disk(str(folder))
     counts = {name: {"sentences": len(ds), "tokens": int(sum(map(len, ds["input_ids"])))} for name, ds in dd.items()}
     atomic_write_json(folder / "manifest.json", {
-        "format": "ilm-dataset/1", "language": language, "family": "shuffle", "params": {},
+        "format": FORMAT, "language": language, "family": "shuffle", "params": {},
         "tokenizer": {"name": "toy", "fallback": True, "fingerprint": f"toy-{vocab_size}"},
         "vocab_size": vocab_size, "eos_id": eos, "marker_ids": {},
         "corpus": {"name": "toy", "fingerprint": f"toy-{sentences}-{seed}"}, "tagger": "none",
