@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
+import warnings
 from typing import Any, Callable, TypeVar
 
 import typer
@@ -31,13 +33,27 @@ def user_errors(fn: F) -> F:
         from perturbations.errors import ILMError
 
         try:
-            return fn(*args, **kwargs)
+            with one_line_warnings():
+                return fn(*args, **kwargs)
         except ILMError as e:
             raise fail(str(e), getattr(e, "exit_code", 1)) from None
         except KeyboardInterrupt:
             raise fail("interrupted; finished outputs are kept, rerun to resume", 130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def one_line_warnings():
+    """The library's warnings (a short sample, uneven checkpoints) as one ``warning:`` line each."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
 
 
 def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:

@@ -31,6 +31,11 @@ def register(app: typer.Typer) -> None:
             None, "--batch-tokens", help="Padded tokens per forward pass [default: 16384 on GPU, 2048 on CPU]."
         ),
         sentences_per_genre: int = typer.Option(1000, "--sentences-per-genre", help="Test sentences sampled per genre (0 = all)."),
+        sample_scheme: str = typer.Option(
+            "reference", "--sample-scheme",
+            help="reference (one seeded stream over the genre files, as perplexities.py) or per_genre "
+                 "(a stream per genre: stable when genres change).",
+        ),
         condition_on_eos: bool = typer.Option(False, "--condition-on-eos", help="Prepend EOS so the first token is scored too."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Sample/bootstrap seed [default: the run's seed, else 0]."),
         unit: str = typer.Option("bits", "--unit", help="Surprisal unit: bits or nats."),
@@ -43,7 +48,7 @@ def register(app: typer.Typer) -> None:
             subject, [Path(d) for d in split_csv([str(d) for d in data])], checkpoints=checkpoints,
             metrics=split_csv(metrics) or ["perplexity"], results=results, revisions=split_csv(revision),
             dtype=dtype, device=device, batch_tokens=batch_tokens,
-            sentences_per_genre=sentences_per_genre or None, condition_on_eos=condition_on_eos, seed=seed,
+            sentences_per_genre=sentences_per_genre or None, sample_scheme=sample_scheme, condition_on_eos=condition_on_eos, seed=seed,
             unit=unit, show_progress=show_progress and is_tty(),
         )
         if not df.empty:

@@ -40,3 +40,17 @@ def test_eval_errors_are_one_line(toy, tmp_path):
     assert "Traceback" not in result.output
     bad = CliRunner().invoke(app, ["eval", str(run), "--data", str(data), "--metrics", "ppl"])
     assert bad.exit_code == 1 and "unknown metric 'ppl'" in bad.output
+
+
+def test_a_short_sample_is_one_warning_line_and_the_scheme_is_a_flag(toy, tmp_path):
+    root, data, run = toy
+    args = ["eval", str(run), "--data", str(data), "--checkpoints", "100", "--results", str(tmp_path),
+            "--sentences-per-genre", "8", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert lines and "fewer than 8 sentences in some genres (alpha has 5, beta has 5)" in lines[0]
+    assert "Traceback" not in result.output and "UserWarning" not in result.output
+    assert set(load_results([tmp_path])["sample_short"]) == {6}
+    bad = CliRunner().invoke(app, args + ["--sample-scheme", "random"])
+    assert bad.exit_code == 1 and "unknown sample scheme 'random'" in bad.output

@@ -30,7 +30,7 @@ def test_sentence_perplexity_is_exp_of_mean_loss_after_the_first_token():
 
 
 def test_perplexity_rows_are_geometric_means_and_skip_empty_subsets():
-    data = SimpleNamespace()
+    data = SimpleNamespace(shortfall=lambda split, max_tokens=None: 0)
     logprobs = {
         "test_affected": [np.array([NAN, math.log(0.5)]), np.array([NAN, math.log(0.125)])],  # ppl 2 and 8
         "test_unaffected": [],
@@ -55,7 +55,8 @@ def test_marker_pairs_align_the_following_token_with_the_marker_index():
 
 
 def _hop_data(sentences):
-    return SimpleNamespace(sample=lambda split: sentences, marker_ids={"🅂": 38}, eos_id=39, family="hop")
+    return SimpleNamespace(sample=lambda split, max_tokens=None: sentences, shortfall=lambda split, max_tokens=None: 0,
+                           marker_ids={"🅂": 38}, eos_id=39, family="hop")
 
 
 def test_marker_surprisal_in_bits_and_nats():

@@ -14,8 +14,10 @@ over shared sequences (a sentence and the same sentence plus EOS share one).
 ``logprobs[name]`` holds one float32 array per requested sequence, aligned with
 its tokens, in nats, NaN where unscored (see :mod:`.scoring`). Metrics run once
 per head: rows of multi-exit heads get their ``layer`` filled in by the caller.
-Marker surprisal reads the same per-genre sample of affected test sentences as
-perplexity (the reference scored each affected test sentence plus EOS).
+Marker surprisal draws its own sample of affected test sentences, as the
+reference's ``hop_surprisal.py`` does: sentences whose length + EOS reaches
+``REFERENCE_MAX_SEQ_LEN`` are dropped first, then the sample is drawn (the same
+scheme and seed as perplexity's, so the two agree whenever nothing is dropped).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
 
 LN2 = math.log(2)
 UNITS = ("bits", "nats")
+# hop_surprisal.py keeps a sentence + EOS only when shorter than its MAX_SEQ_LEN = 1024.
+REFERENCE_MAX_SEQ_LEN = 1024
+SURPRISAL_MAX_TOKENS = REFERENCE_MAX_SEQ_LEN - 2  # len(sentence) + 1 < 1024
 PERPLEXITY_SUBSETS = ("test_affected", "test_unaffected", "dev")
 
 Sequences = list[list[int]]
@@ -82,9 +87,11 @@ def get_metrics(names) -> list[Metric]:
     return [METRICS[n] for n in dict.fromkeys(names)]
 
 
-def row(metric: str, subset: str, values: np.ndarray, value: float, low: float, high: float, unit: str) -> dict:
+def row(metric: str, subset: str, values: np.ndarray, value: float, low: float, high: float, unit: str,
+        short: int | None = None) -> dict:
+    """One result row; ``short``: sentences the sample lacks because genres were smaller than asked."""
     return {"metric": metric, "subset": subset, "value": value, "ci_low": low, "ci_high": high,
-            "count": int(len(values)), "unit": unit}
+            "count": int(len(values)), "unit": unit, "sample_short": short}
 
 
 # -- perplexity -------------------------------------------------------------------------------
@@ -109,7 +116,8 @@ def perplexity(data, logprobs: LogProbs, options: MetricOptions) -> list[dict]:
         logs = logs[~np.isnan(logs)]
         if len(logs) == 0:
             continue  # e.g. shuffles have no unaffected test sentences
-        rows.append(row("perplexity", subset, logs, *geometric_mean_ci(logs, options.seed), unit="perplexity"))
+        rows.append(row("perplexity", subset, logs, *geometric_mean_ci(logs, options.seed), unit="perplexity",
+                        short=data.shortfall(subset)))
     return rows
 
 
@@ -140,7 +148,7 @@ def marker_pairs(sequences: Sequences, marker_ids, eos_id: int) -> MarkerPairs:
 
 
 def _pairs(data) -> MarkerPairs:
-    return marker_pairs(data.sample("test_affected"), data.marker_ids.values(), data.eos_id)
+    return marker_pairs(data.sample("test_affected", SURPRISAL_MAX_TOKENS), data.marker_ids.values(), data.eos_id)
 
 
 def _surprisal_requests(data) -> Requests:
@@ -169,7 +177,10 @@ def marker_surprisal(data, logprobs: LogProbs, options: MetricOptions) -> list[d
     marker_arr, diff = np.array(marker), np.array(following) - np.array(marker)
     if len(marker_arr) == 0:
         return []
+    short = data.shortfall("test_affected", SURPRISAL_MAX_TOKENS)
     return [
-        row("marker_surprisal", "test_affected", marker_arr, *bootstrap_mean(marker_arr, options.seed), unit=options.unit),
-        row("surprisal_difference", "test_affected", diff, *bootstrap_mean(diff, options.seed), unit=options.unit),
+        row("marker_surprisal", "test_affected", marker_arr, *bootstrap_mean(marker_arr, options.seed),
+            unit=options.unit, short=short),
+        row("surprisal_difference", "test_affected", diff, *bootstrap_mean(diff, options.seed),
+            unit=options.unit, short=short),
     ]

@@ -24,7 +24,9 @@ from impossible_lms.io import atomic_path
 COLUMNS = [
     "subject", "language", "model", "seed", "checkpoint", "metric", "subset", "layer", "value",
     "ci_low", "ci_high", "count", "unit", "eval_language", "data_fingerprint", "scorer_version",
+    "dtype", "sample_scheme", "sample_size", "sample_seed", "sample_short", "condition_on_eos",
 ]
+INT_COLUMNS = ("checkpoint", "seed", "layer", "count", "sample_size", "sample_seed", "sample_short")
 
 
 def slug(text: str) -> str:
@@ -60,7 +62,7 @@ def load_results(paths: Iterable[str | Path]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
     df = pd.concat(frames, ignore_index=True)
-    for col in ("checkpoint", "seed", "layer", "count"):
+    for col in INT_COLUMNS:
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
     return df

@@ -17,10 +17,10 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from impossible_lms.errors import ILMError
-from impossible_lms.evaluation.data import EvalData
+from impossible_lms.evaluation.data import DEFAULT_SCHEME, EvalData
 from impossible_lms.evaluation.metrics import UNITS, Metric, MetricOptions, get_metrics
 from impossible_lms.evaluation.scoring import SCORER_VERSION, ScoreOptions, model_context, score_sequences
-from impossible_lms.evaluation.store import COLUMNS, chunk_path, load_results, write_chunk
+from impossible_lms.evaluation.store import COLUMNS, INT_COLUMNS, chunk_path, load_results, write_chunk
 from impossible_lms.evaluation.subjects import Subject, Target, resolve_subject
 from impossible_lms.io import fingerprint
 
@@ -47,6 +47,7 @@ def evaluate(
     device: str = "auto",
     batch_tokens: int | None = None,
     sentences_per_genre: int | None = 1000,
+    sample_scheme: str = DEFAULT_SCHEME,
     condition_on_eos: bool = False,
     seed: int | None = None,
     unit: str = "bits",
@@ -57,7 +58,9 @@ def evaluate(
     ``batch_tokens``: padded tokens per forward pass (default 16384 on GPU, 2048 on CPU).
     ``checkpoints``: ``"100-3000:100"``, ``"all"``/None (every complete one) or a list;
     for a hub id they name ``checkpoint-<step>`` revisions. ``seed`` (default: the
-    run's seed, else 0) picks the sentence sample and the bootstrap. Returns the
+    run's seed, else 0, as the reference samples with the model's seed) picks the
+    sentence sample and the bootstrap; ``sample_scheme`` how the sample is drawn
+    (:mod:`.data`: ``reference`` by default). Returns the
     long-format rows (docs/ARCHITECTURE.md §6); with ``results`` they are also
     stored there and reused on the next call.
     """
@@ -72,7 +75,7 @@ def evaluate(
     folders = [data] if isinstance(data, (str, Path)) else list(data)
     if not folders:
         raise ILMError("no --data folder given")
-    datasets = [EvalData(f, sentences_per_genre, seed) for f in folders]
+    datasets = [EvalData(f, sentences_per_genre, seed, scheme=sample_scheme) for f in folders]
     _check_tokenizers(subj, datasets)
     chosen = get_metrics(list(metrics))
     torch_dtype, torch_device = _resolve_dtype(dtype, device)
@@ -80,7 +83,8 @@ def evaluate(
         # [tokens, vocab] logits dominate memory: a GPU takes big batches, a CPU does better with small ones.
         batch_tokens = 16384 if str(torch_device).startswith("cuda") else 2048
     settings = {"scorer": SCORER_VERSION, "sentences_per_genre": sentences_per_genre, "seed": seed,
-                "condition_on_eos": condition_on_eos, "unit": unit, "dtype": str(torch_dtype)}
+                "sample_scheme": sample_scheme, "condition_on_eos": condition_on_eos, "unit": unit,
+                "dtype": str(torch_dtype).removeprefix("torch.")}
     options = MetricOptions(seed=seed, unit=unit)
 
     jobs = [
@@ -117,7 +121,7 @@ def evaluate(
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     out = pd.concat(frames, ignore_index=True)
-    for col in ("checkpoint", "seed", "layer", "count"):
+    for col in INT_COLUMNS:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
     return out
 
@@ -185,6 +189,12 @@ def _label(r: dict, subj: Subject, target: Target, d: EvalData, head, settings: 
         "eval_language": d.language,
         "data_fingerprint": d.fingerprint,
         "scorer_version": SCORER_VERSION,
+        # what else the numbers depend on (the report never averages rows that differ in these)
+        "dtype": settings["dtype"],
+        "sample_scheme": settings["sample_scheme"],
+        "sample_size": settings["sentences_per_genre"] or 0,
+        "sample_seed": settings["seed"],
+        "condition_on_eos": settings["condition_on_eos"],
     }
 
 
