@@ -34,6 +34,7 @@ from impossible_lms.data import (
     write_dataset,
 )
 from impossible_lms.errors import ILMError
+from impossible_lms.locks import hold_all
 from impossible_lms.progress import progress as progress_bar
 from impossible_lms.tokenizer import DEFAULT_FALLBACK_VOCAB, MarkedTokenizer, load_tokenizer
 from perturbations.ragged import Ragged
@@ -253,24 +254,26 @@ def perturb_corpus(
     tokenizers = {markers: base.with_markers(markers) for markers in dict.fromkeys(lang.markers for lang in langs)}
     manifests = [_manifest(lang, tokenizers[lang.markers], corpus, _tagger_name(tagger_used)) for lang in langs]
     folders = [out / dataset_folder_name(lang.name) for lang in langs]
-    todo = [i for i, lang in enumerate(langs) if not _is_done(folders[i], manifests[i], force, lang.needs_tags)]
-    if not todo:
-        return folders
+    # One writer per dataset folder, from the check that it is done to its last write.
+    with hold_all(folders, "dataset"):
+        _remove_temporaries(folders)  # ours, left by a killed run: a live writer would hold the lock
+        todo = [i for i, lang in enumerate(langs) if not _is_done(folders[i], manifests[i], force, lang.needs_tags)]
+        if not todo:
+            return folders
+        marker_chars = "".join(sorted({m for lang in langs for m in lang.markers}))
+        with progress_bar(disable=not progress) as show:
+            sources = read_corpus(corpus, base, tagger_used, _path(cache_dir), marker_chars, workers, show)
+            import datasets  # noqa: F401  (imported once here, not once per forked worker)
 
-    marker_chars = "".join(sorted({m for lang in langs for m in lang.markers}))
-    with progress_bar(disable=not progress) as show:
-        sources = read_corpus(corpus, base, tagger_used, _path(cache_dir), marker_chars, workers, show)
-        import datasets  # noqa: F401  (imported once here, not once per forked worker)
-
-        bar = show.add_task("perturbing + writing", total=len(todo))
-        state = {"languages": langs, "tokenizers": tokenizers, "sources": sources, "folders": folders, "manifests": manifests}
-        try:
-            # One task per language: it writes its own folder, so writing runs in parallel too.
-            for folder in parallel_map(_make_language, todo, state, workers):
-                show.update(bar, advance=1, info=f"→ {folder}")
-        except BaseException:
-            _remove_temporaries(folders[i] for i in todo)
-            raise
+            bar = show.add_task("perturbing + writing", total=len(todo))
+            state = {"languages": langs, "tokenizers": tokenizers, "sources": sources, "folders": folders, "manifests": manifests}
+            try:
+                # One task per language: it writes its own folder, so writing runs in parallel too.
+                for folder in parallel_map(_make_language, todo, state, workers):
+                    show.update(bar, advance=1, info=f"→ {folder}")
+            except BaseException:
+                _remove_temporaries(folders[i] for i in todo)
+                raise
     return folders
 
 
@@ -323,9 +326,10 @@ def _manifest(lang: Any, tok: MarkedTokenizer, corpus: Any, tagger: str) -> Mani
 
 
 def _remove_temporaries(folders: Iterable[Path]) -> None:
-    """Temporary folders of writes a failure cut short (a killed worker cannot clean up)."""
+    """Temporary folders of writes a failure cut short (a killed worker cannot clean up),
+    and the ``.old`` copy a kill between atomic_dir's two renames leaves."""
     for folder in folders:
-        for tmp in folder.parent.glob(f".{folder.name}.*.tmp"):
+        for tmp in [*folder.parent.glob(f".{folder.name}.*.tmp"), folder.parent / f".{folder.name}.old"]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -24,6 +24,7 @@ import torch
 
 from impossible_lms.errors import ILMError
 from impossible_lms.io import atomic_write_json
+from impossible_lms.locks import hold
 from impossible_lms.progress import progress as make_progress
 from impossible_lms.training import model as models
 from impossible_lms.training.checkpoint import (
@@ -156,7 +157,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     info = read_dataset_info(cfg.data)
     dctx = setup(cfg.device)
     try:
-        return _train(cfg, info, dctx, progress)
+        with hold(run_dir_for(cfg, info), "run folder", enabled=dctx.is_main):  # one writer per run folder
+            return _train(cfg, info, dctx, progress)
     finally:
         dctx.close()
 
