@@ -7,11 +7,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from impossible_lms.errors import ILMError
 from impossible_lms.locks import hold, lock_path
+
+REPO = Path(__file__).resolve().parents[1]
 
 # Holds the lock of argv[1], says so, then waits for argv[2] to appear (or is killed).
 HOLDER = textwrap.dedent("""
@@ -29,9 +32,9 @@ HOLDER = textwrap.dedent("""
 
 
 def start_holder(folder, go):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), str(go)], stdout=subprocess.PIPE, text=True,
-                            cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()})
-    return proc
+    # This checkout's package, whatever the test's cwd (other tests chdir).
+    return subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), str(go)], stdout=subprocess.PIPE, text=True,
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def wait_held(proc):
