@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 import warnings
 from typing import Any, Callable, TypeVar
 
@@ -72,7 +71,3 @@ def split_csv(values: list[str] | None) -> list[str]:
     for v in values or []:
         out.extend(p.strip() for p in v.split(",") if p.strip())
     return out
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()

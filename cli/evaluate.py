@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import command, console, is_tty, split_csv
+from cli.common import command, console, split_csv
 
 
 def register(app: typer.Typer) -> None:
@@ -16,10 +16,10 @@ def register(app: typer.Typer) -> None:
         subject: str = typer.Argument(..., help="A run folder, a checkpoint folder, or a Hugging Face model id/folder."),
         data: List[Path] = typer.Option(..., "--data", "-d", help="Dataset folder(s) from `ilm perturb` (repeatable or comma-separated)."),
         checkpoints: Optional[str] = typer.Option(
-            None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all [default: all complete ones]."
+            None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all.", show_default="all complete ones"
         ),
         metrics: Optional[List[str]] = typer.Option(
-            None, "--metrics", "-m", help="Comma-separated metrics: perplexity, marker_surprisal [default: perplexity]."
+            None, "--metrics", "-m", help="Comma-separated metrics: perplexity, marker_surprisal.", show_default="perplexity"
         ),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
         batch_tokens: Optional[int] = typer.Option(
-            None, "--batch-tokens", help="Padded tokens per forward pass [default: 16384 on GPU, 2048 on CPU]."
+            None, "--batch-tokens", help="Padded tokens per forward pass.", show_default="16384 on GPU, 2048 on CPU"
         ),
         sentences_per_genre: int = typer.Option(1000, "--sentences-per-genre", help="Test sentences sampled per genre (0 = all)."),
         sample_scheme: str = typer.Option(
@@ -37,9 +37,9 @@ def register(app: typer.Typer) -> None:
                  "(a stream per genre: stable when genres change).",
         ),
         condition_on_eos: bool = typer.Option(False, "--condition-on-eos", help="Prepend EOS so the first token is scored too."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Sample/bootstrap seed [default: the run's seed, else 0]."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Sample/bootstrap seed.", show_default="the run's seed, else 0"),
         unit: str = typer.Option("bits", "--unit", help="Surprisal unit: bits or nats."),
-        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
     ) -> None:
         """Perplexity and marker surprisal per checkpoint, as long-format rows under --results."""
         from impossible_lms.evaluation import evaluate
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
             metrics=split_csv(metrics) or ["perplexity"], results=results, revisions=split_csv(revision),
             dtype=dtype, device=device, batch_tokens=batch_tokens,
             sentences_per_genre=sentences_per_genre or None, sample_scheme=sample_scheme, condition_on_eos=condition_on_eos, seed=seed,
-            unit=unit, show_progress=show_progress and is_tty(),
+            unit=unit, show_progress=show_progress,
         )
         if not df.empty:
             _print_summary(df)

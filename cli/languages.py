@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         specs: Optional[list[str]] = typer.Argument(
             None,
             metavar="LANGUAGE",
-            help="Languages to show, e.g. local_shuffle:w=7 token_hop:n=2 (default: the 15 of the paper).",
+            help="Languages to show, e.g. local_shuffle:w=7 token_hop:n=2.", show_default="the 15 of the paper",
         ),
         family: Optional[str] = typer.Option(
             None, "--family", "-f", help="Only this family: shuffle, reverse or hop."

@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
         ),
         alpha: float = typer.Option(0.1, "--alpha", help="Contrastive plausibility: keep tokens with p ≥ α·max p."),
         tokenizer: Optional[Path] = typer.Option(
-            None, "--tokenizer", help="Tokenizer folder (default: found beside the checkpoint or via run.json)."),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cpu)."),
+            None, "--tokenizer", help="Tokenizer folder.", show_default="found beside the checkpoint or via run.json"),
+        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N.", show_default="cpu"),
     ) -> None:
         """Greedy continuation of a prompt (or auto-contrastive between exit heads)."""
         from rich.text import Text
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         word: str = typer.Argument(..., help="A word that is one token (with its leading space)."),
         top: int = typer.Option(10, "--top", "-k", help="Tokens shown per sense."),
         bottom: bool = typer.Option(False, "--bottom", help="Show the least predicted tokens instead."),
-        tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder (default: found)."),
+        tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder.", show_default="found"),
     ) -> None:
         """A Backpack word's sense vectors, read through the output embedding."""
         from rich.table import Table

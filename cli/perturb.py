@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import command, console, is_tty
+from cli.common import command, console
 
 HELP = """Perturb a corpus into one tokenised dataset per LANGUAGE.
 
@@ -35,9 +35,10 @@ def register(app: typer.Typer) -> None:
         tagger: str = typer.Option("nltk", "--tagger", help="nltk | stanza | gold | auto | none: tags for hop languages (other languages only need sentence splitting)."),
         workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for reading and perturbing (results are identical for any number)."),
         on_bad_bytes: str = typer.Option("fail", "--on-bad-bytes", help="fail | skip: what to do with lines that are not UTF-8."),
-        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache tagger output here, per corpus file, so reruns skip tagging (default: no cache)."),
+        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache tagger output here, per corpus file, so reruns skip tagging.", show_default="no cache"),
         fallback_vocab: int = typer.Option(4096, "--fallback-vocab", min=300, help="Vocabulary size of the `fallback` tokenizer."),
         force: bool = typer.Option(False, "--force", help="Replace outputs made with another corpus, tokenizer or tagger."),
+        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
     ) -> None:
         from impossible_lms.config import parse_overrides
         from impossible_lms.data import load_manifest
@@ -52,7 +53,7 @@ def register(app: typer.Typer) -> None:
             workers=workers,
             cache_dir=cache_dir,
             errors=on_bad_bytes,
-            progress=is_tty(),
+            progress=show_progress,
             force=force,
             fallback_vocab=fallback_vocab,
             corpus_options=parse_overrides(corpus_option),

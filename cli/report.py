@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     def report_cmd(
         results: List[Path] = typer.Argument(..., help="Results folders or files written by `ilm eval`."),
         format: Optional[List[str]] = typer.Option(
-            None, "--format", "-f", help="Comma-separated: md, csv, tex, png, pdf, svg [default: md,csv,tex,png]."
+            None, "--format", "-f", help="Comma-separated: md, csv, tex, png, pdf, svg.", show_default="md,csv,tex,png"
         ),
         out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for the tables and figures."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the tables."),

@@ -44,7 +44,8 @@ def _evaluate(cfg: ExperimentConfig, run: Run) -> list[Path]:
     from impossible_lms.evaluation import evaluate
 
     evaluate(subject=run_dir(cfg, run), data=cfg.data_dir / slug(run.language), checkpoints=cfg.eval.checkpoints,
-             metrics=eval_metrics(cfg, run.language), results=cfg.results_dir, **cfg.eval.options)
+             metrics=eval_metrics(cfg, run.language), results=cfg.results_dir,
+             **{"show_progress": True, **cfg.eval.options})
     return [cfg.results_dir]
 
 

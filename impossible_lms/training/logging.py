@@ -62,7 +62,7 @@ class MetricsLogger:
 
     @staticmethod
     def describe(row: dict[str, Any]) -> str:
-        text = f"loss {row['loss']:.3f} · {row['tokens_per_s'] / 1e3:,.1f}k tok/s"
+        text = f"loss {row['loss']:.3f} · lr {row['lr']:.2e} · {row['tokens_per_s'] / 1e3:,.1f}k tok/s"
         if row["mfu"] is not None:
             text += f" · MFU {100 * row['mfu']:.0f}%"
         return text
