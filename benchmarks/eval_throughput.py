@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=200, help="affected test sentences (10 genres)")
     ap.add_argument("--max-len", type=int, default=40)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--dtype", default="float32")
     ap.add_argument("--batch-tokens", type=int, default=None, help="default: 16384 on GPU, 2048 on CPU")
     ap.add_argument("--skip-baseline", action="store_true")
     args = ap.parse_args()

@@ -25,7 +25,10 @@ def register(app: typer.Typer) -> None:
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),
         revision: Optional[List[str]] = typer.Option(None, "--revision", help="Hub revision(s), e.g. checkpoint-3000 (repeatable)."),
-        dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16."),
+        dtype: str = typer.Option(
+            "float32", "--dtype",
+            help="float32 (the reference's; no TF32), or bf16/fp16: autocast with fp32 weights, fp32 vocabulary projection and log-softmax.",
+        ),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
         batch_tokens: Optional[int] = typer.Option(
             None, "--batch-tokens", help="Padded tokens per forward pass.", show_default="16384 on GPU, 2048 on CPU"

@@ -32,9 +32,9 @@ def count_loads(monkeypatch):
     loads = []
     real = ev._load
 
-    def counting(target, dtype, device):
+    def counting(target, device):
         loads.append(target.step)
-        return real(target, dtype, device)
+        return real(target, device)
 
     monkeypatch.setattr(ev, "_load", counting)
     return loads
@@ -186,7 +186,7 @@ def test_hub_revision_that_does_not_exist(toy, monkeypatch, tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"metrics": ["nope"]}, "unknown metric 'nope'"),
     ({"unit": "bans"}, "unit 'bans'"),
-    ({"dtype": "int8"}, "unknown dtype 'int8'"),
+    ({"dtype": "int8"}, "unknown dtype 'int8'; use float32 \\(fp32\\), bfloat16 \\(bf16\\) or float16"),
     ({"batch_tokens": 0}, "batch_tokens must be positive"),
     ({"checkpoints": "x"}, "bad checkpoint spec 'x'"),
 ])

@@ -10,6 +10,12 @@ The rules every metric builds on (tests pin each of them):
   ``batch_tokens`` padded tokens, **right-padded** with an attention mask, so
   positions of real tokens are unchanged by padding and results do not depend
   on batch size (within float noise, < 1e-4).
+- Precision (``ScoreOptions.dtype``): ``float32`` by default, as the reference
+  scored, with TF32 off (``torch.set_float32_matmul_precision("highest")`` for
+  the call, restored after). ``bfloat16``/``float16`` run the model under
+  autocast: weights, LayerNorms and the residual stream stay float32, matmuls
+  run in the low dtype, and the final projection(s) to the vocabulary (and
+  every exit head) run in float32 (:func:`fp32_heads`).
 - ``log_softmax`` is taken in float32 whatever the model's dtype.
 - Values are natural logs (nats); metrics convert to bits explicitly.
 - A sequence longer than the model's context is an error, or with
@@ -23,6 +29,7 @@ per sequence aligned with its tokens.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -31,7 +38,7 @@ import torch
 
 from impossible_lms.errors import ILMError
 
-SCORER_VERSION = "1"
+SCORER_VERSION = "2"  # 2: fp32 without TF32 by default; autocast keeps the vocabulary projection in fp32
 FINAL = None  # head key of the final layer
 
 
@@ -43,6 +50,71 @@ class ScoreOptions:
     # Longer than the model's context: "error", or "skip" (all-NaN scores, so metrics leave
     # the sentence out and their `count` shows it; one long sentence should not stop a sweep).
     too_long: str = "error"
+    dtype: str = "float32"  # "float32", or "bfloat16"/"float16" autocast (see the module doc)
+
+
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float16": "float16", "fp16": "float16"}
+
+
+def check_dtype(name: str) -> str:
+    """The canonical scoring dtype name for ``name`` (fp32/bf16/fp16 aliases)."""
+    if name not in DTYPES:
+        raise ILMError(f"unknown dtype {name!r}; use float32 (fp32), bfloat16 (bf16) or float16 (fp16)")
+    return DTYPES[name]
+
+
+@contextlib.contextmanager
+def fp32_heads(model, device_type: str):
+    """Run the model's projections to the vocabulary in float32 even under autocast.
+
+    The head is ``model.output_logits`` (ilm models, Backpacks) or else the module
+    ``get_output_embeddings()`` returns (any Hugging Face model), plus each multi-exit
+    head; each is wrapped on the instance for the duration and unwrapped after.
+    """
+
+    def fp32(fn):
+        def run(*args, **kwargs):
+            with torch.autocast(device_type, enabled=False):
+                return fn(*(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args), **kwargs)
+        return run
+
+    owners: list[tuple[object, str]] = []
+    if callable(getattr(model, "output_logits", None)):
+        owners.append((model, "output_logits"))
+    elif hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None:
+        owners.append((model.get_output_embeddings(), "forward"))
+    exits = getattr(model, "exits", None)
+    owners += [(head, "forward") for head in (exits.values() if exits is not None else [])]
+    missing = object()
+    saved = [(obj, name, vars(obj).get(name, missing)) for obj, name in owners]
+    for obj, name in owners:
+        setattr(obj, name, fp32(getattr(obj, name)))
+    try:
+        yield
+    finally:
+        for obj, name, before in saved:
+            if before is missing:
+                delattr(obj, name)  # the instance attribute shadowed the class's method
+            else:
+                setattr(obj, name, before)
+
+
+@contextlib.contextmanager
+def precision(model, dtype: str):
+    """Full fp32 matmuls (no TF32) for the call; with a low dtype, autocast around everything but the heads."""
+    dtype = check_dtype(dtype)
+    device_type = next(model.parameters()).device.type
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        if dtype == "float32":
+            yield
+        else:
+            with fp32_heads(model, device_type), torch.autocast(device_type, dtype=getattr(torch, dtype)):
+                yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def token_batches(lengths: Sequence[int], batch_tokens: int) -> Iterator[list[int]]:
@@ -112,7 +184,8 @@ def score_sequences(
             ids[row, : lengths[i]] = torch.tensor(inputs[i], dtype=torch.long)
             mask[row, : lengths[i]] = 1
         ids, mask = ids.to(device), mask.to(device)
-        logits_by_head = _forward(model, ids, mask, heads)
+        with precision(model, options.dtype):
+            logits_by_head = _forward(model, ids, mask, heads)
         for head, logits in logits_by_head.items():
             lp = _target_logprobs(logits, ids).cpu().numpy()  # [B, width - 1]
             for row, i in enumerate(batch):

@@ -19,7 +19,9 @@ import pandas as pd
 from impossible_lms.errors import ILMError
 from impossible_lms.evaluation.data import DEFAULT_SCHEME, EvalData
 from impossible_lms.evaluation.metrics import UNITS, Metric, MetricOptions, get_metrics
-from impossible_lms.evaluation.scoring import SCORER_VERSION, ScoreOptions, model_context, score_sequences
+from impossible_lms.evaluation.scoring import (
+    SCORER_VERSION, ScoreOptions, check_dtype, model_context, score_sequences,
+)
 from impossible_lms.evaluation.store import COLUMNS, INT_COLUMNS, chunk_path, load_results, write_chunk
 from impossible_lms.evaluation.subjects import Subject, Target, resolve_subject
 from impossible_lms.io import fingerprint
@@ -43,7 +45,7 @@ def evaluate(
     results: str | Path | None = None,
     *,
     revisions: Sequence[str] | None = None,
-    dtype: str = "auto",
+    dtype: str = "float32",
     device: str = "auto",
     batch_tokens: int | None = None,
     sentences_per_genre: int | None = 1000,
@@ -78,13 +80,13 @@ def evaluate(
     datasets = [EvalData(f, sentences_per_genre, seed, scheme=sample_scheme) for f in folders]
     _check_tokenizers(subj, datasets)
     chosen = get_metrics(list(metrics))
-    torch_dtype, torch_device = _resolve_dtype(dtype, device)
+    dtype, torch_device = _resolve_dtype(dtype, device)
     if batch_tokens is None:
         # [tokens, vocab] logits dominate memory: a GPU takes big batches, a CPU does better with small ones.
         batch_tokens = 16384 if str(torch_device).startswith("cuda") else 2048
     settings = {"scorer": SCORER_VERSION, "sentences_per_genre": sentences_per_genre, "seed": seed,
                 "sample_scheme": sample_scheme, "condition_on_eos": condition_on_eos, "unit": unit,
-                "dtype": str(torch_dtype).removeprefix("torch.")}
+                "dtype": dtype}
     options = MetricOptions(seed=seed, unit=unit)
 
     jobs = [
@@ -105,7 +107,7 @@ def evaluate(
 
     with progress(disable=not show_progress) as bars:
         outer = bars.add_task("checkpoints", total=len(by_target))
-        for target, model in _prefetched(list(by_target), torch_dtype, torch_device):
+        for target, model in _prefetched(list(by_target), torch_device):
             pending = by_target[target]
             for d in {id(j.data): j.data for j in pending}.values():
                 _check_vocab(model, d, target)
@@ -142,7 +144,7 @@ def _score_target(model, subj: Subject, target: Target, jobs: list[Job], conditi
         scored = score_sequences(
             model, [list(c) for c in carriers],
             ScoreOptions(batch_tokens=batch_tokens, condition_on_eos=condition_on_eos, eos_id=d.eos_id,
-                         too_long="skip"),
+                         too_long="skip", dtype=settings["dtype"]),
             on_batch=lambda n: bars.advance(task, n),
         )
         bars.remove_task(task)
@@ -230,7 +232,7 @@ def _check_vocab(model, d: EvalData, target: Target) -> None:
         )
 
 
-def _prefetched(targets: list[Target], dtype, device):
+def _prefetched(targets: list[Target], device):
     """Yield (target, model), loading the next checkpoint on a thread while this one is scored
     (reading weights from disk then overlaps with the forward passes)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -238,37 +240,34 @@ def _prefetched(targets: list[Target], dtype, device):
     if not targets:
         return
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_load, targets[0], dtype, device)
+        future = pool.submit(_load, targets[0], device)
         for i, target in enumerate(targets):
             model = future.result()  # a loading error surfaces here, after earlier checkpoints are stored
             if i + 1 < len(targets):
-                future = pool.submit(_load, targets[i + 1], dtype, device)
+                future = pool.submit(_load, targets[i + 1], device)
             yield target, model
             del model
 
 
-def _load(target: Target, dtype, device):
-    """The checkpoint's model in eval mode; any loading failure names the checkpoint."""
+def _load(target: Target, device):
+    """The checkpoint's model in eval mode, float32 weights (a low scoring dtype is autocast, never
+    low-precision LayerNorms or residuals); any loading failure names the checkpoint."""
+    import torch
+
     from impossible_lms.models import load_model
 
     try:
-        return load_model(target.location, revision=target.revision, dtype=dtype, device=device)
+        return load_model(target.location, revision=target.revision, dtype=torch.float32, device=device)
     except ILMError as e:
         raise ILMError(f"cannot load {target}: {e}") from None
     except Exception as e:  # a corrupt folder: bad JSON, truncated weights, ...
         raise ILMError(f"cannot load {target} (corrupt checkpoint?): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 
 
-def _resolve_dtype(dtype: str, device: str):
+def _resolve_dtype(dtype: str, device: str) -> tuple[str, str]:
+    """(canonical scoring dtype, device): float32 unless asked, on every device, as the reference scored."""
     import torch
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
-    if dtype == "auto":
-        # bf16 where it is fast (GPU); log-softmax is float32 either way.
-        return (torch.bfloat16 if str(device).startswith("cuda") else torch.float32), device
-    if dtype not in names:
-        raise ILMError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
-    return names[dtype], device
+    return check_dtype(dtype), device
