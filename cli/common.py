@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import warnings
 from typing import Any, Callable, TypeVar
@@ -36,6 +37,13 @@ def user_errors(fn: F) -> F:
                 return fn(*args, **kwargs)
         except ILMError as e:
             raise fail(str(e), getattr(e, "exit_code", 1)) from None
+        except Exception as e:
+            # What the system refused (a path that is a file, no permission, a full disk)
+            # is the user's to fix: one line. Anything else is a bug and keeps its traceback.
+            message = os_error_message(e)
+            if message is None:
+                raise
+            raise fail(message) from None
         except KeyboardInterrupt:
             raise fail("interrupted; finished outputs are kept, rerun to resume", 130) from None
 
@@ -53,6 +61,37 @@ def one_line_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = show
         yield
+
+
+# errno → what to tell the user; "{path}" is the file or folder the system named.
+OS_ERRORS: dict[int, str] = {
+    errno.ENOTDIR: "{path}: part of this path is a file, not a folder; choose another path",
+    errno.EEXIST: "{path} already exists (as a file where a folder is needed); choose another path",
+    errno.EISDIR: "{path} is a folder where a file is needed; choose another path",
+    errno.EACCES: "{path}: permission denied; choose a folder you can write to",
+    errno.EPERM: "{path}: operation not permitted; choose a folder you can write to",
+    errno.EROFS: "{path} is on a read-only file system; write somewhere else",
+    errno.ENOSPC: "no space left on the device writing {path}; free space or write elsewhere, then rerun to resume "
+                  "(finished outputs are kept)",
+    errno.EDQUOT: "disk quota exceeded writing {path}; free space or write elsewhere, then rerun to resume",
+}
+
+
+def os_error_message(e: BaseException) -> str | None:
+    """The one-line message for an OS refusal in :data:`OS_ERRORS`, else None.
+
+    safetensors reports a full disk as ``SafetensorError(... os error 28 ...)``, not OSError.
+    """
+    code = e.errno if isinstance(e, OSError) else None
+    if code is None and type(e).__name__ == "SafetensorError":
+        text = str(e)
+        code = errno.ENOSPC if ("os error 28" in text or "No space left" in text or "StorageFull" in text) else None
+    if code not in OS_ERRORS:
+        return None
+    path = getattr(e, "filename", None)
+    if getattr(e, "filename2", None):
+        path = f"{path} -> {e.filename2}"  # type: ignore[attr-defined]
+    return OS_ERRORS[code].format(path=path if path else "(a file)")
 
 
 def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:

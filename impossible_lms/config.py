@@ -100,6 +100,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             value = [value]
+        if origin is tuple and args and Ellipsis not in args:  # fixed length: (beta1, beta2)
+            if len(value) != len(args):
+                raise ILMError(f"{where}: expected {len(args)} values, got {len(value)} ({list(value)!r})")
+            return tuple(_coerce(a, v, where) for a, v in zip(args, value))
         inner = args[0] if args else Any
         items = [_coerce(inner, v, where) for v in value]
         return tuple(items) if origin is tuple else items

@@ -46,6 +46,18 @@ def write_chunk(path: Path, rows: list[dict]) -> None:
         frame.to_parquet(tmp, index=False)
 
 
+def _read_table(path: Path) -> pd.DataFrame:
+    """One results file; ILMError naming it when it is truncated or not a table."""
+    import pyarrow as pa
+
+    try:
+        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        kind = "CSV" if path.suffix == ".csv" else "Parquet"
+        raise ILMError(f"{path} is not a readable {kind} results file (truncated, or not {kind}: {type(e).__name__}); "
+                       "delete it (`ilm eval` rewrites it) or leave it out") from None
+
+
 def load_results(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Every result row under the given folders or files, as one long DataFrame."""
     files: list[Path] = []
@@ -57,7 +69,7 @@ def load_results(paths: Iterable[str | Path]) -> pd.DataFrame:
             files.append(p)
         else:
             raise ILMError(f"results path not found: {p}")
-    frames = [pd.read_csv(f) if f.suffix == ".csv" else pd.read_parquet(f) for f in files]
+    frames = [_read_table(f) for f in files]
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})

@@ -243,6 +243,10 @@ def load_model(path_or_id: str | Path, revision: str | None = None, dtype: torch
     if isinstance(dtype, str):
         dtype = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
                  "float16": torch.float16, "fp16": torch.float16}.get(dtype) or _bad_dtype(dtype)
+    if isinstance(device, str):  # an unknown or absent device is the user's mistake: say so before loading
+        from impossible_lms.training.distributed import resolve_device
+
+        device = resolve_device(device)
     folder = resolve_folder(path_or_id, revision)
     raw = read_config(folder)
     loader = LOADERS.get(raw.get("model_type", ""))
