@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
             None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all.", show_default="all complete ones"
         ),
         metrics: Optional[List[str]] = typer.Option(
-            None, "--metrics", "-m", help="Comma-separated metrics: perplexity, marker_surprisal.", show_default="perplexity"
+            None, "--metrics", "-m", help="Comma-separated metrics: perplexity, marker_surprisal.",
+            show_default="every metric that applies to the data (marker surprisal: hop languages)"
         ),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
@@ -45,17 +46,18 @@ def register(app: typer.Typer) -> None:
         show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
     ) -> None:
         """Perplexity and marker surprisal per checkpoint, as long-format rows under --results."""
-        from impossible_lms.evaluation import evaluate
+        from impossible_lms.evaluation import METRICS, evaluate
 
         df = evaluate(
             subject, [Path(d) for d in split_csv([str(d) for d in data])], checkpoints=checkpoints,
-            metrics=split_csv(metrics) or ["perplexity"], results=results, revisions=split_csv(revision),
+            metrics=split_csv(metrics) or list(METRICS), results=results, revisions=split_csv(revision),
             dtype=dtype, device=device, batch_tokens=batch_tokens,
             sentences_per_genre=sentences_per_genre or None, sample_scheme=sample_scheme, condition_on_eos=condition_on_eos, seed=seed,
             unit=unit, show_progress=show_progress,
         )
         if not df.empty:
             _print_summary(df)
+            console.print(ran_message(df), highlight=False, soft_wrap=True)
         if results is not None:
             console.print(f"{len(df)} row(s) in {results}")
 
@@ -79,3 +81,11 @@ def register(app: typer.Typer) -> None:
                      str(r["count"]), r["unit"]]
             table.add_row(*([str(r["eval_language"])] if several else []), *cells)
         console.print(table)
+
+
+def ran_message(df) -> str:
+    """Which metrics produced rows, and on which heads (per-layer rows come with exit heads)."""
+    names = ", ".join(dict.fromkeys(str(m) for m in df["metric"]))
+    layers = sorted({int(v) for v in df["layer"].dropna()})
+    heads = f"; per-layer rows for exit layers {', '.join(map(str, layers))}" if layers else ""
+    return f"metrics: {names}{heads}"

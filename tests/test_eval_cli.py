@@ -54,3 +54,27 @@ def test_a_short_sample_is_one_warning_line_and_the_scheme_is_a_flag(toy, tmp_pa
     assert set(load_results([tmp_path])["sample_short"]) == {6}
     bad = CliRunner().invoke(app, args + ["--sample-scheme", "random"])
     assert bad.exit_code == 1 and "unknown sample scheme 'random'" in bad.output
+
+
+def test_default_metrics_are_every_one_that_applies_and_are_named(tmp_path):
+    root = tmp_path
+    hop = make_toy_data(root / "hop", per_genre=5)
+    shuffle = make_toy_data(root / "shuffle", per_genre=5, language="no_shuffle", family="shuffle")
+    run = make_toy_run(root / "run", steps=(100,), data=hop)
+    from impossible_lms.evaluation.toy import TOY_VOCAB
+    from impossible_lms.models import build_model, model_config
+
+    # swap in a model with an exit head after layer 1
+    build_model(model_config("tiny-gpt2-exits", vocab_size=TOY_VOCAB, n_layer=2, exit_layers=[1])).save_pretrained(
+        run / "checkpoint-100")
+    result = CliRunner().invoke(app, ["eval", str(run), "--data", str(hop), "--results", str(root / "r1")])
+    assert result.exit_code == 0, result.output
+    df = load_results([root / "r1"])
+    assert {"perplexity", "marker_surprisal", "surprisal_difference"} <= set(df["metric"])
+    assert set(df["layer"].dropna()) == {1}  # the exit head's rows come by default too
+    assert "metrics: perplexity, marker_surprisal, surprisal_difference; per-layer rows for exit layers 1" in result.output
+    plain = make_toy_run(root / "run2", steps=(100,), data=shuffle, language="no_shuffle")
+    result = CliRunner().invoke(app, ["eval", str(plain), "--data", str(shuffle), "--results", str(root / "r2")])
+    assert result.exit_code == 0, result.output
+    assert set(load_results([root / "r2"])["metric"]) == {"perplexity"}  # no markers in a shuffle language
+    assert "metrics: perplexity\n" in result.output

@@ -19,6 +19,10 @@ from impossible_lms.errors import ILMError
 from impossible_lms.io import atomic_write_text
 from impossible_lms.reporting.render import to_csv, to_latex, to_markdown
 from impossible_lms.reporting.tables import SURPRISAL_METRICS, build_tables
+from impossible_lms.reporting.wide import to_csv as wide_csv
+from impossible_lms.reporting.wide import to_latex as wide_latex
+from impossible_lms.reporting.wide import to_markdown as wide_markdown
+from impossible_lms.reporting.wide import wide_tables
 
 TABLE_FORMATS = ("md", "csv", "tex")
 FIGURE_FORMATS = ("png", "pdf", "svg")
@@ -49,14 +53,20 @@ def make_report(df: pd.DataFrame, out_dir: str | Path, formats: Iterable[str] = 
     written: list[Path] = []
     figure_formats = [f for f in formats if f in FIGURE_FORMATS]
     figures = _figures(tables, out, figure_formats) if figure_formats else []
+    wide = wide_tables(tables)  # paper-style: languages × checkpoints, beside the long tables
     if "csv" in formats:
         for name, table in tables.items():
             written.append(_write(out / f"{name}.csv", to_csv(table)))
+        written += [_write(out / f"{w.stem}.csv", wide_csv(w)) for w in wide]
     if "tex" in formats:
         for name, table in tables.items():
             written.append(_write(out / f"{name}.tex", to_latex(name, table)))
+        written += [_write(out / f"{w.stem}.tex", wide_latex(w)) for w in wide]
     if "md" in formats:
-        written.append(_write(out / "report.md", _markdown(tables, figures, out)))
+        text = _markdown(tables, figures, out)
+        if wide:
+            text += "\n## Per checkpoint (languages × checkpoints)\n\n" + "\n".join(wide_markdown(w) for w in wide)
+        written.append(_write(out / "report.md", text))
     return written + figures
 
 

@@ -98,20 +98,50 @@ def to_latex(name: str, table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Columns the terminal view leaves out when every row has the same value (said once in the caption).
+CONSTANT_DROPPABLE = ("model", "metric", "subset", "layer", "checkpoint", "seeds")
+
+
+def compact_interval(low: float, high: float) -> str:
+    """``12.3–13.1``: three significant digits, no brackets (the terminal's narrow columns)."""
+    if math.isnan(low) or math.isnan(high):
+        return "–"
+    return f"{low:.3g}–{high:.3g}"
+
+
+def terminal_frame(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The view for 80 columns: constant columns dropped (returned as "name: value" notes), compact intervals."""
+    view = display_frame(table)
+    view["95% CI"] = [compact_interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])]
+    if has_sentence_intervals(table):
+        view["95% CI"] = [ci + ("*" if kind == "sentences" else "") for ci, kind in zip(view["95% CI"], table["interval"])]
+    notes = []
+    if (view["95% CI"] == "–").all():
+        view = view.drop(columns="95% CI")  # one seed and no interval from eval: an empty column
+    for col in CONSTANT_DROPPABLE:
+        if col in view.columns and len(view) and view[col].nunique() == 1:
+            value = view[col].iloc[0]
+            if value != "":
+                notes.append(f"{col}: {value}")
+            view = view.drop(columns=col)
+    return view, notes
+
+
 def rich_table(name: str, table: pd.DataFrame, max_rows: int = 60):
     from rich.table import Table
 
-    view = display_frame(table)
+    view, notes = terminal_frame(table)
     out = Table(title=TITLES.get(name, name), title_justify="left")
-    if (view["95% CI"] == "–").all():
-        view = view.drop(columns="95% CI")  # one seed and no interval from eval: an empty column
     for col in view.columns:
+        # fold (wrap), never cut: a long language name takes two lines, not an ellipsis
         out.add_column(col, justify="left" if col in ("language", "model", "metric", "subset") else "right",
-                       no_wrap=col in ("checkpoint", "value", "seeds"))
+                       overflow="fold", no_wrap=col in ("value", "seeds"))
     for row in view.head(max_rows).itertuples(index=False):
         out.add_row(*map(str, row))
-    notes = [INTERVAL_NOTE] if has_sentence_intervals(table) else []
+    if has_sentence_intervals(table):
+        notes.append(INTERVAL_NOTE)
     if len(view) > max_rows:
         notes.append(f"{len(view) - max_rows} more rows in the written files")
-    out.caption = " ".join(notes) or None
+    out.caption = "; ".join(notes) or None
+    out.caption_justify = "left"
     return out
