@@ -46,10 +46,12 @@ def register(app: typer.Typer) -> None:
         show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
     ) -> None:
         """Perplexity and marker surprisal per checkpoint, as long-format rows under --results."""
+        from impossible_lms.data import resolve_folder
         from impossible_lms.evaluation import METRICS, evaluate
 
         df = evaluate(
-            subject, [Path(d) for d in split_csv([str(d) for d in data])], checkpoints=checkpoints,
+            str(resolve_folder(subject)), [resolve_folder(d) for d in split_csv([str(d) for d in data])],
+            checkpoints=checkpoints,
             metrics=split_csv(metrics) or list(METRICS), results=results, revisions=split_csv(revision),
             dtype=dtype, device=device, batch_tokens=batch_tokens,
             sentences_per_genre=sentences_per_genre or None, sample_scheme=sample_scheme, condition_on_eos=condition_on_eos, seed=seed,

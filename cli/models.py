@@ -30,7 +30,9 @@ def register(app: typer.Typer) -> None:
 
         from impossible_lms.models.generate import generate_text
 
-        result = generate_text(checkpoint, prompt, max_new_tokens, contrast, alpha, tokenizer, device=device)
+        from impossible_lms.data import resolve_folder
+
+        result = generate_text(str(resolve_folder(checkpoint)), prompt, max_new_tokens, contrast, alpha, tokenizer, device=device)
         console.print(Text(prompt, style="bold") + Text(result.text))
 
     @command(app, "senses")
@@ -46,7 +48,9 @@ def register(app: typer.Typer) -> None:
 
         from impossible_lms.models.generate import sense_table
 
-        rows = sense_table(checkpoint, word, top, tokenizer, bottom)
+        from impossible_lms.data import resolve_folder
+
+        rows = sense_table(str(resolve_folder(checkpoint)), word, top, tokenizer, bottom)
         table = Table(title=f"senses of {word!r} ({'least' if bottom else 'most'} predicted tokens)")
         table.add_column("sense", justify="right")
         table.add_column("tokens")

@@ -69,9 +69,13 @@ def register(app: typer.Typer) -> None:
         Flag defaults are the recipe's; --config, --resume and --set change them, and a flag wins over all three.
         """
         given = dict(locals())  # the flag values, by parameter name (first statement: nothing else yet)
+        from impossible_lms.data import resolve_folder
         from impossible_lms.training import train
         from impossible_lms.training.config import resolve_train_config
 
+        # language names work where folder names are meant: --data data/local_shuffle:w=3
+        given["data"] = resolve_folder(data) if data is not None else None
+        resume = resolve_folder(resume) if resume is not None else None
         given["trust_pickle"] = trust_pickle or None  # off means "not given": --set or the saved config decide
         flags = {path: given[name] for name, path in CONFIG_FLAGS.items()}
         cfg = resolve_train_config(config, overrides or [], flags, resume)

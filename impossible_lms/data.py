@@ -293,3 +293,27 @@ def dataset_folder_name(language: str) -> str:
     The registry reads these names back (``get_language("local_shuffle_w=3")``).
     """
     return language.replace(":", "_").replace("/", "_")
+
+
+def resolve_folder(path: str | Path) -> Path:
+    """A path as the user typed it, with language names where folder names are meant.
+
+    ``data/local_shuffle:w=3`` and ``runs/local_shuffle:w=3/gpt2/seed0`` find the
+    folders ``ilm`` wrote (``local_shuffle_w=3``, by :func:`dataset_folder_name`);
+    a path that exists, or whose parts name no language, comes back unchanged
+    (so the caller's "not found" error names what was typed).
+    """
+    path = Path(path)
+    if path.exists() or ":" not in str(path):
+        return path
+    from perturbations import get_language
+    from perturbations.errors import ILMError
+
+    parts = []
+    for part in path.parts:
+        try:
+            parts.append(dataset_folder_name(get_language(part).name) if ":" in part else part)
+        except ILMError:
+            parts.append(part)
+    candidate = Path(*parts)
+    return candidate if candidate.exists() else path
