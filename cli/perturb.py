@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
 def _summary(folders: list[Path], out: Path, load_manifest) -> None:
     from rich.table import Table
 
-    table = Table("language", "vocab", "train sent.", "train tokens", "test aff.", "test unaff.", title=f"datasets in {out}")
+    table = Table("language", "vocab", "train sent.", "train tokens", "test aff.", "test unaff.", "dropped", title=f"datasets in {out}")
     fallback = False
     for folder in folders:
         m = load_manifest(folder)
@@ -77,6 +77,7 @@ def _summary(folders: list[Path], out: Path, load_manifest) -> None:
             f"{c['train']['tokens']:,}",
             f"{c['test_affected']['sentences']:,}",
             f"{c['test_unaffected']['sentences']:,}",
+            f"{sum(m.dropped.values()):,}",  # by the language's filters, all splits
         )
     console.print(table)
     if fallback:

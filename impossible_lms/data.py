@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from impossible_lms.errors import ILMError
-from impossible_lms.io import atomic_dir, atomic_write_json, fingerprint
+from impossible_lms.io import atomic_dir, atomic_write_json, file_fingerprint, fingerprint
 from perturbations.ragged import Ragged
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class Manifest:
     corpus: dict[str, Any]  # {"name", "fingerprint"}
     tagger: str
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # per corpus split: sentences the language's filters dropped
     format: str = FORMAT
     ilm_version: str = field(default_factory=_version)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -236,6 +237,8 @@ def write_dataset(
         dd.save_to_disk(str(tmp), num_shards={s: 1 for s in SPLITS})
         if tokenizer is not None:
             tokenizer.save(tmp / TOKENIZER_DIR)
+            # The bytes written, so a tokenizer.json swapped later is noticed (check_tokenizer).
+            manifest.tokenizer = {**manifest.tokenizer, "file_fingerprint": file_fingerprint(tmp / TOKENIZER_DIR / "tokenizer.json")}
         # The manifest goes last: a folder with a manifest is a finished dataset.
         atomic_write_json(tmp / MANIFEST, manifest.to_dict())
     return folder
@@ -284,7 +287,30 @@ def load_dataset_tokenizer(folder: str | Path) -> MarkedTokenizer:
     path = Path(folder) / TOKENIZER_DIR
     if not path.is_dir():
         raise ILMError(f"{folder} has no {TOKENIZER_DIR}/ folder")
+    check_tokenizer(folder, load_manifest(folder))
     return load_tokenizer(path)
+
+
+def check_tokenizer(folder: str | Path, manifest: Manifest) -> None:
+    """ILMError when ``tokenizer/tokenizer.json`` is not the one the manifest records.
+
+    ``write_dataset`` records the written file's fingerprint (``tokenizer.file_fingerprint``),
+    so a file swapped after `ilm perturb` (its ids no longer mean what they meant) is
+    caught before training or scoring on it. A folder without a tokenizer, or from
+    before this was recorded, has nothing to check.
+    """
+    path = Path(folder) / TOKENIZER_DIR / "tokenizer.json"
+    recorded = (manifest.tokenizer or {}).get("file_fingerprint")
+    if not recorded:
+        return
+    if not path.is_file():
+        raise ILMError(f"{path} is missing (the dataset's manifest records one); restore it or remake the dataset")
+    found = file_fingerprint(path)
+    if found != recorded:
+        raise ILMError(
+            f"{path} is not the tokenizer this dataset was made with (fingerprint {found}, manifest {recorded}); "
+            "restore it or remake the dataset with `ilm perturb --force`"
+        )
 
 
 def dataset_folder_name(language: str) -> str:

@@ -173,8 +173,27 @@ def _make_language(index: int) -> Path:
     for split in CORPUS_SPLITS:
         files = [f for f in _STATE["sources"] if f.split == split]
         if files:
-            columns.update(perturb_split(lang, files, tok))
+            made = perturb_split(lang, files, tok)
+            manifest.dropped[split] = _dropped(lang, split, files, made)
+            columns.update(made)
     return write_dataset(folder, columns, manifest, tok)
+
+
+def _dropped(lang: Any, split: str, files: Sequence[SourceFile], made: dict[str, SplitColumns]) -> int:
+    """How many of the split's sentences the language's filters dropped; ILMError when all were.
+
+    An empty split would only fail later (training cannot map an empty file), far
+    from the cause; the message says which filter it was and what the input was like.
+    """
+    given = sum(len(f.sentences) for f in files)
+    kept = sum(len(c) for c in made.values())
+    if given and not kept:
+        lengths = np.concatenate([f.ids.lengths for f in files])
+        raise ILMError(
+            f"{lang.name}: 0 of {given:,} {split} sentences kept; {lang.name} keeps {lang.keeps}, and these have "
+            f"{int(lengths.min()):,} to {int(lengths.max()):,} tokens (is the corpus split into sentences?)"
+        )
+    return given - kept
 
 
 def perturb_split(lang: Any, files: Sequence[SourceFile], tok: MarkedTokenizer) -> dict[str, SplitColumns]:

@@ -120,6 +120,7 @@ class Language:
     family: ClassVar[str] = ""
     markers: ClassVar[tuple[str, ...]] = ()
     needs_tags: ClassVar[bool] = False
+    keeps: ClassVar[str] = "every sentence"  # which sentences the language keeps, for error messages
 
     # -- what subclasses provide -------------------------------------------------
 

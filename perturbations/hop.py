@@ -205,6 +205,7 @@ class HopLanguage(Language):
     family: ClassVar[str] = "hop"
     markers: ClassVar[tuple[str, ...]] = (MARKER_SINGULAR, MARKER_PLURAL)
     needs_tags: ClassVar[bool] = True
+    keeps: ClassVar[str] = "sentences of 2+ tokens whose every verb marker completes its n-word hop"
 
     def affects(self, sentence: Sentence) -> bool:
         return is_affected(_words(sentence))

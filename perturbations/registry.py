@@ -99,7 +99,10 @@ ALIASES: dict[str, str] = {
     **{f"local_shuffle_w{w}": f"local_shuffle:w={w}" for w in (3, 5, 10)},
 }
 
-_LIMITS = {"w": 1, "n": 0, "seed": 0}  # smallest allowed value per parameter
+# Allowed range per parameter. A window or hop wider than the 1024-token context
+# cannot mean anything the model sees; hop n=0 would put the marker before its verb's
+# hop starts (the verb is the first word counted); seeds are numpy's 32-bit range.
+_LIMITS = {"w": (1, 1024), "n": (1, 1024), "seed": (0, 2**32 - 1)}
 
 
 def _normalise(spec: str) -> str:
@@ -141,8 +144,9 @@ def _parse_params(base: str, text: str, entry: Entry) -> dict[str, int]:
             number = int(value)
         except ValueError:
             raise ILMError(f"{base}: {key} must be an integer, got {value.strip()!r}") from None
-        if number < _LIMITS.get(key, 0):
-            raise ILMError(f"{base}: {key} must be >= {_LIMITS.get(key, 0)}, got {number}")
+        low, high = _LIMITS.get(key, (0, 2**32 - 1))
+        if not low <= number <= high:
+            raise ILMError(f"{base}: {key} must be between {low} and {high}, got {number}")
         given[key] = number
     params: dict[str, int] = {}
     for key, default in entry.params.items():

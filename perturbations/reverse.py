@@ -84,6 +84,7 @@ class ReverseLanguage(Language):
     seed: int = 21
 
     family: ClassVar[str] = "reverse"
+    keeps: ClassVar[str] = f"sentences of at least {MIN_CONTENT_TOKENS} tokens besides the marker"
     markers: ClassVar[tuple[str, ...]] = (MARKER_REVERSE,)
     mode: ClassVar[str] = "none"
 

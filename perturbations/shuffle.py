@@ -125,6 +125,7 @@ class ShuffleLanguage(Language):
     """Base of the family: every sentence affected, 2..350 original tokens kept."""
 
     family: ClassVar[str] = "shuffle"
+    keeps: ClassVar[str] = f"sentences of {MIN_TOKENS} to {MAX_TOKENS} tokens"
 
     def _shuffle(self, tokens: Ragged, kept: np.ndarray, stream: np.random.Generator | None) -> Ragged:
         """The kept rows of ``tokens``, shuffled."""

@@ -135,12 +135,17 @@ def test_unknown_name_suggests_nearest() -> None:
     [
         ("local_shuffle", "local_shuffle needs w, e.g. local_shuffle:w=3"),
         ("deterministic_shuffle", "deterministic_shuffle needs seed"),
-        ("local_shuffle:w=0", "local_shuffle: w must be >= 1, got 0"),
+        ("local_shuffle:w=0", "local_shuffle: w must be between 1 and 1024, got 0"),
+        ("local_shuffle:w=99999999999999999999", "local_shuffle: w must be between 1 and 1024, got 99999999999999999999"),
+        ("deterministic_shuffle:seed=-1", "deterministic_shuffle: seed must be between 0 and 4294967295, got -1"),
+        ("deterministic_shuffle:seed=4294967296", "deterministic_shuffle: seed must be between 0 and 4294967295"),
+        ("word_hop:n=0", "word_hop: n must be between 1 and 1024, got 0"),
+        ("no_hop:n=0", "no_hop: n must be between 1 and 1024, got 0"),
         ("local_shuffle:w=x", "local_shuffle: w must be an integer, got 'x'"),
         ("local_shuffle:k=3", "local_shuffle has no parameter 'k'; it takes w, seed"),
         ("no_shuffle:w=3", "no_shuffle has no parameter 'w'; it takes no parameters"),
         ("token_hop:4", "bad parameter '4' in token_hop; write token_hop:name=value"),
-        ("token_hop:n=-1", "token_hop: n must be >= 0, got -1"),
+        ("token_hop:n=-1", "token_hop: n must be between 1 and 1024, got -1"),
     ],
 )
 def test_bad_parameters(spec: str, message: str) -> None:

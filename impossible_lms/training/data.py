@@ -61,12 +61,13 @@ class DatasetInfo:
 
 def read_dataset_info(data_dir: str | Path) -> DatasetInfo:
     """The manifest of a dataset folder (validated by ``impossible_lms.data.load_manifest``)."""
-    from impossible_lms.data import load_manifest
+    from impossible_lms.data import check_tokenizer, load_manifest
 
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise ILMError(f"dataset folder not found: {data_dir}")
     m = load_manifest(data_dir)
+    check_tokenizer(data_dir, m)  # a tokenizer swapped under an unchanged manifest
     try:
         info = DatasetInfo(
             path=data_dir,
