@@ -1,6 +1,7 @@
 """Report tables on crafted results: exact geometric means, t-intervals, areas and ordering."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ def results():
         row("token_hop", 0, 400, 2.0, metric="marker_surprisal"), row("token_hop", 1, 400, 4.0, metric="marker_surprisal"),
         row("token_hop", 0, 400, -1.0, metric="surprisal_difference"),
         row("token_hop", 1, 400, 1.0, metric="surprisal_difference"),
-        # scored on another language's data: must not enter the tables
+        # trained on no_shuffle, scored on token_hop's data: its own row, never averaged with no_shuffle's
         row("no_shuffle", 0, 200, 1e6, eval_language="token_hop"),
         # reverse listed last but sorts between the families
         row("partial_reverse", 0, 100, 50.0),
@@ -56,20 +57,25 @@ def test_stats_helpers_exact():
 
 def test_perplexity_table_geometric_mean_over_seeds(results):
     t = build_tables(results)["perplexity"]
-    ns = t[t.language == "no_shuffle"].set_index("checkpoint")
+    ns = t[(t.language == "no_shuffle") & (t.eval_language == "no_shuffle")].set_index("checkpoint")
     assert ns.loc[100, "value"] == pytest.approx(20.0)
-    assert ns.loc[200, "value"] == pytest.approx(8.0)  # the 1e6 cross-language row is left out
+    assert ns.loc[200, "value"] == pytest.approx(8.0)  # the 1e6 cross-language row is not averaged in
     assert ns.loc[200, "ci_low"] == pytest.approx(8.0 * 2 ** -T1)
     assert ns.loc[200, "ci_high"] == pytest.approx(8.0 * 2 ** T1)
     assert list(ns["seeds"]) == [2, 2]
     # family order (shuffle, reverse, hop), then checkpoints ascending
     assert list(dict.fromkeys(t.language)) == ["no_shuffle", "partial_reverse", "token_hop"]
     assert list(t[t.language == "token_hop"].checkpoint) == [100, 200, 400]
+    # the train-on-X/test-on-Y row follows X's own rows
+    cross = t[t.eval_language != t.language]
+    assert list(cross[["language", "eval_language", "checkpoint", "value", "seeds"]].itertuples(index=False, name=None)) \
+        == [("no_shuffle", "token_hop", 200.0, 1e6, 1)]
+    assert list(t.index[t.eval_language != t.language]) == [2]
 
 
 def test_final_table_takes_each_runs_last_checkpoint(results):
     t = build_tables(results)["final"]
-    ppl = t[t.metric == "perplexity"].set_index("language")
+    ppl = t[(t.metric == "perplexity") & (t.eval_language == t.language)].set_index("language")
     assert ppl.loc["no_shuffle", "checkpoint"] == 200 and ppl.loc["no_shuffle", "value"] == pytest.approx(8.0)
     assert ppl.loc["token_hop", "checkpoint"] == 400 and ppl.loc["token_hop", "value"] == pytest.approx(2.0)
     assert ppl.loc["partial_reverse", "checkpoint"] == 100
@@ -78,13 +84,31 @@ def test_final_table_takes_each_runs_last_checkpoint(results):
     assert diff.ci_low == pytest.approx(-T1 * math.sqrt(2) / math.sqrt(2))
 
 
-def test_auc_is_mean_over_seeds_of_each_curves_mean_height(results):
-    t = build_tables(results)["auc"].set_index("language")
+def test_auc_is_mean_over_seeds_of_each_curves_mean_height():
+    df = pd.DataFrame([row("no_shuffle", 0, 100, 10.0), row("no_shuffle", 0, 200, 4.0),
+                       row("no_shuffle", 1, 100, 40.0), row("no_shuffle", 1, 200, 16.0),
+                       row("token_hop", 0, 100, 10.0), row("token_hop", 0, 200, 2.0)])
+    t = build_tables(df)["auc"].set_index("language")
     # seed 0: 10→4 gives 7; seed 1: 40→16 gives 28
     assert t.loc["no_shuffle", "value"] == pytest.approx(17.5)
     assert t.loc["no_shuffle", "ci_high"] == pytest.approx(17.5 + T1 * 21 / 2)
-    assert t.loc["token_hop", "value"] == pytest.approx(1300 / 300)
-    assert t.loc["token_hop", "seeds"] == 1
+    assert t.loc["token_hop", "value"] == pytest.approx(6.0) and t.loc["token_hop", "seeds"] == 1
+
+
+def test_auc_uses_only_the_checkpoints_common_to_the_runs_compared():
+    df = pd.DataFrame([row("no_shuffle", 0, 100, 10.0), row("no_shuffle", 0, 200, 4.0),
+                       row("no_shuffle", 1, 100, 40.0), row("no_shuffle", 1, 200, 16.0),
+                       row("no_shuffle", 1, 300, 1.0),  # seed 1 ran further
+                       row("token_hop", 0, 100, 10.0), row("token_hop", 0, 200, 4.0), row("token_hop", 0, 400, 2.0)])
+    with pytest.warns(UserWarning, match=r"auc tiny-gpt2 test_affected: runs have different checkpoints; using the 2 "
+                                         r"common to all \(100, 200\); 2 run\(s\) had others \(no_shuffle seed 1, "
+                                         r"token_hop seed 0\)"):
+        t = build_tables(df)["auc"].set_index("language")
+    assert t.loc["no_shuffle", "value"] == pytest.approx(17.5)  # seed 1's step 300 is left out
+    assert t.loc["token_hop", "value"] == pytest.approx(7.0)  # not (7*100 + 3*200) / 300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same grid everywhere: no warning
+        build_tables(df[df.checkpoint <= 200])
 
 
 def test_surprisal_tables(results):
@@ -98,7 +122,8 @@ def test_surprisal_tables(results):
 def test_layer_rows_stay_out_of_the_final_tables(results):
     layered = pd.concat([results, pd.DataFrame([row("no_shuffle", 0, 200, 99.0, layer=1)])], ignore_index=True)
     tables = build_tables(layered)
-    assert tables["perplexity"].set_index(["language", "checkpoint"]).loc[("no_shuffle", 200), "value"] == pytest.approx(8.0)
+    assert tables["perplexity"].set_index(["language", "eval_language", "checkpoint"]).loc[
+        ("no_shuffle", "no_shuffle", 200), "value"] == pytest.approx(8.0)
     assert list(tables["layers"][["language", "layer", "value"]].itertuples(index=False, name=None)) == [("no_shuffle", 1.0, 99.0)]
 
 

@@ -94,29 +94,40 @@ def _markdown(tables: dict[str, pd.DataFrame], figures: list[Path], out: Path) -
 
 
 def _figures(tables: dict[str, pd.DataFrame], out: Path, formats: list[str]) -> list[Path]:
+    """Learning curves of each model on its own language's data, one figure per setting variant
+    (train-on-X/test-on-Y rows are in the tables, not in these per-language curves)."""
     from impossible_lms.reporting import figures as fig
 
+    own = {name: t[t["eval_language"] == t["language"]] for name, t in tables.items()}
     written: list[Path] = []
-    ppl = tables.get("perplexity")
-    if ppl is not None:
+    ppl = own.get("perplexity")
+    if ppl is not None and not ppl.empty:
         subsets = list(dict.fromkeys(ppl["subset"]))
         subset = "test_affected" if "test_affected" in subsets else subsets[0]
-        for model in dict.fromkeys(ppl["model"]):
-            t = ppl[(ppl["model"] == model) & (ppl["subset"] == subset)]
+        for (model, setting), t in ppl[ppl["subset"] == subset].groupby(["model", "setting"], sort=False):
             written += fig.learning_curves(
-                t, out / f"perplexity_{_slug(model)}", formats,
-                ylabel="Geometric mean perplexity", title=f"Perplexity ({subset}) — {model}",
+                t, out / f"perplexity_{_slug(model)}{_variant(setting)}", formats,
+                ylabel="Geometric mean perplexity", title=f"Perplexity ({subset}) — {model}{_label(setting)}",
             )
-    surprisal = {m: tables[m] for m in SURPRISAL_METRICS if m in tables}
-    models = dict.fromkeys(m for t in surprisal.values() for m in t["model"])
-    for model in models:
-        written += fig.surprisal_curves(surprisal, out / f"surprisal_{_slug(model)}", formats, model)
-    layers = tables.get("layers")
+    surprisal = {m: own[m] for m in SURPRISAL_METRICS if m in own and not own[m].empty}
+    variants = dict.fromkeys((m, st) for t in surprisal.values() for m, st in zip(t["model"], t["setting"]))
+    for model, setting in variants:
+        chosen = {m: t[t["setting"] == setting] for m, t in surprisal.items()}
+        written += fig.surprisal_curves(chosen, out / f"surprisal_{_slug(model)}{_variant(setting)}", formats, model)
+    layers = own.get("layers")
     if layers is not None:
-        for (model, metric, subset), t in layers.groupby(["model", "metric", "subset"], sort=False):
-            stem = out / f"layers_{_slug(model)}_{_slug(metric)}{'_' + _slug(subset) if subset else ''}"
-            written += fig.layer_heatmap(t, stem, formats, f"{metric} {subset} — {model}".strip())
+        for (model, metric, subset, setting), t in layers.groupby(["model", "metric", "subset", "setting"], sort=False):
+            stem = out / f"layers_{_slug(model)}_{_slug(metric)}{'_' + _slug(subset) if subset else ''}{_variant(setting)}"
+            written += fig.layer_heatmap(t, stem, formats, f"{metric} {subset} — {model}{_label(setting)}".strip())
     return written
+
+
+def _variant(setting: str) -> str:
+    return f"_{_slug(setting)}" if setting else ""
+
+
+def _label(setting: str) -> str:
+    return f" ({setting})" if setting else ""
 
 
 def _slug(text: str) -> str:

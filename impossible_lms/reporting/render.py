@@ -22,6 +22,9 @@ TITLES = {
 }
 
 
+TEXT_COLUMNS = ("language", "tested on", "setting", "model", "metric", "subset")  # left-aligned
+
+
 def fmt(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -31,6 +34,11 @@ def fmt(value: float) -> str:
 def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The human view: display names, integer checkpoints, ``value`` and ``95% CI`` as text."""
     out = pd.DataFrame({"language": table["language"].map(lambda n: language_info(n).display)})
+    # train-on-X/test-on-Y rows and rows that differ in a setting say so (reporting/tables.py)
+    if "eval_language" in table.columns and (table["eval_language"] != table["language"]).any():
+        out["tested on"] = table["eval_language"].map(lambda n: language_info(n).display)
+    if "setting" in table.columns and (table["setting"] != "").any():
+        out["setting"] = table["setting"]
     for col in ("model", "metric", "subset", "layer", "checkpoint"):
         if col in table.columns:
             out[col] = table[col].map(lambda v: "" if pd.isna(v) else (str(int(v)) if isinstance(v, float) else str(v)))
@@ -64,7 +72,7 @@ def to_csv(table: pd.DataFrame) -> str:
 def to_markdown(name: str, table: pd.DataFrame) -> str:
     view = display_frame(table)
     lines = [f"## {TITLES.get(name, name)}", "", "| " + " | ".join(view.columns) + " |"]
-    lines.append("|" + "|".join("---" if c in ("language", "model", "metric", "subset") else "---:" for c in view.columns) + "|")
+    lines.append("|" + "|".join("---" if c in TEXT_COLUMNS else "---:" for c in view.columns) + "|")
     for row in view.itertuples(index=False):
         lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
     if has_sentence_intervals(table):
@@ -82,7 +90,7 @@ def tex_escape(text: str) -> str:
 
 def to_latex(name: str, table: pd.DataFrame) -> str:
     view = display_frame(table)
-    align = "".join("l" if c in ("language", "model", "metric", "subset") else "r" for c in view.columns)
+    align = "".join("l" if c in TEXT_COLUMNS else "r" for c in view.columns)
     lines = [
         f"% {TITLES.get(name, name)}",
         f"\\begin{{tabular}}{{{align}}}",
@@ -134,7 +142,7 @@ def rich_table(name: str, table: pd.DataFrame, max_rows: int = 60):
     out = Table(title=TITLES.get(name, name), title_justify="left")
     for col in view.columns:
         # fold (wrap), never cut: a long language name takes two lines, not an ellipsis
-        out.add_column(col, justify="left" if col in ("language", "model", "metric", "subset") else "right",
+        out.add_column(col, justify="left" if col in TEXT_COLUMNS else "right",
                        overflow="fold", no_wrap=col in ("value", "seeds"))
     for row in view.head(max_rows).itertuples(index=False):
         out.add_row(*map(str, row))
