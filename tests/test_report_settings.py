@@ -126,3 +126,9 @@ def test_report_cli_refuses_mixed_runs_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path / "r.csv"), "--out", str(tmp_path / "rep")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "error: no_hop m seed 0: results from 2 different runs" in " ".join(result.output.split())
+
+
+def test_each_languages_own_data_fingerprint_is_not_a_setting():
+    df = pd.DataFrame([row(0, 10.0), row(0, 20.0, language="token_hop", eval_language="token_hop",
+                                         subject="runs/token_hop/m/seed0", data_fingerprint="other")])
+    assert set(build_tables(df)["perplexity"]["setting"]) == {""}

@@ -88,14 +88,18 @@ def _drop_duplicates(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _setting_labels(df: pd.DataFrame) -> pd.Series:
-    """Per row, ``name=value`` for each setting whose value differs among its metric's rows."""
-    labels = pd.Series("", index=df.index, dtype=object)
-    for _, rows in df.groupby("metric", sort=False):
-        varying = [c for c in SETTINGS if rows[c].nunique() > 1]
-        if varying:
-            labels.loc[rows.index] = [", ".join(f"{c}={v}" for c, v in zip(varying, values))
-                                      for values in rows[varying].itertuples(index=False, name=None)]
-    return labels
+    """Per row, ``name=value`` for each setting whose value differs among its metric's rows.
+
+    The data fingerprint differs from language to language by nature; it is compared
+    among rows scored on the same language's data (a regenerated dataset, say).
+    """
+    parts = pd.DataFrame(index=df.index)
+    for col in SETTINGS:
+        keys = ["metric", "eval_language"] if col == "data_fingerprint" else ["metric"]
+        varies = df.groupby(keys, sort=False)[col].transform("nunique") > 1
+        parts[col] = np.where(varies, col + "=" + df[col].astype(str), "")
+    return parts.apply(lambda r: ", ".join(v for v in r if v), axis=1).astype(object) if len(df) else \
+        pd.Series("", index=df.index, dtype=object)
 
 
 def _check_one_row_per_seed(df: pd.DataFrame) -> None:
