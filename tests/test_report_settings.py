@@ -132,3 +132,12 @@ def test_each_languages_own_data_fingerprint_is_not_a_setting():
     df = pd.DataFrame([row(0, 10.0), row(0, 20.0, language="token_hop", eval_language="token_hop",
                                          subject="runs/token_hop/m/seed0", data_fingerprint="other")])
     assert set(build_tables(df)["perplexity"]["setting"]) == {""}
+
+
+def test_wide_tables_keep_one_cell_per_language_and_split_settings():
+    from impossible_lms.reporting.wide import wide_tables
+
+    df = pd.DataFrame([row(0, 10.0), row(0, 99.0, eval_language="token_hop"), row(0, 12.0, dtype="bfloat16")])
+    wide = wide_tables(build_tables(df))
+    assert sorted((w.setting, float(w.frame.iloc[0, 0])) for w in wide) == [("dtype=bfloat16", 12.0), ("dtype=float32", 10.0)]
+    assert all(list(w.frame.index) == ["no_hop"] for w in wide) and len({w.stem for w in wide}) == 2

@@ -29,16 +29,18 @@ class WideTable:
     model: str
     subset: str
     frame: pd.DataFrame  # index: language name; columns: checkpoints (int); values: float
+    setting: str = ""  # a setting variant's label (reporting/tables.py), "" when the rows share all settings
 
     @property
     def stem(self) -> str:
-        parts = ["wide", self.metric, self.model] + ([self.subset] if self.subset else [])
+        parts = ["wide", self.metric, self.model] + [p for p in (self.subset, self.setting) if p]
         return "_".join("".join(c if c.isalnum() or c in "-." else "_" for c in str(p)) for p in parts)
 
     @property
     def title(self) -> str:
         what = TITLES.get(self.metric, self.metric).split(" (")[0]
-        return f"{what}: {self.model}" + (f", {self.subset}" if self.subset else "")
+        return f"{what}: {self.model}" + (f", {self.subset}" if self.subset else "") + (
+            f" ({self.setting})" if self.setting else "")
 
 
 def wide_tables(tables: dict[str, pd.DataFrame]) -> list[WideTable]:
@@ -49,12 +51,16 @@ def wide_tables(tables: dict[str, pd.DataFrame]) -> list[WideTable]:
         if long is None or long.empty:
             continue
         long = long.dropna(subset=["checkpoint"])
-        for (model, subset), group in long.groupby(["model", "subset"], sort=False):
+        if "eval_language" in long.columns:  # one cell per language: train-on-X/test-on-Y rows stay in the long table
+            long = long[long["eval_language"] == long["language"]]
+        if "setting" not in long.columns:
+            long = long.assign(setting="")
+        for (model, subset, setting), group in long.groupby(["model", "subset", "setting"], sort=False):
             languages = list(dict.fromkeys(group["language"]))  # the long table's (registry) order
             frame = group.pivot_table(index="language", columns="checkpoint", values="value", aggfunc="first")
             frame = frame.reindex(index=languages, columns=sorted(frame.columns))
             frame.columns = [int(c) for c in frame.columns]
-            out.append(WideTable(metric, str(model), str(subset), frame))
+            out.append(WideTable(metric, str(model), str(subset), frame, str(setting)))
     return out
 
 
