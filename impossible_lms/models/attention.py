@@ -208,5 +208,21 @@ def resolve_backend(name: str, device: torch.device, dtype: torch.dtype) -> str:
     return name
 
 
-def attend(backend: str, q, k, v, mask: AttnMask, scale: float, dropout: float = 0.0, upcast: bool = False):
+def _geometric(backend: str, q, k, v, mask: AttnMask, scale: float, dropout: float = 0.0, upcast: bool = False):
+    """Stick-breaking weights from explicit scores, whatever the backend (no fused kernel has them)."""
+    from impossible_lms.models.geometric import geometric_attend
+
+    return geometric_attend(q, k, v, mask.bias(q.device, torch.float32), scale, dropout).to(v.dtype)
+
+
+def _softmax(backend: str, q, k, v, mask: AttnMask, scale: float, dropout: float = 0.0, upcast: bool = False):
     return BACKENDS[backend].fn(q, k, v, mask, scale, dropout, upcast)
+
+
+# ILMConfig.attention_kind → how scores become weights; the backend only applies to softmax.
+KINDS: dict[str, Callable[..., torch.Tensor]] = {"softmax": _softmax, "geometric": _geometric}
+
+
+def attend(backend: str, q, k, v, mask: AttnMask, scale: float, dropout: float = 0.0, upcast: bool = False,
+           kind: str = "softmax"):
+    return KINDS[kind](backend, q, k, v, mask, scale, dropout, upcast)

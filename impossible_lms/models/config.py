@@ -17,6 +17,9 @@ from impossible_lms.errors import ILMError, did_you_mean
 
 POSITIONS = ("learned", "none", "rotary", "alibi")
 ATTENTIONS = ("auto", "flash_attn", "sdpa", "math", "eager")
+# How scores become weights: softmax (GPT-2) or geometric (stick-breaking,
+# Csordás et al. 2022; the reference's models/geometric_attention.py).
+ATTENTION_KINDS = ("softmax", "geometric")
 
 
 class ILMConfig(PreTrainedConfig):
@@ -48,6 +51,7 @@ class ILMConfig(PreTrainedConfig):
     rotary_dim: int | None = None  # None → the whole head
     rotary_base: float = 10000.0
     attention: str = "auto"
+    attention_kind: str = "softmax"
     scale_attn_by_inverse_layer_idx: bool = False
     reorder_and_upcast_attn: bool = False
     tie_word_embeddings: bool = True
@@ -74,6 +78,11 @@ class ILMConfig(PreTrainedConfig):
             raise ILMError(f"position {self.position!r} is not one of {', '.join(POSITIONS)}")
         if self.attention not in ATTENTIONS:
             raise ILMError(f"attention {self.attention!r} is not one of {', '.join(ATTENTIONS)}")
+        if self.attention_kind not in ATTENTION_KINDS:
+            raise ILMError(f"attention_kind {self.attention_kind!r} is not one of {', '.join(ATTENTION_KINDS)}")
+        if self.attention_kind == "geometric" and self.attention not in ("auto", "eager"):
+            raise ILMError(f"geometric attention has only an explicit (eager) form; set attention to auto "
+                           f"or eager, not {self.attention!r}")
         if self.n_embd % self.n_head:
             raise ILMError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
         rd = self.rotary_dim if self.rotary_dim is not None else self.head_dim
@@ -152,11 +161,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         **_SMALL, "n_positions": 512, "vocab_size": 50264, "scale_attn_by_inverse_layer_idx": True,
         "arch": "backpack", "num_senses": 16,
     },
+    "gpt2-geometric": {**_SMALL, **_REFERENCE, "position": "learned", "attention_kind": "geometric"},
+    "gpt2-geometric-nopos": {**_SMALL, **_REFERENCE, "position": "none", "attention_kind": "geometric"},
     "tiny-gpt2": {**_TINY, **_REFERENCE, "position": "learned"},
     "tiny-gpt2-nopos": {**_TINY, **_REFERENCE, "position": "none"},
     "tiny-gpt2-rotary": {**_TINY, **_REFERENCE, "position": "rotary", "rotary_dim": 8},
     "tiny-gpt2-alibi": {**_TINY, **_REFERENCE, "position": "alibi"},
     "tiny-gpt2-exits": {**_TINY, **_REFERENCE, "position": "learned", "exit_layers": [1]},
+    "tiny-gpt2-geometric": {**_TINY, **_REFERENCE, "position": "learned", "attention_kind": "geometric"},
     "tiny-backpack": {**_TINY, "arch": "backpack", "num_senses": 4},
 }
 

@@ -79,7 +79,8 @@ class Attention(nn.Module):
         if cache is not None:  # keys are cached after rotation, so they never need re-rotating
             k, v = cache.update(k, v, self.layer_idx)
         dropout = cfg.attn_pdrop if self.training else 0.0
-        y = attend(ctx.backend, q, k, v, ctx.mask, self.scale, dropout, cfg.reorder_and_upcast_attn)
+        y = attend(ctx.backend, q, k, v, ctx.mask, self.scale, dropout, cfg.reorder_and_upcast_attn,
+                   kind=cfg.attention_kind)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
