@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         formats = check_formats(split_csv(format) or list(DEFAULT_FORMATS))
         tables, files = report(results, out, formats)
         if not quiet:
-            for name in ("final", "auc", "marker_surprisal", "surprisal_difference"):
+            for name in ("final", "auc", "marker_surprisal", "surprisal_difference", "iia_max"):
                 if name in tables:
                     console.print(rich_table(name, tables[name]))
         console.print(f"wrote {len(files)} file(s) to {out}")

@@ -25,8 +25,10 @@ COLUMNS = [
     "subject", "language", "model", "seed", "checkpoint", "metric", "subset", "layer", "value",
     "ci_low", "ci_high", "count", "unit", "eval_language", "data_fingerprint", "scorer_version",
     "dtype", "sample_scheme", "sample_size", "sample_seed", "sample_short", "condition_on_eos",
+    # analyses (impossible_lms/analysis): the token position and the span label a row is about
+    "position", "label",
 ]
-INT_COLUMNS = ("checkpoint", "seed", "layer", "count", "sample_size", "sample_seed", "sample_short")
+INT_COLUMNS = ("checkpoint", "seed", "layer", "count", "sample_size", "sample_seed", "sample_short", "position")
 
 
 def slug(text: str) -> str:
@@ -73,7 +75,11 @@ def load_results(paths: Iterable[str | Path]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
-    df = pd.concat(frames, ignore_index=True)
+    return with_integer_columns(pd.concat(frames, ignore_index=True))
+
+
+def with_integer_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The store's integer columns as nullable Int64 (a missing layer or position stays <NA>)."""
     for col in INT_COLUMNS:
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")

@@ -271,3 +271,9 @@ def _resolve_dtype(dtype: str, device: str) -> tuple[str, str]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return check_dtype(dtype), device
+
+
+# The sweep's loading machinery, public for the analyses (impossible_lms/analysis/runner.py),
+# which iterate checkpoints the same way.
+prefetched_models = _prefetched
+resolve_dtype = _resolve_dtype

@@ -29,7 +29,7 @@ FIGURE_FORMATS = ("png", "pdf", "svg")
 FORMATS = TABLE_FORMATS + FIGURE_FORMATS
 DEFAULT_FORMATS = ("md", "csv", "tex", "png")
 
-__all__ = ["DEFAULT_FORMATS", "FORMATS", "build_tables", "check_formats", "make_report", "report"]
+__all__ = ["DEFAULT_FORMATS", "FORMATS", "all_tables", "build_tables", "check_formats", "make_report", "report"]
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:
@@ -49,10 +49,14 @@ def make_report(df: pd.DataFrame, out_dir: str | Path, formats: Iterable[str] = 
         raise ILMError("no results to report (is the results folder empty?)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(df)
+    tables = all_tables(df)
     written: list[Path] = []
     figure_formats = [f for f in formats if f in FIGURE_FORMATS]
     figures = _figures(tables, out, figure_formats) if figure_formats else []
+    if figure_formats:
+        from impossible_lms.reporting.views import view_figures
+
+        figures += view_figures(tables, out, figure_formats)
     wide = wide_tables(tables)  # paper-style: languages × checkpoints, beside the long tables
     if "csv" in formats:
         for name, table in tables.items():
@@ -76,7 +80,20 @@ def report(results: list[str | Path], out_dir: str | Path, formats: Iterable[str
 
     df = load_results([Path(r) for r in results])
     files = make_report(df, out_dir, formats)
-    return build_tables(df), files
+    return all_tables(df), files
+
+
+def all_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The generic tables of the evaluation metrics, then each analysis view's tables
+    (:mod:`.views`: the rows of a metric with a view go to that view only)."""
+    from impossible_lms.reporting.tables import prepare
+    from impossible_lms.reporting.views import view_metrics, view_tables
+
+    claimed = df["metric"].isin(view_metrics()) if "metric" in df.columns else pd.Series(False, index=df.index)
+    tables = build_tables(df[~claimed]) if (~claimed).any() else {}
+    if claimed.any():
+        tables.update(view_tables(prepare(df[claimed])))
+    return tables
 
 
 def _write(path: Path, text: str) -> Path:

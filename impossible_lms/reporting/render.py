@@ -19,6 +19,8 @@ TITLES = {
     "marker_surprisal": "Marker surprisal (bits; mean over seeds, 95% t-interval)",
     "surprisal_difference": "Surprisal difference (bits; mean over seeds, 95% t-interval)",
     "layers": "Per-layer metrics (multi-exit heads)",
+    "iia": "Interchange intervention accuracy (%; block output, layer × position; mean over seeds, 95% t-interval)",
+    "iia_max": "Best-cell IIA per checkpoint (%; max over layer × position per seed, mean over seeds, 95% t-interval)",
 }
 
 
@@ -39,7 +41,7 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
         out["tested on"] = table["eval_language"].map(lambda n: language_info(n).display)
     if "setting" in table.columns and (table["setting"] != "").any():
         out["setting"] = table["setting"]
-    for col in ("model", "metric", "subset", "layer", "checkpoint"):
+    for col in ("model", "metric", "subset", "layer", "position", "checkpoint"):
         if col in table.columns:
             out[col] = table[col].map(lambda v: "" if pd.isna(v) else (str(int(v)) if isinstance(v, float) else str(v)))
     out["value"] = table["value"].map(fmt)
@@ -62,7 +64,7 @@ def has_sentence_intervals(table: pd.DataFrame) -> bool:
 
 def to_csv(table: pd.DataFrame) -> str:
     table = table.copy()
-    for col in ("checkpoint", "layer"):
+    for col in ("checkpoint", "layer", "position"):
         if col in table.columns:
             table[col] = pd.to_numeric(table[col], errors="coerce").astype("Int64")
     table.insert(1, "display", table["language"].map(lambda n: language_info(n).display))

@@ -1,0 +1,128 @@
+"""Report views of the analyses, chosen by metric name: one registry, no if-chain.
+
+A view claims the rows of its metrics (so the generic tables do not average
+them over positions or labels) and turns them into named tables and figures.
+``make_report`` hands each registered view its rows; a new analysis registers
+one view here (or from its own module) and the report picks it up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from impossible_lms.reporting.languages import sort_key
+from impossible_lms.reporting.stats import mean_interval
+from impossible_lms.reporting.tables import _aggregate
+
+Tables = dict[str, pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class View:
+    metrics: tuple[str, ...]
+    tables: Callable[[pd.DataFrame], Tables]  # prepared rows of its metrics -> named tables
+    figures: Callable[[Tables, Path, list[str]], list[Path]]
+
+
+VIEWS: list[View] = []
+
+
+def register_view(view: View) -> View:
+    VIEWS.append(view)
+    return view
+
+
+def view_metrics() -> set[str]:
+    return {m for v in VIEWS for m in v.metrics}
+
+
+def view_tables(df: pd.DataFrame) -> Tables:
+    """Every view's tables for the (prepared) rows of its metrics; views without rows give none."""
+    out: Tables = {}
+    for view in VIEWS:
+        rows = df[df["metric"].isin(view.metrics)]
+        if not rows.empty:
+            out.update({k: t for k, t in view.tables(rows).items() if not t.empty})
+    return out
+
+
+def view_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
+    written: list[Path] = []
+    for view in VIEWS:
+        written += view.figures(tables, out, formats)
+    return written
+
+
+# ---------------------------------------------------------------- interchange interventions
+
+
+def iia_tables(rows: pd.DataFrame) -> Tables:
+    """``iia``: mean over seeds (t-interval) per language × model × checkpoint × layer × position;
+    ``iia_max``: each seed's best (layer, position) cell per checkpoint, then mean ± t over seeds."""
+    rows = rows.copy()
+    rows["position"] = pd.to_numeric(rows["position"], errors="coerce").astype(float)
+    cells = _aggregate(rows, ["language", "model", "checkpoint", "layer", "position"], mean_interval)
+    cells = (cells.assign(_order=cells["language"].map(sort_key))
+             .sort_values(["_order", "model", "checkpoint", "layer", "position"], kind="stable").drop(columns="_order"))
+    best = (rows.groupby(["language", "model", "seed", "checkpoint"], dropna=False, sort=False)["value"]
+            .max().reset_index())
+    return {"iia": cells.reset_index(drop=True),
+            "iia_max": _aggregate(best, ["language", "model", "checkpoint"], mean_interval)}
+
+
+def iia_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
+    from impossible_lms.reporting import figures as fig
+
+    written: list[Path] = []
+    cells = tables.get("iia")
+    if cells is not None and formats:
+        for (language, model), t in cells.groupby(["language", "model"], sort=False):
+            written += iia_heatmaps(t, out / f"iia_{_slug(language)}_{_slug(model)}", formats, f"IIA — {language}, {model}")
+    best = tables.get("iia_max")
+    if best is not None and formats:
+        for model in dict.fromkeys(best["model"]):
+            written += fig.learning_curves(best[best["model"] == model], out / f"iia_max_{_slug(model)}", formats,
+                                           ylabel="Best-cell IIA (%)", title=f"Interchange intervention accuracy — {model}")
+    return written
+
+
+MAX_PANELS = 6
+
+
+def iia_heatmaps(table: pd.DataFrame, stem: Path, formats: list[str], title: str) -> list[Path]:
+    """Layer × position heatmaps, one panel per checkpoint (up to 6, evenly spaced, the last included)."""
+    from matplotlib.figure import Figure
+
+    from impossible_lms.reporting.figures import _save
+
+    steps = sorted(table["checkpoint"].dropna().unique().tolist()) or [np.nan]
+    if len(steps) > MAX_PANELS:
+        steps = [steps[i] for i in np.linspace(0, len(steps) - 1, MAX_PANELS).round().astype(int)]
+    fig = Figure(figsize=(2.6 * len(steps) + 0.8, 2.8), layout="constrained")
+    axes = fig.subplots(1, len(steps), squeeze=False)[0]
+    image = None
+    for ax, step in zip(axes, steps):
+        t = table[table["checkpoint"] == step] if not np.isnan(step) else table
+        grid = t.pivot_table(index="layer", columns="position", values="value", aggfunc="mean").sort_index()
+        image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0, vmax=100, origin="lower")
+        ax.set_xticks(np.arange(grid.shape[1]), [str(int(c)) for c in grid.columns])
+        ax.set_yticks(np.arange(grid.shape[0]), [str(int(r)) for r in grid.index])
+        ax.set_xlabel("Position")
+        ax.set_title("" if np.isnan(step) else f"step {int(step)}", fontsize=9)
+    axes[0].set_ylabel("Layer")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), label="IIA (%)")
+    fig.suptitle(title)
+    return _save(fig, stem, formats)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in str(text))
+
+
+register_view(View(("iia",), iia_tables, iia_figures))
