@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import command, console, is_tty, split_csv
+from cli.common import command, console, split_csv
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         batch_rows: int = typer.Option(512, "--batch-rows", help="Sequences per forward pass (pairs × positions)."),
         dtype: str = typer.Option("float32", "--dtype", help="float32 (the reference), or bfloat16/float16 autocast with fp32 weights."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
     ) -> None:
         """IIA per checkpoint × layer × position: swap a plural subject's block output into the singular sentence."""
         from impossible_lms.analysis.agreement import agreement_data
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"{len(pairs)} agreement pair(s) in {save_pairs}")
         df = intervene(subject, folders, checkpoints=checkpoints, results=results, revisions=split_csv(revision),
                        language=language, tokens=tokens, max_pairs=max_pairs, split=split, seed=seed,
-                       batch_rows=batch_rows, dtype=dtype, device=device, show_progress=show_progress and is_tty())
+                       batch_rows=batch_rows, dtype=dtype, device=device, show_progress=show_progress)
         if not df.empty:
             last = df[df["checkpoint"] == df["checkpoint"].max()] if df["checkpoint"].notna().any() else df
             best = last.loc[last["value"].idxmax()]
