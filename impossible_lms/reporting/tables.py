@@ -44,8 +44,9 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ILMError(f"results are missing column(s) {', '.join(missing)}; are these ilm results?")
     df = df.copy()
-    if "layer" not in df.columns:
-        df["layer"] = np.nan
+    for col in ("layer", "position", "label"):
+        if col not in df.columns:
+            df[col] = np.nan
     # Float, not the store's nullable Int64: NaN-aware numpy maths and plotting downstream.
     df["checkpoint"] = pd.to_numeric(df["checkpoint"], errors="coerce").astype(float)
     df["layer"] = pd.to_numeric(df["layer"], errors="coerce").astype(float)
@@ -79,7 +80,9 @@ def _text(value) -> str:
     return str(value)
 
 
-_ROW_KEYS = ["subject", "language", "model", "seed", "eval_language", "metric", "subset", "layer", "checkpoint"]
+# position, label: the analyses' cells (impossible_lms/analysis); empty in eval rows
+_ROW_KEYS = ["subject", "language", "model", "seed", "eval_language", "metric", "subset", "layer", "checkpoint",
+             "position", "label"]
 
 
 def _drop_duplicates(df: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from impossible_lms.reporting.languages import sort_key
 from impossible_lms.reporting.stats import mean_interval
-from impossible_lms.reporting.tables import _aggregate
+from impossible_lms.reporting.tables import EXTRA_KEYS, _aggregate
 
 Tables = dict[str, pd.DataFrame]
 
@@ -69,7 +69,7 @@ def iia_tables(rows: pd.DataFrame) -> Tables:
     cells = _aggregate(rows, ["language", "model", "checkpoint", "layer", "position"], mean_interval)
     cells = (cells.assign(_order=cells["language"].map(sort_key))
              .sort_values(["_order", "model", "checkpoint", "layer", "position"], kind="stable").drop(columns="_order"))
-    best = (rows.groupby(["language", "model", "seed", "checkpoint"], dropna=False, sort=False)["value"]
+    best = (rows.groupby(["language", "model", *EXTRA_KEYS, "seed", "checkpoint"], dropna=False, sort=False)["value"]
             .max().reset_index())
     return {"iia": cells.reset_index(drop=True),
             "iia_max": _aggregate(best, ["language", "model", "checkpoint"], mean_interval)}
