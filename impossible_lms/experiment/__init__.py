@@ -20,6 +20,7 @@ estimate), ``stamps`` (what is done), ``stages`` (the stage functions and the ru
 
 from impossible_lms.experiment.config import (
     HOP_ONLY_METRICS, CorpusSpec, EvalSpec, ExperimentConfig, ReportSpec, check_names, load_experiment, validate,
+    validate_experiment,
 )
 from impossible_lms.experiment.emit import emit_slurm, emit_torchrun, perturb_command, train_command
 from impossible_lms.experiment.plan import (
@@ -35,5 +36,5 @@ __all__ = [
     "HOP_ONLY_METRICS", "Plan", "ReportSpec", "Run", "Stages", "Step", "check_names", "default_stages",
     "emit_slurm", "emit_torchrun", "eval_metrics", "format_plan", "load_experiment", "perturb_command",
     "plan_experiment", "read_stamp", "run_dir", "run_experiment", "select_runs", "slug", "throughput",
-    "tokens_per_run", "train_command", "validate", "write_stamp",
+    "tokens_per_run", "train_command", "validate", "validate_experiment", "write_stamp",
 ]

@@ -95,6 +95,48 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg
 
 
+def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Every setting `ilm run` can check, checked before any stage runs.
+
+    A bad ``eval.checkpoints`` or ``corpus.workers`` used to surface only when its
+    stage started, after hours of the stages before it. Beyond :func:`validate`
+    (languages and their parameters, models, seeds, report formats): the corpus
+    worker count, the eval checkpoint spec and option names, and the shared train
+    config (its types, fixed-length fields and numeric ranges).
+    """
+    import inspect
+
+    from impossible_lms.evaluation.subjects import parse_checkpoints
+    from impossible_lms.experiment.plan import _train_overrides
+    from impossible_lms.training.config import TrainConfig, check_train_config
+
+    validate(cfg)
+    if cfg.corpus.workers < 1:
+        raise ILMError(f"corpus.workers must be at least 1, got {cfg.corpus.workers}")
+    bad_seeds = [s for s in cfg.seeds if s < 0]
+    if bad_seeds:
+        raise ILMError(f"seeds must be >= 0, got {bad_seeds[0]}")
+    try:
+        parse_checkpoints(cfg.eval.checkpoints)
+    except ILMError as e:
+        raise ILMError(f"eval.checkpoints: {e}") from None
+    from impossible_lms.evaluation import evaluate
+
+    takes = set(inspect.signature(evaluate).parameters) - {"subject", "data", "checkpoints", "metrics", "results"}
+    for name in cfg.eval.options:
+        if name not in takes:
+            raise ILMError(f"eval.options: unknown option {name!r}{did_you_mean(name, takes)}; it takes {', '.join(sorted(takes))}")
+    try:
+        train = load_config(TrainConfig, overrides=_train_overrides(cfg))
+    except ILMError as e:
+        raise ILMError(f"train: {e}") from None
+    try:
+        check_train_config(train)
+    except ILMError as e:
+        raise ILMError(f"train: {e}") from None
+    return cfg
+
+
 def check_names(cfg: ExperimentConfig) -> None:
     """Model presets and metric names exist: fail before hours of perturbing, not after.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from impossible_lms.config import load_config, save_config
-from impossible_lms.experiment.config import ExperimentConfig, check_names
+from impossible_lms.experiment.config import ExperimentConfig, check_names, validate_experiment
 from impossible_lms.experiment.plan import (
     ExperimentResult, Run, _train_config_class, _train_overrides, eval_metrics, plan_experiment, run_dir, slug,
 )
@@ -72,6 +72,7 @@ def run_experiment(
     result = ExperimentResult(plan)
     if dry_run:
         return result
+    validate_experiment(cfg)  # the whole experiment, before the first stage
     if stages is None:
         check_names(cfg)
         stages = default_stages()

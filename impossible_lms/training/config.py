@@ -99,6 +99,28 @@ OPERATIONAL_FIELDS = (
 )
 
 
+def check_train_config(cfg: TrainConfig) -> None:
+    """ILMError for numeric settings no run can use, before any work (``train`` and ``ilm run`` call it)."""
+    from impossible_lms.errors import ILMError
+    from impossible_lms.training.schedule import check_schedule
+
+    check_schedule(cfg.schedule)
+    o = cfg.optim
+    for name, value, ok, want in [
+        ("optim.lr", o.lr, o.lr > 0, "> 0"), ("optim.eps", o.eps, o.eps > 0, "> 0"),
+        ("optim.weight_decay", o.weight_decay, o.weight_decay >= 0, ">= 0"),
+        ("optim.grad_clip", o.grad_clip, o.grad_clip >= 0, ">= 0 (0 disables clipping)"),
+        *[(f"optim.betas[{i}]", b, 0 <= b < 1, "in [0, 1)") for i, b in enumerate(o.betas)],
+    ]:
+        if not ok:
+            raise ILMError(f"{name} must be {want}, got {value}")
+    for name, value, least in [("logging.every", cfg.logging.every, 1), ("checkpoint.every", cfg.checkpoint.every, 0),
+                               ("checkpoint.keep", cfg.checkpoint.keep or 1, 1), ("batch.tokens", cfg.batch.tokens, 1),
+                               ("batch.sequences", cfg.batch.sequences or 1, 1), ("batch.micro", cfg.batch.micro or 1, 1)]:
+        if value < least:
+            raise ILMError(f"{name} must be at least {least}, got {value}")
+
+
 def load_train_config(yaml_path: str | Path | None = None, overrides: Any = None) -> TrainConfig:
     return load_config(TrainConfig, yaml_path, overrides)
 

@@ -36,7 +36,7 @@ from impossible_lms.training.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from impossible_lms.training.config import TrainConfig
+from impossible_lms.training.config import TrainConfig, check_train_config
 from impossible_lms.training.data import PackedBlocks, packed_blocks, read_dataset_info
 from impossible_lms.training.distributed import DistContext, setup
 from impossible_lms.training.logging import MetricsLogger, peak_flops
@@ -48,7 +48,7 @@ from impossible_lms.training.run import (
     write_run_files,
     write_run_json,
 )
-from impossible_lms.training.schedule import check_schedule, lr_at
+from impossible_lms.training.schedule import lr_at
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,7 @@ def seed_everything(seed: int) -> None:
 
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Train (or continue) the run for ``cfg``; returns the run folder."""
-    check_schedule(cfg.schedule)
-    _check_counts(cfg)
+    check_train_config(cfg)
     info = read_dataset_info(cfg.data)
     dctx = setup(cfg.device)
     try:
@@ -161,13 +160,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             return _train(cfg, info, dctx, progress)
     finally:
         dctx.close()
-
-
-def _check_counts(cfg: TrainConfig) -> None:
-    for name, value, least in [("logging.every", cfg.logging.every, 1), ("checkpoint.every", cfg.checkpoint.every, 0),
-                               ("checkpoint.keep", cfg.checkpoint.keep or 1, 1), ("batch.tokens", cfg.batch.tokens, 1)]:
-        if value < least:
-            raise ILMError(f"{name} must be at least {least}, got {value}")
 
 
 def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Path:
