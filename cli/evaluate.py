@@ -13,7 +13,7 @@ from cli.common import command, console, split_csv
 def register(app: typer.Typer) -> None:
     @command(app, "eval")
     def eval_cmd(
-        subject: str = typer.Argument(..., help="A run folder, a checkpoint folder, or a Hugging Face model id/folder."),
+        subject: str = typer.Argument(..., help="A run folder, a checkpoint folder, a model folder, or hf:org/name (published checkpoints, read from the local Hugging Face cache; --checkpoints picks checkpoint-N revisions)."),
         data: List[Path] = typer.Option(..., "--data", "-d", help="Dataset folder(s) from `ilm perturb` (repeatable or comma-separated)."),
         checkpoints: Optional[str] = typer.Option(
             None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all.", show_default="all complete ones"

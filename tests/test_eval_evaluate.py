@@ -175,14 +175,6 @@ def test_model_vocabulary_smaller_than_the_data_is_refused(toy, tmp_path):
         evaluate(run, big, checkpoints="100")
 
 
-def test_hub_revision_that_does_not_exist(toy, monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    root, data, run = toy
-    with pytest.raises(ILMError, match="cannot load mission-impossible-lms/no-such-model@checkpoint-100"):
-        evaluate("mission-impossible-lms/no-such-model", data, checkpoints="100")
-
-
 @pytest.mark.parametrize("kwargs, message", [
     ({"metrics": ["nope"]}, "unknown metric 'nope'"),
     ({"unit": "bans"}, "unit 'bans'"),
@@ -231,17 +223,6 @@ def test_sentences_longer_than_the_context_are_left_out_and_counted(tmp_path):
     assert 0 < len(fits) < 12
     assert df.loc[("perplexity", "test_affected"), "count"] == len(fits)
     assert df.loc[("marker_surprisal", "test_affected"), "count"] == len(fits_eos)
-
-
-def test_hub_subjects_map_checkpoints_to_revisions():
-    from impossible_lms.evaluation.subjects import resolve_subject
-
-    subj = resolve_subject("mission-impossible-lms/no-hop-gpt2", "100-300:100", ["main"])
-    assert [(t.step, t.revision) for t in subj.targets] == [
-        (100, "checkpoint-100"), (200, "checkpoint-200"), (300, "checkpoint-300"), (None, "main")]
-    assert subj.kind == "hub" and subj.model == "no-hop-gpt2"
-    assert [(t.step, t.revision) for t in resolve_subject("org/m", None, ["checkpoint-700"]).targets] == [
-        (700, "checkpoint-700")]
 
 
 def test_relative_and_absolute_paths_share_stored_results(toy, tmp_path, monkeypatch, count_loads):

@@ -80,6 +80,11 @@ def resolve_subject(subject: str | Path, checkpoints=None, revisions: list[str] 
         raise ILMError(f"{path} is not a run folder, checkpoint folder or model folder (no run.json, checkpoint-*/ or config.json)")
     if path.exists():
         raise ILMError(f"{path} is a file; give a run folder, a checkpoint folder or a model id")
+    if str(subject).startswith(HUB_PREFIX):
+        repo = str(subject)[len(HUB_PREFIX):]
+        if not _looks_like_hub_id(repo):
+            raise ILMError(f"{subject}: not a Hugging Face model id (hf:org/name)")
+        return _hub_subject(repo, wanted, revisions)
     if _looks_like_hub_id(str(subject)):
         return _hub_subject(str(subject), wanted, revisions)
     raise ILMError(f"{subject}: no such folder (and not a Hugging Face model id)")
@@ -124,13 +129,80 @@ def _folder_subject(path: Path) -> Subject:
 
 
 def _hub_subject(repo: str, wanted: list[int] | None, revisions: list[str] | None) -> Subject:
-    """Published checkpoints are revisions ``checkpoint-<step>`` of one hub repository."""
+    """Published checkpoints are revisions ``checkpoint-<step>`` of one hub repository, read from the
+    local Hugging Face cache only (ilm never downloads); every revision is checked before any work."""
     targets = [Target(s, repo, f"checkpoint-{s}") for s in wanted or []]
     targets += [Target(_revision_step(r, strict=False), repo, r) for r in revisions or []]
     if not targets:
         targets = [Target(None, repo, None)]
     unique = list({(t.location, t.revision): t for t in targets}.values())
-    return Subject(name=repo, kind="hub", targets=unique, model=repo.split("/")[-1])
+    cache = hub_cache_dir()
+    found = {t: cached_snapshot(repo, t.revision, cache) for t in unique}
+    missing = [t.revision or "main" for t, snap in found.items() if snap is None]
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" ... ({len(missing)} in all)" if len(missing) > 4 else "")
+        raise ILMError(
+            f"{repo}: {shown} not in the local Hugging Face cache ({cache}); ilm does not download. Where there is "
+            f"network: `hf download {repo} --revision {missing[0]}` for each (`huggingface-cli download` before "
+            f"huggingface_hub 1.0), then set HF_HUB_CACHE to that cache")
+    # the snapshot folder is what gets loaded (offline, through the strict loaders); the revision labels it
+    resolved = [Target(t.step, str(found[t]), t.revision) for t in unique]
+    language, preset = published_names(repo)
+    org = repo.split("/")[0] if "/" in repo else ""
+    return Subject(name=repo, kind="hub", targets=resolved, language=language,
+                   model=f"{org}/{preset}" if preset and org else repo.split("/")[-1], info={"repo": repo})
+
+
+HUB_PREFIX = "hf:"
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment now (HF_HUB_CACHE, else HF_HOME/hub)."""
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def cached_snapshot(repo: str, revision: str | None, cache: Path) -> Path | None:
+    """``models--org--name/snapshots/<commit>/`` for a revision (a ref such as ``checkpoint-100``
+    resolved through ``refs/<revision>``, or a commit hash), when it holds a model; else None."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    rev = revision or "main"
+    if re.fullmatch(r"[0-9a-f]{40}", rev):
+        commit = rev
+    else:
+        ref = folder / "refs" / rev
+        if not ref.is_file():
+            return None
+        commit = ref.read_text(encoding="utf-8").strip()
+    snap = folder / "snapshots" / commit
+    return snap if (snap / "config.json").is_file() and any((snap / w).exists() for w in _WEIGHTS) else None
+
+
+# mission-impossible-lms/<language>-gpt2[-no-pos]: "local-shuffle-w3" → local_shuffle:w=3, ...
+_PUBLISHED = re.compile(r"^(?P<language>.+?)-gpt2(?P<nopos>-no-pos)?$")
+_PARAMS = ((re.compile(r"^(local_shuffle)_w(\d+)$"), r"\1:w=\2"),
+           (re.compile(r"^(deterministic_shuffle)_s(?:eed)?(\d+)$"), r"\1:seed=\2"))
+
+
+def published_names(repo: str) -> tuple[str | None, str | None]:
+    """(ilm language, ilm model preset) of a published checkpoint's repository name, None where unknown."""
+    m = _PUBLISHED.match(repo.split("/")[-1])
+    if not m:
+        return None, None
+    name = m.group("language").replace("-", "_")
+    for pattern, repl in _PARAMS:
+        name = pattern.sub(repl, name)
+    from perturbations import get_language
+
+    try:
+        language = get_language(name).name
+    except Exception:  # not one of ours: rows take the data's language
+        language = None
+    return language, "gpt2-nopos" if m.group("nopos") else "gpt2"
 
 
 def _find_checkpoints(run: Path) -> dict[int, Path]:
