@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,12 +29,19 @@ def data(tmp_path_factory):
     return make_toy_dataset(tmp_path_factory.mktemp("data") / "toy", sentences=60, vocab_size=64)
 
 
-@pytest.fixture
-def run(data, tmp_path):
-    """A finished 2-step run whose newest checkpoint is then removed, so a rerun resumes from step 1."""
-    folder = train(resolve_train_config(None, [*TINY, f"data={data}", f"out={tmp_path}", "schedule.steps=3"]), progress=False)
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """A finished 3-step run whose newest checkpoint is then removed, so a rerun resumes from step 2."""
+    out = tmp_path_factory.mktemp("trained")
+    folder = train(resolve_train_config(None, [*TINY, f"data={data}", f"out={out}", "schedule.steps=3"]), progress=False)
     shutil.rmtree(folder / "checkpoint-3")
     return folder
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    """A private copy of ``trained`` (its config.yaml names the copy's folder via --resume)."""
+    return Path(shutil.copytree(trained, tmp_path / "run"))
 
 
 class Payload:
