@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         only: Optional[List[str]] = typer.Option(
             None, "--only", help="Only runs matching LANG/MODEL/SEED globs, e.g. '*hop*/gpt2/0' (repeatable)."
         ),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and a GPU-hours estimate; run nothing."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and a device-hours estimate (model FLOPs over a recorded or briefly measured device rate); run nothing."),
         emit: Optional[str] = typer.Option(
             None, "--emit", help="Print training commands instead of running: 'torchrun' (one line per run) "
             "or 'slurm' (writes an array script)."
@@ -44,7 +44,11 @@ def register(app: typer.Typer) -> None:
         result = run_experiment(cfg, dry_run=dry_run, only=only,
                                 log=lambda msg: err_console.print(f"[bold]ilm run[/] {msg}", highlight=False))
         if dry_run:
-            console.print(format_plan(result.plan), highlight=False, markup=False)
+            from impossible_lms.estimate import estimate_training
+
+            plan = result.plan
+            estimate = estimate_training(cfg, plan.tokens_per_run, plan.runs) if plan.tokens_per_run else None
+            console.print(format_plan(plan, estimate), highlight=False, markup=False, soft_wrap=True)
             return
         _print_summary(cfg, result)
 

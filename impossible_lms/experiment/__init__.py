@@ -19,22 +19,22 @@ estimate), ``stamps`` (what is done), ``stages`` (the stage functions and the ru
 """
 
 from impossible_lms.experiment.config import (
-    HOP_ONLY_METRICS, CorpusSpec, EvalSpec, ExperimentConfig, ReportSpec, check_names, load_experiment, validate,
-    validate_experiment,
+    HOP_ONLY_METRICS, CorpusSpec, EstimateSpec, EvalSpec, ExperimentConfig, ReportSpec, check_names, load_experiment,
+    validate, validate_experiment,
 )
 from impossible_lms.experiment.emit import emit_slurm, emit_torchrun, perturb_command, train_command
 from impossible_lms.experiment.plan import (
-    DEFAULT_THROUGHPUT, FALLBACK_THROUGHPUT, ExperimentResult, Plan, Run, Step, _train_config_class,
-    _train_overrides, eval_metrics, format_plan, plan_experiment, run_dir, select_runs, slug, throughput,
+    ExperimentResult, Plan, Run, Step, _train_config_class,
+    _train_overrides, eval_metrics, format_plan, plan_experiment, run_dir, select_runs, slug,
     tokens_per_run,
 )
 from impossible_lms.experiment.stamps import read_stamp, write_stamp
 from impossible_lms.experiment.stages import Stages, default_stages, run_experiment
 
 __all__ = [
-    "CorpusSpec", "DEFAULT_THROUGHPUT", "EvalSpec", "ExperimentConfig", "ExperimentResult", "FALLBACK_THROUGHPUT",
+    "CorpusSpec", "EstimateSpec", "EvalSpec", "ExperimentConfig", "ExperimentResult",
     "HOP_ONLY_METRICS", "Plan", "ReportSpec", "Run", "Stages", "Step", "check_names", "default_stages",
     "emit_slurm", "emit_torchrun", "eval_metrics", "format_plan", "load_experiment", "perturb_command",
-    "plan_experiment", "read_stamp", "run_dir", "run_experiment", "select_runs", "slug", "throughput",
+    "plan_experiment", "read_stamp", "run_dir", "run_experiment", "select_runs", "slug",
     "tokens_per_run", "train_command", "validate", "validate_experiment", "write_stamp",
 ]

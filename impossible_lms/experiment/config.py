@@ -34,6 +34,15 @@ class ReportSpec:
 
 
 @dataclass
+class EstimateSpec:
+    """How --dry-run gets a device rate (impossible_lms.estimate): recorded, else measured here."""
+
+    flops_per_s: float | None = None  # achieved training FLOP/s measured on the target device
+    device: str = "auto"  # where to calibrate when nothing is recorded: auto (cuda if present), cpu, cuda:N
+    seconds: float = 2.0  # calibration time per model preset
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     out: Path = Path("runs/experiment")  # everything goes under here: data/ runs/ results/ report/
@@ -44,7 +53,8 @@ class ExperimentConfig:
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields shared by every run
     eval: EvalSpec = field(default_factory=EvalSpec)
     report: ReportSpec = field(default_factory=ReportSpec)
-    throughput: dict[str, float] = field(default_factory=dict)  # measured tokens/s per preset (estimate only)
+    throughput: dict[str, float] = field(default_factory=dict)  # recorded tokens/s per preset on the target device
+    estimate: EstimateSpec = field(default_factory=EstimateSpec)
     gpus_per_run: int = 1  # for --emit torchrun/slurm
     # Intra-op CPU threads for in-process training and evaluation; None keeps torch's
     # default. Tiny models on a shared CPU run several times faster with 1 (no spinning).

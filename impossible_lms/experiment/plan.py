@@ -13,21 +13,6 @@ from impossible_lms.experiment.config import HOP_ONLY_METRICS, ExperimentConfig
 from impossible_lms.experiment.stamps import _status
 from impossible_lms.io import fingerprint
 
-# Rough training throughput (tokens/s on one A100/H100-class GPU, bf16, no compile)
-# per model preset, for the --dry-run estimate only; an experiment may declare
-# measured numbers under `throughput:`.
-DEFAULT_THROUGHPUT: dict[str, float] = {
-    "gpt2": 150_000.0,
-    "gpt2-nopos": 150_000.0,
-    "gpt2-rotary": 140_000.0,
-    "gpt2-alibi": 140_000.0,
-    "backpack-gpt2": 60_000.0,
-    "tiny-gpt2": 2_000_000.0,
-    "tiny-gpt2-nopos": 2_000_000.0,
-    "tiny-gpt2-rotary": 2_000_000.0,
-    "tiny-backpack": 1_000_000.0,
-}
-FALLBACK_THROUGHPUT = 100_000.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +45,6 @@ class Plan:
     runs: list[Run]
     steps: list[Step]
     tokens_per_run: int | None
-    gpu_hours: float | None
 
     def todo(self, stage: str | None = None) -> list[Step]:
         return [s for s in self.steps if s.status == "todo" and (stage is None or s.stage == stage)]
@@ -132,11 +116,7 @@ def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Pla
     report_fp = fingerprint("report", sorted(eval_fps), cfg.report.formats)
     evals = [s for s in steps if s.stage == "eval"]
     steps.append(Step("report", "report", report_fp, _status(cfg, "report", "report", report_fp, evals)))
-    tokens = tokens_per_run(cfg)
-    hours = None
-    if tokens is not None:
-        hours = sum(tokens / throughput(cfg, r.model) for r in runs) / 3600.0
-    return Plan(cfg, runs, steps, tokens, hours)
+    return Plan(cfg, runs, steps, tokens_per_run(cfg))
 
 
 def tokens_per_run(cfg: ExperimentConfig) -> int | None:
@@ -163,12 +143,8 @@ def _train_config_class():
     return TrainConfig
 
 
-def throughput(cfg: ExperimentConfig, model: str) -> float:
-    return float(cfg.throughput.get(model, DEFAULT_THROUGHPUT.get(model, FALLBACK_THROUGHPUT)))
-
-
-def format_plan(plan: Plan) -> str:
-    """The --dry-run text: one line per step, then totals."""
+def format_plan(plan: Plan, estimate=None) -> str:
+    """The --dry-run text: one line per step, then totals (and ``estimate``'s lines, with their basis)."""
     cfg = plan.config
     lines = [f"experiment {cfg.name}: {len(plan.runs)} run(s) under {cfg.out}"]
     for step in plan.steps:
@@ -176,12 +152,8 @@ def format_plan(plan: Plan) -> str:
         lines.append(f"  [{mark}] {step.stage:<7} {step.key}")
     todo = {s: len(plan.todo(s)) for s in ("perturb", "train", "eval", "report")}
     lines.append("to do: " + ", ".join(f"{n} {s}" for s, n in todo.items()))
-    if plan.gpu_hours is not None:
-        rates = ", ".join(f"{m} {throughput(cfg, m):,.0f} tok/s" for m in dict.fromkeys(r.model for r in plan.runs))
-        lines.append(
-            f"estimate: {plan.tokens_per_run:,} tokens per run, {plan.gpu_hours:.2f} GPU-hours "
-            f"for all {len(plan.runs)} runs (training only; at {rates})"
-        )
+    if estimate is not None:
+        lines += estimate.lines()
     return "\n".join(lines)
 
 
