@@ -18,7 +18,12 @@ def register(app: typer.Typer) -> None:
             None, "--experiment", help="An experiment YAML: check what it needs (tokenizer, tagger, corpus, disk)."
         ),
     ) -> None:
-        """Python, torch/CUDA/flash-attn, tokenizer and tagger data, corpus layout and disk space."""
+        """Python, torch/CUDA/flash-attn, tokenizer and tagger data, corpus, disk, and a run's setup and speed.
+
+        The run setup is what `ilm train` would use here: device, precision,
+        attention backend, torch.compile. With --experiment it also warns when
+        the runs would be far slower than expected (e.g. a 50k vocabulary on a CPU).
+        """
         from rich.markup import escape
         from rich.table import Table
 

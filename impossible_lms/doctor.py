@@ -103,6 +103,7 @@ class Environment:
     nltk_has: Callable[[str], bool] = _nltk_has
     stanza_dir: Callable[[], Path] = _stanza_dir
     disk_free: Callable[[Path], int] = _disk_free
+    run_setup: Callable[[dict | None], dict] = lambda train: run_setup(train)  # device, precision, ...
 
 
 def diagnose(corpus: str | Path | None = None, experiment: str | Path | None = None,
@@ -124,6 +125,11 @@ def diagnose(corpus: str | Path | None = None, experiment: str | Path | None = N
         checks.append(check_babylm(Path(corpus), cfg.corpus.options if cfg else None))
     if cfg is not None:
         checks.append(check_disk(cfg, env))
+    if any(c.name == "torch" and c.status == "ok" for c in checks):  # a run's setup needs torch
+        setup = env.run_setup(cfg.train if cfg is not None else None)
+        checks.append(check_run(setup))
+        if cfg is not None:
+            checks.append(check_speed(cfg, setup))
     return checks
 
 
@@ -261,3 +267,70 @@ def require_ok(checks: list[Check]) -> None:
     bad = fatal(checks)
     if bad:
         raise ILMError(f"{bad[0].name}: {bad[0].detail}; {bad[0].fix}")
+
+
+# ---------------------------------------------------------------- the run's setup and speed
+
+# Training FLOPs per run above which a CPU run is "far slower than expected": at the
+# ~10 GFLOP/s a CPU sustains in training this is more than a few hours.
+CPU_SLOW_FLOPS = 1e14
+CPU_FLOPS = 1e10
+
+
+def run_setup(train: dict | None = None) -> dict:
+    """What a run with these TrainConfig fields would use here: device, precision, attention, compile."""
+    import importlib.util
+
+    import torch
+
+    from impossible_lms.config import load_config
+    from impossible_lms.models import model_config
+    from impossible_lms.models.attention import resolve_backend
+    from impossible_lms.training.config import TrainConfig
+    from impossible_lms.training.distributed import resolve_device
+    from impossible_lms.training.loop import resolve_precision
+
+    tc = load_config(TrainConfig, overrides=dict(train or {}))
+    device = resolve_device(tc.device)
+    precision = resolve_precision(tc, device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    overrides = {k: v for k, v in tc.model_overrides.items() if k != "vocab_size"}
+    attention = resolve_backend(model_config(tc.model, **overrides).attention, device, dtype)
+    compile_on = tc.compile if tc.compile is not None else device.type == "cuda"
+    # Inductor needs triton for CUDA kernels (a C++ compiler on CPU).
+    compile_ok = hasattr(torch, "compile") and (device.type != "cuda" or importlib.util.find_spec("triton") is not None)
+    return {"device": str(device), "precision": precision, "attention": attention,
+            "compile": compile_on, "compile_available": compile_ok}
+
+
+def check_run(setup: dict) -> Check:
+    detail = (f"device {setup['device']}, precision {setup['precision']}, attention {setup['attention']}, "
+              f"torch.compile {'on' if setup['compile'] else 'off'}"
+              + ("" if setup["compile_available"] else " (not available here)"))
+    if setup["compile"] and not setup["compile_available"]:
+        return Check("run setup", "warn", detail, "pip install triton, or train with --no-compile")
+    return Check("run setup", "ok", detail)
+
+
+def check_speed(cfg, setup: dict) -> Check:
+    """Warn when the experiment's runs would take far longer on this device than one expects (a 50k vocabulary on CPU)."""
+    from impossible_lms.estimate import model_cost, vocab_size
+    from impossible_lms.experiment import tokens_per_run
+
+    tokens = tokens_per_run(cfg) or 0
+    vocab = vocab_size(cfg)
+    overrides = dict(cfg.train.get("model_overrides") or {})
+    worst = max((model_cost(m, vocab, overrides) for m in cfg.models), key=lambda c: c.flops_per_token)
+    total = worst.flops_per_token * tokens
+    head = model_cost(worst.model, 1, overrides).flops_per_token  # the same model without its vocabulary
+    vocab_share = 1 - head / worst.flops_per_token
+    detail = (f"{worst.model}, vocabulary {vocab:,}: {worst.flops_per_token / 1e6:,.1f} MFLOP/token × {tokens:,} "
+              f"tokens = {total:.2g} FLOP per run ({100 * vocab_share:.0f}% in the output layer)")
+    # On a CPU a big vocabulary is what hurts: GPT-2's 50k makes a tiny model ~8x slower than a 4k one.
+    vocab_bound = vocab_share > 0.5 and vocab > 10_000
+    if setup["device"].startswith("cpu") and (total > CPU_SLOW_FLOPS or vocab_bound):
+        hours = total / CPU_FLOPS / 3600
+        return Check("speed", "warn", f"{detail}: about {hours:,.1f} h per run on a CPU",
+                     "train on a GPU, or for a CPU try: tokenizer: fallback (a small vocabulary), tiny models, fewer steps"
+                     " (`ilm run --dry-run` measures this machine)")
+    return Check("speed", "ok", detail)

@@ -21,7 +21,11 @@ def fake_env(modules=("torch", "nltk"), cuda=False, cached=(), nltk=(), stanza_d
         nltk_has=lambda resource: resource in nltk,
         stanza_dir=lambda: stanza_dir,
         disk_free=lambda path: free,
+        run_setup=lambda train: dict(CPU_SETUP),
     )
+
+
+CPU_SETUP = {"device": "cpu", "precision": "fp32", "attention": "math", "compile": False, "compile_available": True}
 
 
 def by_name(checks):
@@ -30,7 +34,9 @@ def by_name(checks):
 
 def test_bare_cpu_machine_warns_but_nothing_is_fatal():
     checks = by_name(diagnose(env=fake_env()))
-    assert [n for n in checks] == ["python", "torch", "cuda", "flash-attn", "gpt2 tokenizer", "nltk tagger", "stanza tagger"]
+    assert [n for n in checks] == ["python", "torch", "cuda", "flash-attn", "gpt2 tokenizer", "nltk tagger", "stanza tagger",
+                                   "run setup"]
+    assert checks["run setup"].detail == "device cpu, precision fp32, attention math, torch.compile off"
     assert checks["python"].status == "ok" and checks["torch"].detail == "torch 9.9"
     assert checks["cuda"].status == "warn"
     assert checks["flash-attn"].status == "ok"  # irrelevant without CUDA
@@ -121,3 +127,27 @@ def test_cli_exit_codes(tmp_path, monkeypatch):
     assert "nothing fatal" in ok.output and "[stanza]" in ok.output.replace("\n", "")
     bad = CliRunner().invoke(app, ["doctor", "--corpus", str(tmp_path / "missing")])
     assert bad.exit_code == 1 and "1 fatal problem(s): corpus" in bad.output
+
+
+def test_run_setup_is_what_training_would_use_here():
+    setup = doctor.run_setup({"device": "cpu"})
+    assert setup == {"device": "cpu", "precision": "fp32", "attention": "math", "compile": False,
+                     "compile_available": True}
+    assert doctor.run_setup({"device": "cpu", "precision": "bf16", "compile": True})["precision"] == "bf16"
+    warn = doctor.check_run({**CPU_SETUP, "device": "cuda:0", "compile": True, "compile_available": False})
+    assert warn.status == "warn" and "--no-compile" in warn.fix and "(not available here)" in warn.detail
+
+
+def test_a_50k_vocabulary_on_cpu_warns(tmp_path):
+    from impossible_lms.experiment import load_experiment
+
+    demo = ROOT / "experiments" / "demo.yaml"
+    small = doctor.check_speed(load_experiment(demo, [f"out={tmp_path}"]), CPU_SETUP)
+    assert small.status == "ok" and "tiny-gpt2, vocabulary 4,098: 2.4 MFLOP/token × 409,600 tokens" in small.detail
+    big = load_experiment(demo, [f"out={tmp_path}", "corpus.tokenizer=gpt2"])
+    slow = doctor.check_speed(big, CPU_SETUP)
+    assert slow.status == "warn" and "vocabulary 50,259" in slow.detail and "% in the output layer" in slow.detail
+    assert "tokenizer: fallback" in slow.fix
+    assert doctor.check_speed(big, {**CPU_SETUP, "device": "cuda:0"}).status == "ok"
+    names = [c.name for c in diagnose(experiment=demo, env=fake_env())]
+    assert names[-2:] == ["run setup", "speed"]
