@@ -7,7 +7,7 @@ The rules every metric builds on (tests pin each of them):
   **unscored** (NaN) unless ``condition_on_eos`` prepends EOS, which makes
   ``t0`` scored as ``log p(t0 | EOS)``.
 - Sequences are sorted by length and cut into batches of at most
-  ``batch_tokens`` padded tokens, **right-padded** with an attention mask, so
+  ``batch_tokens`` padded tokens, **right-padded** (no attention mask needed: causal), so
   positions of real tokens are unchanged by padding and results do not depend
   on batch size (within float noise, < 1e-4).
 - Precision (``ScoreOptions.dtype``): ``float32`` by default, as the reference
@@ -179,13 +179,11 @@ def score_sequences(
         batch = [keep[j] for j in sub]
         width = lengths[batch[0]]
         ids = torch.zeros((len(batch), width), dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, i in enumerate(batch):
             ids[row, : lengths[i]] = torch.tensor(inputs[i], dtype=torch.long)
-            mask[row, : lengths[i]] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        ids = ids.to(device)
         with precision(model, options.dtype):
-            logits_by_head = _forward(model, ids, mask, heads)
+            logits_by_head = _forward(model, ids, heads)
         for head, logits in logits_by_head.items():
             lp = _target_logprobs(logits, ids).cpu().numpy()  # [B, width - 1]
             for row, i in enumerate(batch):
@@ -199,11 +197,15 @@ def score_sequences(
     return out
 
 
-def _forward(model, ids: torch.Tensor, mask: torch.Tensor, heads: list[int | None]) -> dict:
+def _forward(model, ids: torch.Tensor, heads: list[int | None]) -> dict:
+    # Right padding: causal attention already keeps pads (all after the real tokens)
+    # from every real token, and positions count from 0 either way, so no attention
+    # mask goes in: the plain causal kernel runs (no varlen, no host syncs, one compiled
+    # graph) and only real positions are read back (the loss is masked, not attention).
     if len(heads) > 1:
-        result = model(input_ids=ids, attention_mask=mask, output_exit_logits=True)
+        result = model(input_ids=ids, output_exit_logits=True)
         return {FINAL: result.logits, **{int(k): v for k, v in result.exit_logits.items() if int(k) in heads}}
-    return {FINAL: model(input_ids=ids, attention_mask=mask).logits}
+    return {FINAL: model(input_ids=ids).logits}
 
 
 def _target_logprobs(logits: torch.Tensor, ids: torch.Tensor, chunk: int = 8192) -> torch.Tensor:

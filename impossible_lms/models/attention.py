@@ -51,13 +51,39 @@ def alibi_slopes(n_head: int) -> torch.Tensor:
     return torch.tensor(power_of_two(closest) + extra)
 
 
+def document_starts(document_ids: torch.Tensor) -> torch.Tensor:
+    """True where a new document begins: one segment per run of equal ids ([0,0,1,1,0] is three).
+
+    Every backend (eager masks, flash-attn's varlen boundaries) and the positions
+    read segments this way, so an id that reappears later in a row is a new
+    document, never a continuation of the earlier one.
+    """
+    starts = torch.ones_like(document_ids, dtype=torch.bool)
+    starts[..., 1:] = document_ids[..., 1:] != document_ids[..., :-1]
+    return starts
+
+
 def document_positions(document_ids: torch.Tensor) -> torch.Tensor:
     """Positions restarting at 0 at every document boundary of a packed row ([B, T])."""
     idx = torch.arange(document_ids.shape[-1], device=document_ids.device).expand_as(document_ids)
-    starts = torch.ones_like(document_ids, dtype=torch.bool)
-    starts[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
-    start_idx = torch.where(starts, idx, torch.zeros_like(idx)).cummax(dim=-1).values
+    start_idx = torch.where(document_starts(document_ids), idx, torch.zeros_like(idx)).cummax(dim=-1).values
     return idx - start_idx
+
+
+def key_padding(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """The padding mask attention needs, or None when nothing is padded.
+
+    Eager: one check per forward (a host sync) so unpadded batches keep the
+    plain causal kernel. Under ``torch.compile`` the mask is kept as given: a
+    data-dependent branch would split the graph. Right-padded batches need no
+    mask at all (causal attention already hides later pads from real tokens):
+    the scorer passes none and reads only real positions.
+    """
+    if attention_mask is None:
+        return None
+    if not torch.compiler.is_compiling() and bool(attention_mask.bool().all()):
+        return None
+    return attention_mask.bool()
 
 
 # ---------------------------------------------------------------- masks
@@ -71,7 +97,7 @@ class AttnMask:
     k_len: int
     key_padding: torch.Tensor | None = None  # [B, k_len] bool, True = real token
     document_ids: torch.Tensor | None = None  # [B, k_len] int, packed documents
-    alibi: torch.Tensor | None = None  # [H] slopes
+    alibi: torch.Tensor | None = None  # [H] fp32 slopes, on the device (a model buffer)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -84,8 +110,8 @@ class AttnMask:
         kpos = torch.arange(self.k_len, device=device)
         ok = (kpos[None, :] <= qpos[:, None])[None, None]
         if self.document_ids is not None:
-            d = self.document_ids.to(device)
-            ok = ok & (d[:, None, -self.q_len :, None] == d[:, None, None, :])
+            seg = document_starts(self.document_ids.to(device)).cumsum(-1)  # run index per key
+            ok = ok & (seg[:, None, -self.q_len :, None] == seg[:, None, None, :])
         if self.key_padding is not None:
             diag = (kpos[None, :] == qpos[:, None])[None, None]
             # A padding query (left padding) would see no key at all: keep its
@@ -148,32 +174,43 @@ def _math(q, k, v, mask: AttnMask, scale: float, dropout: float = 0.0, upcast: b
 
 
 def _flash_attn(q, k, v, mask: AttnMask, scale: float, dropout: float = 0.0, upcast: bool = False):
-    """flash-attn 2: causal kernel; packed documents / padding through the varlen kernel."""
+    """flash-attn 2: causal kernel (ALiBi through its ``alibi_slopes``); packed documents / padding
+    through the varlen kernel, its boundaries computed once per forward (cached on the mask)."""
     from flash_attn import flash_attn_func, flash_attn_varlen_func
 
-    slopes = None if mask.alibi is None else mask.alibi.to(q.device, torch.float32)
-    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # → [B, T, H, D]
+    slopes = mask.alibi  # already fp32 [H] on the device
     if mask.document_ids is None and mask.key_padding is None:
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # → [B, T, H, D], last dim still contiguous
         out = flash_attn_func(q, k, v, dropout_p=dropout, softmax_scale=scale, causal=True, alibi_slopes=slopes)
         return out.transpose(1, 2)
-    if mask.q_len != mask.k_len:
-        raise ILMError("flash_attn backend: padding/documents with a KV cache are not supported; use sdpa")
-    B, T, H, D = q.shape
-    seg = mask.document_ids if mask.document_ids is not None else torch.zeros(B, T, dtype=torch.long, device=q.device)
-    if mask.key_padding is not None:  # padding tokens: their own segments, never seen by real ones
-        seg = torch.where(mask.key_padding.bool(), seg, -1 - torch.arange(T, device=q.device))
-    seg = seg + (torch.arange(B, device=q.device)[:, None] * (seg.abs().max() + T + 2))
-    flat = seg.flatten()
-    starts = torch.ones_like(flat, dtype=torch.bool)
-    starts[1:] = flat[1:] != flat[:-1]
-    bounds = torch.cat((starts.nonzero().flatten(), torch.tensor([flat.numel()], device=q.device)))
-    cu = bounds.to(torch.int32)
-    max_len = int((bounds[1:] - bounds[:-1]).max())
-    out = flash_attn_varlen_func(
-        q.reshape(B * T, H, D), k.reshape(B * T, H, D), v.reshape(B * T, H, -1), cu, cu, max_len, max_len,
-        dropout_p=dropout, softmax_scale=scale, causal=True, alibi_slopes=slopes,
-    )
+    if mask.q_len != mask.k_len:  # padding/documents with a KV cache (batched generation): no varlen form
+        return _sdpa(q, k, v, mask, scale, dropout, upcast)
+    B, H, T, D = q.shape
+    cu, max_len = _varlen_bounds(mask, q.device)
+    flat = [t.transpose(1, 2).reshape(B * T, H, -1) for t in (q, k, v)]
+    out = flash_attn_varlen_func(*flat, cu, cu, max_len, max_len, dropout_p=dropout, softmax_scale=scale,
+                                 causal=True, alibi_slopes=slopes)
     return out.reshape(B, T, H, -1).transpose(1, 2)
+
+
+def _varlen_bounds(mask: AttnMask, device: torch.device) -> tuple[torch.Tensor, int]:
+    """int32 ``cu_seqlens`` and the longest segment over the flattened batch: a segment starts at
+    each row, at each document run, and at every padding token (pads are their own segments)."""
+    if "varlen" not in mask._cache:
+        ref = mask.document_ids if mask.document_ids is not None else mask.key_padding
+        B, T = ref.shape
+        starts = torch.zeros(B, T, dtype=torch.bool, device=device)
+        starts[:, 0] = True
+        if mask.document_ids is not None:
+            starts |= document_starts(mask.document_ids.to(device))
+        if mask.key_padding is not None:
+            real = mask.key_padding.to(device).bool()
+            starts |= ~real
+            starts[:, 1:] |= ~real[:, :-1]
+        bounds = torch.cat((starts.flatten().nonzero().flatten(), torch.tensor([B * T], device=device)))
+        max_len = int((bounds[1:] - bounds[:-1]).max())  # the one host sync, once per forward
+        mask._cache["varlen"] = (bounds.to(torch.int32), max_len)
+    return mask._cache["varlen"]
 
 
 def _flash_available(device: torch.device, dtype: torch.dtype) -> bool:

@@ -13,7 +13,7 @@ import torch.nn as nn
 from transformers import GenerationMixin
 
 from impossible_lms.errors import ILMError
-from impossible_lms.models.attention import AttnMask, attend
+from impossible_lms.models.attention import AttnMask, attend, key_padding
 from impossible_lms.models.config import BackpackConfig
 from impossible_lms.models.gpt2 import MLP, ILMOutput, ILMPreTrainedModel, Transformer, lm_loss
 
@@ -98,8 +98,7 @@ class BackpackForCausalLM(ILMPreTrainedModel, GenerationMixin):
         h, _ = self.transformer(input_ids, attention_mask, document_ids)
         q, k = self.sense_weight_net(h)
         T = input_ids.shape[1]
-        padding = None if attention_mask is None or bool(attention_mask.bool().all()) else attention_mask.bool()
-        return q, k, AttnMask(T, T, key_padding=padding, document_ids=document_ids)
+        return q, k, AttnMask(T, T, key_padding=key_padding(attention_mask), document_ids=document_ids)
 
     def mix(self, senses: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """Σ_k α_k · senses_k: [B, T, k, d] × [B, k, T, T] → [B, T, d]."""
@@ -123,7 +122,7 @@ class BackpackForCausalLM(ILMPreTrainedModel, GenerationMixin):
             hidden = attend(backend, q, k, v, mask, q.shape[-1] ** -0.5).sum(dim=1)
         out = ILMOutput(logits=self.output_logits(hidden), contextualization=alpha)
         if labels is not None:
-            out.loss = lm_loss(out.logits, labels)
+            out.loss = lm_loss(out.logits, labels, attention_mask)
         return out
 
     def run_with_contextualization(self, input_ids: torch.Tensor, alpha: torch.Tensor) -> ILMOutput:

@@ -18,7 +18,8 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import ModelOutput
 
 from impossible_lms.errors import ILMError
-from impossible_lms.models.attention import AttnMask, alibi_slopes, attend, document_positions, resolve_backend, rotary
+from impossible_lms.models.attention import (AttnMask, alibi_slopes, attend, document_positions, key_padding,
+                                            resolve_backend, rotary)
 from impossible_lms.models.config import ILMConfig
 
 
@@ -122,6 +123,15 @@ class Transformer(nn.Module):
         self.drop = nn.Dropout(cfg.embd_pdrop)
         self.h = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        if cfg.position == "alibi":
+            # Derived, not learned: built once where the model lives (not per layer per forward),
+            # never saved; reset_derived() rebuilds it after a meta-device build.
+            self.register_buffer("alibi", alibi_slopes(cfg.n_head), persistent=False)
+
+    def reset_derived(self) -> None:
+        """Recompute the buffers derived from the config (ALiBi slopes), on the weights' device."""
+        if self.cfg.position == "alibi":
+            self.alibi = alibi_slopes(self.cfg.n_head).to(self.wte.weight.device)
 
     def context(self, input_ids, attention_mask, document_ids, past_len: int, dtype: torch.dtype) -> Context:
         B, T = input_ids.shape
@@ -133,13 +143,10 @@ class Transformer(nn.Module):
             positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
         else:
             positions = torch.arange(past_len, past_len + T, device=device).expand(B, T)
-        padding = None
-        if attention_mask is not None and not bool(attention_mask.bool().all()):
-            padding = attention_mask.bool()
-        # Slopes are computed per call, not stored as a buffer: buffers created
-        # by from_pretrained's meta-device init would come back uninitialised.
-        mask = AttnMask(T, past_len + T, key_padding=padding, document_ids=document_ids,
-                        alibi=alibi_slopes(self.cfg.n_head) if self.cfg.position == "alibi" else None)
+        # fp32 whatever the model's dtype (flash-attn's alibi_slopes contract); a no-op in fp32.
+        slopes = self.alibi.float() if self.cfg.position == "alibi" else None
+        mask = AttnMask(T, past_len + T, key_padding=key_padding(attention_mask), document_ids=document_ids,
+                        alibi=slopes)
         return Context(resolve_backend(self.cfg.attention, device, dtype), mask, positions)
 
     def forward(self, input_ids, attention_mask=None, document_ids=None, cache: DynamicCache | None = None,
@@ -180,8 +187,13 @@ class ExitHead(nn.Module):
         return self.proj(self.ln(h))
 
 
-def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross entropy in fp32; labels are the inputs (shifted here), -100 ignored."""
+def lm_loss(logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean next-token cross entropy in fp32; labels are the inputs (shifted here), -100 and pads ignored.
+
+    Padding positions (``attention_mask`` 0) never count, so right-padded batches
+    need no attention mask inside the model, only here."""
+    if attention_mask is not None:
+        labels = labels.masked_fill(attention_mask == 0, -100)
     return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
 
 
@@ -201,6 +213,8 @@ class ILMPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             module.weight.fill_(1.0)
             module.bias.zero_()
+        elif isinstance(module, Transformer):
+            module.reset_derived()
         # GPT-2's scaled init of the projections into the residual stream.
         if isinstance(module, (Attention, MLP)) and module.c_proj.out_features == self.config.n_embd:
             module.c_proj.weight.normal_(0.0, std / (2 * self.config.n_layer) ** 0.5)
@@ -263,7 +277,8 @@ class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
             out.exit_logits = {l: self.exits[str(l)](layers[l])[..., : self.config.vocab_size]
                                for l in self.config.exit_layers}
         if labels is not None:
-            out.loss = lm_loss(out.logits, labels)
+            out.loss = lm_loss(out.logits, labels, attention_mask)
             if want_exits:
-                out.exit_loss = torch.stack([lm_loss(x, labels) for x in out.exit_logits.values()]).mean()
+                out.exit_loss = torch.stack([lm_loss(x, labels, attention_mask)
+                                             for x in out.exit_logits.values()]).mean()
         return out

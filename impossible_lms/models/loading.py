@@ -129,6 +129,7 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: 
     # random weights); tied weights are one parameter (the output reads wte), so
     # nothing needs re-tying, and the check below proves nothing stayed on meta.
     model.load_state_dict(state, strict=True, assign=True)
+    model.transformer.reset_derived()  # buffers that are not saved (ALiBi slopes) leave the meta device
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
         raise ILMError(f"{source}: no weights for {_summary(set(left))}")
