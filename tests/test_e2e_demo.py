@@ -49,9 +49,12 @@ def test_demo_end_to_end_then_rerun_does_nothing(tmp_path, one_thread):
     args = ["run", str(DEMO), "--set", f"out={out}", *sum((["--set", s] for s in SMALL), [])]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "10 step(s) run" in first.output  # 1 perturb call, 4 train, 4 eval, 1 report
+    assert "11 step(s) run" in first.output  # 1 perturb call, 4 train, 4 eval, 1 intervene (token_hop), 1 report
 
     report = out / "report"
+    iia = pd.read_csv(report / "iia.csv")  # experiment 3: IIA per layer x position, for the hop run only
+    assert set(iia.language) == {"token_hop"} and set(iia.layer) == {0, 1} and set(iia.position) == set(range(7))
+    assert iia.value.between(0, 100).all() and (report / "iia_token_hop_tiny-gpt2.png").is_file()
     final = pd.read_csv(report / "final.csv")
     ppl = final[(final.metric == "perplexity") & (final.subset == "test_affected")]
     assert sorted(ppl.language) == sorted(["no_shuffle", "local_shuffle:w=3", "partial_reverse", "token_hop"])

@@ -38,7 +38,11 @@ class FakeStages:
         self.calls = []
 
     def stages(self):
-        return Stages(self.perturb, self.train, self.evaluate, self.report)
+        return Stages(self.perturb, self.train, self.evaluate, self.report, analyses={"intervene": self.intervene})
+
+    def intervene(self, cfg, run, options):  # the analysis stage seam (experiment/analyses.py)
+        self.calls.append(("intervene", run.key))
+        return [self._touch(cfg.results_dir / f"{run.slug.replace('/', '_')}.iia")]
 
     def _touch(self, path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,12 +115,12 @@ def test_dry_run_plan_and_estimate(cfg):
     result = run_experiment(cfg, dry_run=True, stages=None)
     plan = result.plan
     assert result.executed == [] and not cfg.out.exists()
-    assert [s.stage for s in plan.steps] == ["perturb"] * 4 + ["train", "eval"] * 4 + ["report"]
+    assert [s.stage for s in plan.steps] == ["perturb"] * 4 + ["train", "eval"] * 4 + ["intervene", "report"]
     tokens = demo_train("schedule", "steps") * demo_train("batch", "tokens")
     assert plan.tokens_per_run == tokens
     text = format_plan(plan)
     assert "  [todo] train   token_hop/tiny-gpt2/0" in text
-    assert "to do: 4 perturb, 4 train, 4 eval, 1 report" in text
+    assert "to do: 4 perturb, 4 train, 4 eval, 1 intervene, 1 report" in text
     assert "estimate:" not in text  # the estimate is its own step (impossible_lms.estimate)
 
 
@@ -124,8 +128,8 @@ def test_run_then_rerun_does_nothing(cfg):
     fake = FakeStages()
     first = run_experiment(cfg, stages=fake.stages(), log=lambda m: None)
     assert fake.calls[0] == ("perturb", tuple(cfg.languages))
-    assert [c[0] for c in fake.calls] == ["perturb"] + ["train", "eval"] * 4 + ["report"]
-    assert len(first.executed) == 10
+    assert [c[0] for c in fake.calls] == ["perturb"] + ["train", "eval"] * 4 + ["intervene", "report"]
+    assert len(first.executed) == 11  # the interventions run on the hop language only
     assert (cfg.out / "experiment.yaml").is_file()
 
     fake.calls.clear()
@@ -146,7 +150,12 @@ def test_changes_rerun_only_what_they_affect(cfg):
     fake.calls.clear()
     cfg.train = {**cfg.train, "optim": {"lr": 1e-3}}
     run_experiment(cfg, stages=fake.stages(), log=lambda m: None)
-    assert [c[0] for c in fake.calls] == ["train", "eval"] * 4 + ["report"]
+    assert [c[0] for c in fake.calls] == ["train", "eval"] * 4 + ["intervene", "report"]
+
+    fake.calls.clear()  # an analysis option: only that analysis and the report
+    cfg.analyses = {"intervene": {**cfg.analyses["intervene"], "max_pairs": 8}}
+    run_experiment(cfg, stages=fake.stages(), log=lambda m: None)
+    assert fake.calls == [("intervene", "token_hop/tiny-gpt2/0"), ("report",)]
 
     fake.calls.clear()  # a deleted dataset: that language's whole chain reruns
     (cfg.data_dir / "partial_reverse" / "manifest.json").unlink()
@@ -159,7 +168,7 @@ def test_only_runs_the_selection(cfg):
     fake = FakeStages()
     run_experiment(cfg, only=["token_hop"], stages=fake.stages(), log=lambda m: None)
     assert fake.calls == [("perturb", ("token_hop",)), ("train", "token_hop/tiny-gpt2/0"),
-                          ("eval", "token_hop/tiny-gpt2/0"), ("report",)]
+                          ("eval", "token_hop/tiny-gpt2/0"), ("intervene", "token_hop/tiny-gpt2/0"), ("report",)]
 
 
 def test_a_failing_stage_leaves_no_stamp(cfg):
@@ -224,3 +233,10 @@ def test_unknown_model_or_metric_fails_before_any_work(cfg):
     with pytest.raises(ILMError, match="unknown metric 'marker_surprise'"):
         run_experiment(cfg, log=lambda m: None)
     assert not cfg.out.exists()
+
+
+def test_unknown_analysis_is_one_line(tmp_path):
+    from impossible_lms.errors import ILMError
+
+    with pytest.raises(ILMError, match="unknown analysis 'intervine'.*intervene"):
+        load_experiment(DEMO, [f"out={tmp_path}", "analyses={intervine: {}}"])

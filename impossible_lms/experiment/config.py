@@ -53,6 +53,9 @@ class ExperimentConfig:
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields shared by every run
     eval: EvalSpec = field(default_factory=EvalSpec)
     report: ReportSpec = field(default_factory=ReportSpec)
+    # analyses after training, by name (experiment/analyses.py), each with its function's options,
+    # e.g. {intervene: {checkpoints: all}}; an analysis runs on the runs whose language it applies to
+    analyses: dict[str, dict[str, Any]] = field(default_factory=dict)
     throughput: dict[str, float] = field(default_factory=dict)  # recorded tokens/s per preset on the target device
     estimate: EstimateSpec = field(default_factory=EstimateSpec)
     gpus_per_run: int = 1  # for --emit torchrun/slurm
@@ -102,6 +105,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     from impossible_lms.reporting import check_formats
 
     cfg.report.formats = check_formats(cfg.report.formats)
+    from impossible_lms.experiment.analyses import check_analyses
+
+    check_analyses(cfg.analyses)
+    cfg.analyses = {name: dict(options or {}) for name, options in cfg.analyses.items()}
     return cfg
 
 

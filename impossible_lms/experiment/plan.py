@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from impossible_lms.config import load_config, to_dict
 from impossible_lms.errors import ILMError
+from impossible_lms.experiment.analyses import analysis_steps
 from impossible_lms.experiment.config import HOP_ONLY_METRICS, ExperimentConfig
 from impossible_lms.experiment.stamps import _status
 from impossible_lms.io import fingerprint
@@ -32,7 +33,7 @@ class Run:
 
 @dataclass
 class Step:
-    stage: Literal["perturb", "train", "eval", "report"]
+    stage: str  # "perturb", "train", "eval", an analysis name (experiment/analyses.py), "report"
     key: str  # language, run key, or "report"
     fingerprint: str
     status: Literal["todo", "done"]
@@ -113,8 +114,12 @@ def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Pla
         eval_fp = fingerprint("eval", train_fp, eval_metrics(cfg, run.language), cfg.eval.checkpoints, cfg.eval.options)
         steps += [train, Step("eval", run.key, eval_fp, _status(cfg, "eval", run.key, eval_fp, [train]), run)]
         eval_fps.append(eval_fp)
+        for analysis in analysis_steps(cfg, run.language):  # experiment/analyses.py
+            fp = fingerprint(analysis.name, train_fp, cfg.analyses[analysis.name])
+            steps.append(Step(analysis.name, run.key, fp, _status(cfg, analysis.name, run.key, fp, [train]), run))
+            eval_fps.append(fp)
     report_fp = fingerprint("report", sorted(eval_fps), cfg.report.formats)
-    evals = [s for s in steps if s.stage == "eval"]
+    evals = [s for s in steps if s.stage not in ("perturb", "train")]
     steps.append(Step("report", "report", report_fp, _status(cfg, "report", "report", report_fp, evals)))
     return Plan(cfg, runs, steps, tokens_per_run(cfg))
 
@@ -150,7 +155,7 @@ def format_plan(plan: Plan, estimate=None) -> str:
     for step in plan.steps:
         mark = "done" if step.status == "done" else "todo"
         lines.append(f"  [{mark}] {step.stage:<7} {step.key}")
-    todo = {s: len(plan.todo(s)) for s in ("perturb", "train", "eval", "report")}
+    todo = {s: len(plan.todo(s)) for s in ("perturb", "train", "eval", *cfg.analyses, "report")}
     lines.append("to do: " + ", ".join(f"{n} {s}" for s, n in todo.items()))
     if estimate is not None:
         lines += estimate.lines()

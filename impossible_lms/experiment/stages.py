@@ -22,6 +22,15 @@ class Stages:
     train: Callable[[ExperimentConfig, Run], list[Path]]
     evaluate: Callable[[ExperimentConfig, Run], list[Path]]
     report: Callable[[ExperimentConfig], list[Path]]
+    # analysis name -> fn(cfg, run, options); None: the registry's (experiment/analyses.py)
+    analyses: dict[str, Callable[[ExperimentConfig, Run, dict], list[Path]]] | None = None
+
+    def analysis(self, name: str) -> Callable[[ExperimentConfig, Run, dict], list[Path]]:
+        if self.analyses is not None and name in self.analyses:
+            return self.analyses[name]
+        from impossible_lms.experiment.analyses import ANALYSES
+
+        return ANALYSES[name].run
 
 
 def _perturb(cfg: ExperimentConfig, languages: list[str]) -> list[Path]:
@@ -91,11 +100,13 @@ def run_experiment(
         for step in perturb:
             write_stamp(cfg, step, [p for p in outputs if slug(step.key) in p.parts] or outputs)
     for step in plan.steps:
-        if step.status == "done" or step.stage not in ("train", "eval"):
+        if step.status == "done" or step.stage in ("perturb", "report"):
             continue
         log(f"{step.stage}: {step.key}")
-        fn = stages.train if step.stage == "train" else stages.evaluate
-        outputs = fn(cfg, step.run)
+        if step.stage in ("train", "eval"):
+            outputs = (stages.train if step.stage == "train" else stages.evaluate)(cfg, step.run)
+        else:
+            outputs = stages.analysis(step.stage)(cfg, step.run, cfg.analyses[step.stage])
         result.executed.append(f"{step.stage}:{step.key}")
         write_stamp(cfg, step, outputs)
     report = plan.todo("report")

@@ -1,0 +1,79 @@
+"""The analysis stages of ``ilm run``: one registry, one entry per analysis.
+
+An experiment lists the analyses it runs under ``analyses:`` with their
+options (keyword arguments of the analysis function)::
+
+    analyses:
+      intervene: {checkpoints: all}
+
+Each entry says which languages it applies to and how to run it on one run;
+the planner adds one step per (analysis, run) after that run's training (its
+fingerprint covers the training step and the options), the runner calls it,
+and the report step depends on it. A new analysis registers one
+:class:`AnalysisStage` here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from impossible_lms.errors import ILMError, did_you_mean
+
+if TYPE_CHECKING:
+    from impossible_lms.experiment.config import ExperimentConfig
+    from impossible_lms.experiment.plan import Run
+
+
+@dataclass(frozen=True)
+class AnalysisStage:
+    name: str
+    applies: Callable[[str], bool]  # language name -> does this analysis make sense for its runs
+    run: Callable[["ExperimentConfig", "Run", dict], list[Path]]  # -> paths whose existence means done
+
+
+ANALYSES: dict[str, AnalysisStage] = {}
+
+
+def register_analysis(stage: AnalysisStage) -> AnalysisStage:
+    ANALYSES[stage.name] = stage
+    return stage
+
+
+def check_analyses(names) -> None:
+    for name in names:
+        if name not in ANALYSES:
+            raise ILMError(f"unknown analysis {name!r}{did_you_mean(name, ANALYSES)}; choose from {', '.join(ANALYSES)}")
+
+
+def analysis_steps(cfg: "ExperimentConfig", language: str) -> list[AnalysisStage]:
+    """The configured analyses that apply to ``language``, in the experiment's order."""
+    check_analyses(cfg.analyses)
+    return [ANALYSES[name] for name in cfg.analyses if ANALYSES[name].applies(language)]
+
+
+def _is_hop(language: str) -> bool:
+    from perturbations import get_language
+
+    return get_language(language).family == "hop"
+
+
+def _intervene(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
+    """Agreement pairs from the experiment's no_hop and word_hop data (perturbed here when the
+    experiment does not train them), then IIA for every checkpoint of the run."""
+    from impossible_lms.analysis.intervene import intervene
+    from impossible_lms.experiment.plan import run_dir, slug
+
+    needed = [lang for lang in ("no_hop", "word_hop") if not (cfg.data_dir / slug(lang) / "manifest.json").is_file()]
+    if needed:
+        from impossible_lms.perturb import perturb_corpus
+
+        perturb_corpus(needed, cfg.corpus.source, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
+                       tagger=cfg.corpus.tagger, workers=cfg.corpus.workers, corpus_options=cfg.corpus.options or None)
+    intervene(run_dir(cfg, run), [cfg.data_dir / "no_hop", cfg.data_dir / "word_hop"], results=cfg.results_dir,
+              **{"show_progress": True, **options})
+    return [cfg.results_dir]
+
+
+register_analysis(AnalysisStage("intervene", _is_hop, _intervene))
