@@ -222,7 +222,9 @@ def write_dataset(
         }
     )
     columns = {s: _as_columns(s, splits[s]) if s in splits else SplitColumns.empty() for s in SPLITS}
-    manifest.counts = {s: {"sentences": len(c), "tokens": c.tokens} for s, c in columns.items()}
+    # Counts a language adds before writing (tree languages: sentences left unchanged, by reason) stay.
+    manifest.counts = {s: {**manifest.counts.get(s, {}), "sentences": len(c), "tokens": c.tokens}
+                       for s, c in columns.items()}
     # `datasets` would hash every table to fingerprint it; what made the data
     # (the manifest) and its counts identify it as well, at no cost.
     dd = datasets.DatasetDict(

@@ -170,12 +170,18 @@ def _make_language(index: int) -> Path:
     lang, folder, manifest = _STATE["languages"][index], _STATE["folders"][index], _STATE["manifests"][index]
     tok = _STATE["tokenizers"][lang.markers]
     columns: dict[str, SplitColumns] = {}
+    manifest.counts = {}
     for split in CORPUS_SPLITS:
         files = [f for f in _STATE["sources"] if f.split == split]
         if files:
             made = perturb_split(lang, files, tok)
             manifest.dropped[split] = _dropped(lang, split, files, made)
             columns.update(made)
+            if lang.needs_tree:
+                # Sentences the tree rule left alone land, unaffected, in train / dev / test_unaffected.
+                counts = [lang.tree_counts(f.sentences) for f in files]
+                where = "test_unaffected" if split == "test" else split
+                manifest.counts[where] = {k: sum(c[k] for c in counts) for k in counts[0]}
     return write_dataset(folder, columns, manifest, tok)
 
 
@@ -261,6 +267,12 @@ def perturb_corpus(
     hops = [lang.name for lang in langs if lang.needs_tags]
     if hops and _tagger_name(tagger) == "none":
         raise ILMError(f"{', '.join(hops)} need tagged sentences; use --tagger nltk, stanza, gold or auto")
+    trees = [lang.name for lang in langs if lang.needs_tree]
+    if trees and _tagger_name(tagger) not in ("gold", "auto") and not hasattr(tagger, "process"):
+        raise ILMError(
+            f"{', '.join(trees)} need dependency trees, which only a treebank gives: "
+            "read a CoNLL-U corpus with --tagger gold (or auto)"
+        )
     if not hasattr(corpus, "files"):
         from impossible_lms.corpus import open_corpus
 

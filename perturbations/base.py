@@ -35,12 +35,20 @@ FAMILIES = ("shuffle", "reverse", "hop")
 
 @dataclass(frozen=True)
 class Word:
-    """One tagged word, UD style. ``feats`` is the UD feature string or ``"_"``."""
+    """One tagged word, UD style. ``feats`` is the UD feature string or ``"_"``.
+
+    ``head`` and ``deprel`` are the word's dependency arc when the source has a
+    parse (CoNLL-U): ``head`` is the 1-based index of its head word in the
+    sentence, 0 for the root. Both are None for taggers that give no tree, so a
+    word without a tree equals, hashes and caches exactly as before they existed.
+    """
 
     text: str
     upos: str = "X"
     feats: str = "_"
     lemma: str = ""
+    head: int | None = None
+    deprel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,7 @@ class Language:
     markers: ClassVar[tuple[str, ...]] = ()
     needs_tags: ClassVar[bool] = False
     keeps: ClassVar[str] = "every sentence"  # which sentences the language keeps, for error messages
+    needs_tree: ClassVar[bool] = False  # reads Word.head (tree languages; sentences without one stay unchanged)
 
     # -- what subclasses provide -------------------------------------------------
 

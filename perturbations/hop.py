@@ -28,6 +28,20 @@ Rules (Kallini et al. 2024, reference ``utils.py``), on tagged words:
   marker goes right after the word reached. The hop is *complete* when n words
   were counted (the verb is the first of them). Only one clitic is stepped
   past, as in the reference: "should n't 've" gets "shouldn't 🅂've".
+- The selector (this package's generalisation, not the reference's): which
+  words agree and which feature picks the marker are parameters of every hop
+  entry, ``upos`` (``*`` = any, or ``VERB|AUX``), ``feats`` (``key=value``
+  pairs joined by ``|``, all required), ``by`` (the feature whose value picks
+  the marker) and ``values`` (two values of ``by``: the first gets 🅂, the
+  second 🄿). The defaults, ``upos=*, feats=Person=3|Tense=Pres|VerbForm=Fin,
+  by=Number, values=Sing|Plur``, are the reference rule above and run its own
+  code (:func:`verb_number`), so default hop languages give the reference ids.
+  Any other selector parses FEATS exactly (``key=value`` items split on
+  ``|``); it agrees with :func:`verb_number` wherever a feature has one value
+  (the tests check it), and differs on multi-valued ones (``Number=Plur,Sing``:
+  the reference's substring test reads it as Sing, the parser as neither).
+  Example, German present plural 3rd person verbs only:
+  ``token_hop:upos=VERB|AUX,values=Plur|Sing``.
 - Filters: sequences with at most one non-marker token are dropped; an affected
   sentence is kept only when every marker of WordHop(n) completes its hops, so
   NoHop, TokenHop(n) and WordHop(n) keep exactly the same sentences and differ
@@ -38,7 +52,8 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from typing import ClassVar, Iterable, Sequence
+from functools import cached_property, lru_cache
+from typing import Callable, ClassVar, Iterable, Sequence
 
 from perturbations.errors import ILMError
 from perturbations.base import (
@@ -74,9 +89,69 @@ def verb_number(word: Word) -> str | None:
     return None
 
 
-def is_affected(words: Sequence[Word]) -> bool:
+def reference_marker(word: Word) -> str | None:
+    """The reference rule: 🅂/🄿 for a 3rd-person present finite verb, else None."""
+    number = verb_number(word)
+    return None if number is None else MARKER_FOR_NUMBER[number]
+
+
+# Which marker a word takes (None: it does not agree).
+Select = Callable[[Word], "str | None"]
+
+SELECTOR_DEFAULTS = {"upos": "*", "feats": "Person=3|Tense=Pres|VerbForm=Fin", "by": "Number", "values": "Sing|Plur"}
+
+
+@lru_cache(maxsize=65536)
+def parse_feats(feats: str) -> dict[str, str]:
+    """UD FEATS as a dict (``"_"`` → empty); cached, as corpora repeat few distinct strings."""
+    if not feats or feats == "_":
+        return {}
+    return dict(item.partition("=")[::2] for item in feats.split("|"))
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which words agree (UPOS and required features) and which marker each takes."""
+
+    upos: frozenset[str] | None  # None: any
+    feats: tuple[tuple[str, str], ...]
+    by: str
+    values: tuple[str, str]
+
+    @classmethod
+    def parse(cls, upos: str, feats: str, by: str, values: str) -> Selector:
+        pairs = tuple(p.partition("=")[::2] for p in feats.split("|")) if feats not in ("", "_") else ()
+        vals = tuple(v for v in values.split("|") if v)
+        bad = next((k for k, v in pairs if not k or not v), None)
+        if bad is not None or any(not k for k, _ in pairs):
+            raise ILMError(f"hop selector: feats must be key=value pairs joined by '|', got {feats!r}")
+        if len(vals) != 2 or vals[0] == vals[1]:
+            raise ILMError(f"hop selector: values must be two different values of {by} joined by '|' "
+                           f"(the first gets 🅂, the second 🄿), got {values!r}")
+        if not by or "=" in by or "|" in by:
+            raise ILMError(f"hop selector: by must be one feature name, e.g. Number; got {by!r}")
+        tags = None if upos.strip() in ("*", "") else frozenset(u.strip() for u in upos.split("|"))
+        return cls(tags, pairs, by, (vals[0], vals[1]))
+
+    def __call__(self, word: Word) -> str | None:
+        if self.upos is not None and word.upos not in self.upos:
+            return None
+        feats = parse_feats(word.feats)
+        if any(feats.get(k) != v for k, v in self.feats):
+            return None
+        value = feats.get(self.by)
+        return MARKER_SINGULAR if value == self.values[0] else MARKER_PLURAL if value == self.values[1] else None
+
+
+def check_selector(params: dict[str, str]) -> dict[str, str]:
+    """ILMError for a selector that cannot parse (the registry calls it on the given parameters)."""
+    Selector.parse(**{**SELECTOR_DEFAULTS, **{k: v for k, v in params.items() if k in SELECTOR_DEFAULTS}})
+    return params
+
+
+def is_affected(words: Sequence[Word], select: Select = reference_marker) -> bool:
     """Whether any word of the sentence is an agreeing verb."""
-    return any(verb_number(w) is not None for w in words)
+    return any(select(w) is not None for w in words)
 
 
 def lemma_of(word: Word) -> str:
@@ -131,43 +206,43 @@ def _word_hop_target(tail: list[str], n: int) -> tuple[int, int]:
     return pos, counted
 
 
-def word_hop_words(words: Sequence[Word], n: int) -> tuple[list[str], bool]:
+def word_hop_words(words: Sequence[Word], n: int, select: Select = reference_marker) -> tuple[list[str], bool]:
     """WordHop(n) on words: the new word strings (markers included) and whether all hops completed."""
     tail: list[str] = []  # the sentence right of the current word, built right to left
     completed: list[bool] = []
     for word in reversed(words):
-        number = verb_number(word)
-        if number is None:
+        marker = select(word)
+        if marker is None:
             tail.insert(0, word.text)
             continue
         tail.insert(0, lemma_of(word))
         pos, counted = _word_hop_target(tail, n)
         completed.append(counted == n)
-        tail.insert(pos + 1, MARKER_FOR_NUMBER[number])
+        tail.insert(pos + 1, marker)
     return tail, bool(completed) and all(completed)
 
 
-def word_hops_complete(words: Sequence[Word], n: int) -> bool:
+def word_hops_complete(words: Sequence[Word], n: int, select: Select = reference_marker) -> bool:
     """The hop filter: the sentence has agreeing verbs and every WordHop(n) marker completes."""
-    return word_hop_words(words, n)[1]
+    return word_hop_words(words, n, select)[1]
 
 
-def word_hop(words: Sequence[Word], n: int, tok: TokenizerFns) -> list[int]:
+def word_hop(words: Sequence[Word], n: int, tok: TokenizerFns, select: Select = reference_marker) -> list[int]:
     """WordHop(n) of one tagged sentence, encoded."""
-    return tok.encode(join_words(word_hop_words(words, n)[0]))
+    return tok.encode(join_words(word_hop_words(words, n, select)[0]))
 
 
 # -- TokenHop / NoHop ---------------------------------------------------------------
 
 
-def token_hop(words: Sequence[Word], n: int, tok: TokenizerFns) -> list[int]:
+def token_hop(words: Sequence[Word], n: int, tok: TokenizerFns, select: Select = reference_marker) -> list[int]:
     """TokenHop(n) of one tagged sentence (NoHop is n = 0), encoded."""
-    ids = {number: marker_id(tok, m) for number, m in MARKER_FOR_NUMBER.items()}
+    ids = {m: marker_id(tok, m) for m in MARKER_FOR_NUMBER.values()}
     tokens: list[int] = []  # the encoded sentence right of `segment`
     segment: list[str] = []  # words since the last agreeing verb, left to right
     for word in reversed(words):
-        number = verb_number(word)
-        if number is None:
+        marker = select(word)
+        if marker is None:
             segment.insert(0, word.text)
             continue
         lemma = lemma_of(word)
@@ -175,7 +250,7 @@ def token_hop(words: Sequence[Word], n: int, tok: TokenizerFns) -> list[int]:
             lemma += segment.pop(0)
         if segment:
             tokens = tok.encode(" " + join_words(segment)) + tokens
-        tokens.insert(n, ids[number])
+        tokens.insert(n, ids[marker])
         segment = [lemma]
     if segment:
         tokens = tok.encode(join_words(segment)) + tokens
@@ -198,17 +273,32 @@ def _words(sentence: Sentence) -> tuple[Word, ...]:
 
 @dataclass(frozen=True)
 class HopLanguage(Language):
-    """``n`` is the hop count; it also sets the WordHop(n) completion filter."""
+    """``n`` is the hop count; it also sets the WordHop(n) completion filter.
+
+    ``upos``, ``feats``, ``by`` and ``values`` are the selector (module docstring).
+    """
 
     n: int = 4
+    upos: str = SELECTOR_DEFAULTS["upos"]
+    feats: str = SELECTOR_DEFAULTS["feats"]
+    by: str = SELECTOR_DEFAULTS["by"]
+    values: str = SELECTOR_DEFAULTS["values"]
 
     family: ClassVar[str] = "hop"
     markers: ClassVar[tuple[str, ...]] = (MARKER_SINGULAR, MARKER_PLURAL)
     needs_tags: ClassVar[bool] = True
     keeps: ClassVar[str] = "sentences of 2+ tokens whose every verb marker completes its n-word hop"
 
+    @cached_property
+    def select(self) -> Select:
+        """The reference rule for the default selector (its own code, for exact ids), else a parsed one."""
+        given = {"upos": self.upos, "feats": self.feats, "by": self.by, "values": self.values}
+        if given == SELECTOR_DEFAULTS:
+            return reference_marker
+        return Selector.parse(**given)
+
     def affects(self, sentence: Sentence) -> bool:
-        return is_affected(_words(sentence))
+        return is_affected(_words(sentence), self.select)
 
     def _hop(self, words: Sequence[Word], tok: TokenizerFns) -> tuple[list[int], bool]:
         """The affected sentence's ids and whether it passes the WordHop(n) filter."""
@@ -217,10 +307,11 @@ class HopLanguage(Language):
     def _perturb(self, sentences, tok, ids, stream):
         # Sentence by sentence: every sentence is re-encoded from its words anyway.
         markers = frozenset(tok.marker_ids.values())
+        select = self.select
         out = []
         for sentence in sentences:
             words = _words(sentence)
-            affected = is_affected(words)
+            affected = is_affected(words, select)
             new, keep = self._hop(words, tok) if affected else (plain(words, tok), True)
             keep = keep and keeps_content(new, markers)
             out.append(Perturbed(new if keep else None, affected))
@@ -231,9 +322,9 @@ class HopLanguage(Language):
 class TokenHop(HopLanguage):
     def _hop(self, words, tok):
         # Dropped sentences are not encoded at all (encoding is the costly part).
-        if not word_hops_complete(words, self.n):
+        if not word_hops_complete(words, self.n, self.select):
             return [], False
-        return token_hop(words, self.hops, tok), True
+        return token_hop(words, self.hops, tok, self.select), True
 
     @property
     def hops(self) -> int:
@@ -251,5 +342,5 @@ class NoHop(TokenHop):
 @dataclass(frozen=True)
 class WordHop(HopLanguage):
     def _hop(self, words, tok):
-        new, complete = word_hop_words(words, self.n)
+        new, complete = word_hop_words(words, self.n, self.select)
         return tok.encode(join_words(new)), complete

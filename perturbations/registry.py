@@ -1,7 +1,11 @@
 """Names → languages: the registry, parametric specs and the 15 reference languages.
 
-A spec is a base name with optional integer parameters: ``local_shuffle:w=7``,
-``deterministic_shuffle:seed=9``, ``token_hop:n=2``. Also accepted: display
+A spec is a base name with optional parameters: ``local_shuffle:w=7``,
+``deterministic_shuffle:seed=9``, ``token_hop:n=2``. Most parameters are
+integers; a few are text (``np_order:order=N-A-Num-Dem``, the hop selector
+``token_hop:upos=VERB|AUX``): their values keep their case, may hold ``=`` and
+``|`` but not ``,``, and appear in ``Language.params`` only when given a value
+other than the default. Also accepted: display
 names (``TokenHop``, ``LocalShuffle:w=3``), the reference repository's names
 (``shuffle_local3``, ``hop_words4``), the Hub model names (``local-shuffle-w3``)
 and dataset folder names (``local_shuffle_w=3``).
@@ -12,11 +16,11 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from perturbations.errors import ILMError
 from perturbations.base import FAMILIES, Language
-from perturbations import hop, reverse, shuffle
+from perturbations import hop, reverse, shuffle, tree
 
 REQUIRED = None  # a parameter default meaning "must be given"
 
@@ -27,9 +31,11 @@ class Entry:
 
     cls: type[Language]
     display: str
-    params: dict[str, int | None]
+    params: dict[str, int | str | None]
     color: str
     summary: str
+    text: tuple[str, ...] = ()  # parameters whose values are text, not integers
+    check: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # canonical text values, or ILMError
 
 
 REGISTRY: dict[str, Entry] = {
@@ -53,7 +59,29 @@ REGISTRY: dict[str, Entry] = {
     "no_hop": Entry(hop.NoHop, "NoHop", {"n": 4}, "#606060", "verb lemma + 🅂/🄿 right after it (control)"),
     "token_hop": Entry(hop.TokenHop, "TokenHop", {"n": 4}, "#fa8128", "verb lemma; 🅂/🄿 n tokens after it"),
     "word_hop": Entry(hop.WordHop, "WordHop", {"n": 4}, "#03a0ff", "verb lemma; 🅂/🄿 n words after it"),
+    "tree_reverse": Entry(
+        tree.TreeReverse, "TreeReverse", {"depth": 0}, "#7a5195",
+        "each head's dependents (whole subtrees) and itself in reverse order, heads at depth <= depth (0: all)",
+    ),
+    "tree_shuffle": Entry(
+        tree.TreeShuffle, "TreeShuffle", {"seed": 0, "depth": 0}, "#ef5675",
+        "each head's subtrees and itself in a random order from one stream (depth as tree_reverse)",
+    ),
+    "head_final": Entry(tree.HeadFinal, "HeadFinal", {}, "#003f5c", "every head after all its dependents (subtrees kept whole)"),
+    "head_initial": Entry(tree.HeadInitial, "HeadInitial", {}, "#2f4b7c", "every head before all its dependents (subtrees kept whole)"),
+    "head_flip": Entry(tree.HeadFlip, "HeadFlip", {}, "#665191", "every head's left and right dependents trade sides"),
+    "np_order": Entry(
+        tree.NPOrder, "NPOrder", {"order": REQUIRED}, "#ffa600",
+        "Dem, Num, Adj and N of each noun phrase in the given order (Universal 20)",
+        text=("order",), check=tree.check_np_order,
+    ),
 }
+# The hop selector (which words agree, which feature picks the marker) is text on every hop entry.
+for _base in ("no_hop", "token_hop", "word_hop"):
+    REGISTRY[_base] = Entry(
+        REGISTRY[_base].cls, REGISTRY[_base].display, {**REGISTRY[_base].params, **hop.SELECTOR_DEFAULTS},
+        REGISTRY[_base].color, REGISTRY[_base].summary, text=tuple(hop.SELECTOR_DEFAULTS), check=hop.check_selector,
+    )
 
 # The 15 languages of Kallini et al. (2024), in the paper's order.
 REFERENCE_LANGUAGES: tuple[str, ...] = (
@@ -102,20 +130,23 @@ ALIASES: dict[str, str] = {
 # Allowed range per parameter. A window or hop wider than the 1024-token context
 # cannot mean anything the model sees; hop n=0 would put the marker before its verb's
 # hop starts (the verb is the first word counted); seeds are numpy's 32-bit range.
-_LIMITS = {"w": (1, 1024), "n": (1, 1024), "seed": (0, 2**32 - 1)}
+_LIMITS = {"w": (1, 1024), "n": (1, 1024), "seed": (0, 2**32 - 1), "depth": (0, 1024)}
 
 
 def _normalise(spec: str) -> str:
-    # Hub names use "-" for "_"; only in the base name, so "n=-1" stays a number.
-    base, colon, params = spec.strip().lower().partition(":")
-    s = base.replace("-", "_") + colon + params
-    s = ALIASES.get(s, s)
+    """Lower-case base name (Hub names' "-" read as "_") and keys; values keep their case."""
+    raw = spec.strip()
     # Dataset folder names write ":" as "_": local_shuffle_w=3 → local_shuffle:w=3.
-    if ":" not in s and "=" in s:
-        m = re.fullmatch(r"([a-z_]+?)_([a-z]+=.*)", s)
-        if m and m.group(1) in REGISTRY:
-            s = f"{m.group(1)}:{m.group(2)}"
-    return s
+    if ":" not in raw and "=" in raw:
+        m = re.fullmatch(r"([A-Za-z_-]+?)_([A-Za-z]+=.*)", raw)
+        if m and m.group(1).lower().replace("-", "_") in REGISTRY:
+            raw = f"{m.group(1)}:{m.group(2)}"
+    # "-" only in the base name, so "n=-1" stays a number.
+    base, colon, params = raw.partition(":")
+    base = base.lower().replace("-", "_")
+    parts = [p.partition("=") for p in params.split(",")] if colon else []
+    s = base + colon + ",".join(k.strip().lower() + eq + v.strip() for k, eq, v in parts)
+    return ALIASES.get(s.lower(), s)
 
 
 def _suggest(spec: str) -> str:
@@ -130,8 +161,8 @@ def _suggest(spec: str) -> str:
     return f"unknown language {spec!r}; {hint}(`ilm languages` lists them)"
 
 
-def _parse_params(base: str, text: str, entry: Entry) -> dict[str, int]:
-    given: dict[str, int] = {}
+def _parse_params(base: str, text: str, entry: Entry) -> dict[str, Any]:
+    given: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, eq, value = part.partition("=")
         key = key.strip()
@@ -140,6 +171,9 @@ def _parse_params(base: str, text: str, entry: Entry) -> dict[str, int]:
         if key not in entry.params:
             takes = ", ".join(entry.params) or "no parameters"
             raise ILMError(f"{base} has no parameter {key!r}; it takes {takes}")
+        if key in entry.text:
+            given[key] = value.strip()
+            continue
         try:
             number = int(value)
         except ValueError:
@@ -148,7 +182,9 @@ def _parse_params(base: str, text: str, entry: Entry) -> dict[str, int]:
         if not low <= number <= high:
             raise ILMError(f"{base}: {key} must be between {low} and {high}, got {number}")
         given[key] = number
-    params: dict[str, int] = {}
+    if entry.check is not None:
+        given = entry.check(given)
+    params: dict[str, Any] = {}
     for key, default in entry.params.items():
         if key in given:
             params[key] = given[key]
@@ -183,7 +219,9 @@ def get_language(spec: str | Language) -> Language:
     params = _parse_params(base, param_text, entry)
     name, display = _canonical(base, entry, params)
     color = _COLORS.get(name, entry.color)
-    return entry.cls(name=name, display=display, params=params, color=color, **params)
+    # Text parameters at their defaults stay out of `params` (and so out of manifests).
+    shown = {k: v for k, v in params.items() if k not in entry.text or v != entry.params[k]}
+    return entry.cls(name=name, display=display, params=shown, color=color, **params)
 
 
 def list_languages(family: str | None = None) -> list[Language]:

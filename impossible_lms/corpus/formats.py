@@ -1,9 +1,18 @@
 """Pre-tagged corpus formats: CoNLL-U and the reference's Stanza JSON.
 
-CoNLL-U: one sentence per block; the ``# text =`` comment is the sentence text
-(when absent, the words joined by spaces, honouring ``SpaceAfter=No``);
-multiword tokens (``2-3 don't``) are skipped in favour of their words, as the
-hop languages work on UD words; empty nodes (``8.1``) are skipped.
+CoNLL-U (any UD language): one sentence per block. Each syntactic word becomes
+a :class:`Word` with FORM, UPOS, FEATS, LEMMA (FORM when ``_``), HEAD and DEPREL
+(HEAD ``_`` reads as None: no tree for that sentence).
+
+Multiword tokens (``2-3 zum`` over ``2 zu`` / ``3 dem``): the *surface* form is
+the MWT line's, the *tags and the tree* are the syntactic words'. So
+``Sentence.text`` (what the shuffles and reverses tokenise) is the ``# text =``
+comment, or when absent the tokens rebuilt from the MWT forms and the single
+words outside any range, spaced by ``SpaceAfter=No`` of the token (the MWT
+line's MISC for a range); ``Sentence.words`` are the syntactic words (what the
+hop and tree languages re-join). Empty nodes (``8.1``) are skipped: they belong
+to the enhanced graph, never to the basic tree. Word ids must run 1, 2, ... in
+each sentence (HEAD refers to them); other ids are an error naming file:line.
 
 Stanza JSON (jkallini/mission-impossible-language-models ``data/tag.py``): a
 list with one entry per batch of joined input lines,
@@ -32,15 +41,16 @@ def read_conllu(path: Path, genre: str = "") -> list[Sentence]:
     sentences: list[Sentence] = []
     text: str | None = None
     words: list[Word] = []
-    space_after: list[bool] = []
+    surface: list[tuple[str, bool]] = []  # (token form, space after) for the rebuilt text
+    covered = 0  # the last word id inside the current multiword token
 
     def close() -> None:
-        nonlocal text, words, space_after
+        nonlocal text, words, surface, covered
         if words:
             if text is None:
-                text = "".join(w.text + (" " if sp else "") for w, sp in zip(words, space_after)).strip()
+                text = "".join(form + (" " if space else "") for form, space in surface).strip()
             sentences.append(Sentence(text, tuple(words), genre))
-        text, words, space_after = None, [], []
+        text, words, surface, covered = None, [], [], 0
 
     try:
         handle = open(path, encoding="utf-8")
@@ -59,22 +69,56 @@ def read_conllu(path: Path, genre: str = "") -> list[Sentence]:
                 cols = line.split("\t")
                 if len(cols) != 10:
                     raise ILMError(f"{path}:{number}: a CoNLL-U word line has 10 tab-separated columns, found {len(cols)}")
-                if "-" in cols[0] or "." in cols[0]:
-                    continue  # multiword token or empty node: the words carry the tags
-                words.append(Word(cols[1], cols[3], _field(cols[5]), cols[2] if cols[2] != "_" else cols[1]))
-                space_after.append("SpaceAfter=No" not in cols[9])
+                space = "SpaceAfter=No" not in cols[9]
+                if "." in cols[0]:
+                    continue  # an empty node: enhanced graph only
+                if "-" in cols[0]:
+                    first, _, last = cols[0].partition("-")
+                    if not (first.isdigit() and last.isdigit()) or int(first) != len(words) + 1 or int(last) < int(first):
+                        raise ILMError(f"{path}:{number}: bad multiword token range {cols[0]!r}")
+                    covered = int(last)
+                    surface.append((cols[1], space))
+                    continue
+                if cols[0] != str(len(words) + 1):
+                    raise ILMError(f"{path}:{number}: word id {cols[0]!r} where {len(words) + 1} was expected")
+                head = _head(cols[6], path, number)
+                words.append(Word(cols[1], cols[3], _field(cols[5]), cols[2] if cols[2] != "_" else cols[1],
+                                  head, None if head is None else cols[7]))
+                if len(words) > covered:
+                    surface.append((cols[1], space))
         close()
+    for s in sentences:
+        _check_heads(s, path)
     return sentences
 
 
+def _head(value: str, path: Path, number: int) -> int | None:
+    if value == "_":
+        return None
+    if not value.isdigit():
+        raise ILMError(f"{path}:{number}: HEAD must be a word id or '_', got {value!r}")
+    return int(value)
+
+
+def _check_heads(s: Sentence, path: Path) -> None:
+    """Every HEAD names a word of its sentence (or 0); a partly annotated sentence keeps no tree."""
+    n = len(s.words)
+    bad = next((w for w in s.words if w.head is not None and w.head > n), None)
+    if bad is not None:
+        raise ILMError(f"{path}: sentence {s.text[:40]!r}: word {bad.text!r} has HEAD {bad.head} beyond its {n} words")
+
+
 def write_conllu(sentences: Iterable[Sentence], path: Path) -> None:
+    """Syntactic words only (a multiword token's surface form survives in ``# text``)."""
     blocks = []
     for s in sentences:
         if s.words is None:
             raise ILMError("cannot write an untagged sentence as CoNLL-U")
         rows = [f"# text = {s.text}"]
         for i, w in enumerate(s.words, 1):
-            rows.append("\t".join([str(i), w.text, w.lemma or "_", w.upos, "_", w.feats or "_", "_", "_", "_", "_"]))
+            head = "_" if w.head is None else str(w.head)
+            rows.append("\t".join([str(i), w.text, w.lemma or "_", w.upos, "_", w.feats or "_", head,
+                                   w.deprel or "_", "_", "_"]))
         blocks.append("\n".join(rows) + "\n")
     atomic_write_text(Path(path), "\n".join(blocks) + ("\n" if blocks else ""))
 

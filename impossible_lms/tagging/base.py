@@ -36,7 +36,10 @@ class Tagger(Protocol):
 
 
 def encode_sentence(s: Sentence) -> str:
-    words = None if s.words is None else [[w.text, w.upos, w.feats, w.lemma] for w in s.words]
+    # Head and relation only when there is a tree, so tree-less caches keep their bytes.
+    words = None if s.words is None else [
+        [w.text, w.upos, w.feats, w.lemma] + ([w.head, w.deprel] if w.head is not None else []) for w in s.words
+    ]
     return json.dumps([s.text, words], ensure_ascii=False)
 
 
