@@ -250,4 +250,7 @@ def build_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         **{m: surprisal_table(df, m) for m in SURPRISAL_METRICS},
         "layers": layer_table(df),
     }
+    from impossible_lms.reporting.typology import attestation_table  # np_order languages only
+
+    tables["attestation"] = attestation_table(tables["final"])
     return {name: t for name, t in tables.items() if not t.empty}
