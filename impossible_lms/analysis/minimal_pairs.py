@@ -1,0 +1,185 @@
+"""BLiMP-style minimal pairs: does the model give the grammatical sentence the higher probability?
+
+Stimuli are JSON lines with ``sentence_good`` and ``sentence_bad`` (BLiMP's own
+field names; the public set is ``nyu-mll/blimp`` on the Hugging Face Hub, one
+file per paradigm) and a phenomenon taken from ``phenomenon``, else
+``linguistics_term``, else ``UID``, else the file's name. Accuracy is the
+share of pairs (in percent) whose good sentence has the higher total
+log-probability, per phenomenon and over all pairs (subset ``all``), with a
+bootstrap interval over pairs.
+
+Each sentence is first put into the model's language with the rules of the
+dataset given as ``data`` (its manifest names the language, its tokenizer
+folder gives the ids): shuffles and reverses apply to the sentence's tokens,
+drawing from one fresh stream of the language in file order (good, then bad,
+pair by pair); hops need tags, so a tagger (``nltk`` by default, or any tagger
+object) tags each sentence first, as the reference evaluates hop models on
+stimuli with the marker rules applied. A pair whose either side the
+language's filters drop is left out and counted (``dropped`` in the result's
+settings). Sentences are scored conditioned on EOS (the reference's BOS), so
+every token, the first included, counts in the total.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from impossible_lms.analysis.runner import Analysis, check_subject_vocab, run_analysis
+from impossible_lms.errors import ILMError
+from impossible_lms.evaluation.stats import bootstrap_mean
+from impossible_lms.io import fingerprint
+
+METRIC = "minimal_pair_accuracy"
+HUB_ID = "nyu-mll/blimp"
+_PHENOMENON_FIELDS = ("phenomenon", "linguistics_term", "UID")
+
+
+@dataclass(frozen=True)
+class MinimalPair:
+    good: str
+    bad: str
+    phenomenon: str
+
+
+def load_pairs(paths: str | Path | Sequence[str | Path]) -> list[MinimalPair]:
+    """Pairs from JSONL files (or folders of ``*.jsonl``), in file then line order."""
+    files: list[Path] = []
+    for p in [paths] if isinstance(paths, (str, Path)) else paths:
+        p = Path(p)
+        if p.is_dir():
+            files += sorted(p.glob("*.jsonl"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ILMError(f"no minimal-pair file at {p}; BLiMP is {HUB_ID} on the Hugging Face Hub "
+                           f"(huggingface-cli download {HUB_ID} --repo-type dataset --local-dir blimp)")
+    pairs: list[MinimalPair] = []
+    for f in files:
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                good, bad = str(item["sentence_good"]), str(item["sentence_bad"])
+            except (ValueError, KeyError, TypeError):
+                raise ILMError(f"{f}:{n}: not a JSON object with sentence_good and sentence_bad") from None
+            name = next((str(item[k]) for k in _PHENOMENON_FIELDS if item.get(k)), f.stem)
+            pairs.append(MinimalPair(good, bad, name))
+    if not pairs:
+        raise ILMError(f"no minimal pairs in {paths}")
+    return pairs
+
+
+@dataclass(frozen=True)
+class PerturbedPairs:
+    good: list[list[int]]
+    bad: list[list[int]]
+    phenomena: list[str]
+    dropped: int
+    language: str
+    eos_id: int
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.good, self.bad, self.phenomena)
+
+
+def perturb_pairs(pairs: Sequence[MinimalPair], data: str | Path, tagger="nltk") -> PerturbedPairs:
+    """The pairs in the language of dataset folder ``data``, as its tokenizer's ids."""
+    from perturbations import Sentence, get_language
+
+    from impossible_lms.data import load_dataset_tokenizer, load_manifest
+    from impossible_lms.tagging import get_tagger
+
+    manifest = load_manifest(data)
+    lang = get_language(manifest.language)
+    tok = load_dataset_tokenizer(data)
+    texts = [t for p in pairs for t in (p.good, p.bad)]
+    if lang.needs_tags:
+        tag = get_tagger(tagger)
+        if hasattr(tag, "prepare"):
+            tag.prepare()
+        sentences = [_one_sentence(tag.tag_lines([t], "minimal_pairs"), t) for t in texts]
+    else:
+        sentences = [Sentence(text=t, words=None) for t in texts]
+    columns = lang.perturb_columns(sentences, tok, stream=lang.new_stream())
+    rows = iter(columns.ids.to_lists())
+    ids = [next(rows) if kept else None for kept in columns.kept]
+    good, bad, phenomena = [], [], []
+    for p, g, b in zip(pairs, ids[0::2], ids[1::2]):
+        if g is not None and b is not None:
+            good.append(g)
+            bad.append(b)
+            phenomena.append(p.phenomenon)
+    return PerturbedPairs(good, bad, phenomena, len(pairs) - len(good), manifest.language, manifest.eos_id)
+
+
+def _one_sentence(tagged, text: str):
+    """A stimulus is one sentence even when the splitter cuts it: its parts' words, joined."""
+    from perturbations import Sentence
+
+    if len(tagged) == 1:
+        return tagged[0]
+    words = tuple(w for s in tagged for w in (s.words or ()))
+    return Sentence(text=text, words=words or None)
+
+
+def pair_rows(good_lp: Sequence[float], bad_lp: Sequence[float], phenomena: Sequence[str], seed: int = 0) -> list[dict]:
+    """Accuracy rows (percent) per phenomenon and over ``all`` from total log-probs per sentence."""
+    wins = (np.asarray(good_lp) > np.asarray(bad_lp)).astype(np.float64) * 100.0
+    names = np.asarray(phenomena, dtype=object)
+    rows = []
+    for subset in ["all", *sorted(set(phenomena))]:
+        values = wins if subset == "all" else wins[names == subset]
+        value, low, high = bootstrap_mean(values, seed)
+        rows.append({"metric": METRIC, "subset": subset, "value": value, "ci_low": low, "ci_high": high,
+                     "count": int(len(values)), "unit": "%"})
+    return rows
+
+
+def minimal_pairs(
+    subject: str | Path,
+    data: str | Path,
+    pairs: str | Path | Sequence[str | Path],
+    checkpoints=None,
+    results: str | Path | None = None,
+    *,
+    revisions: Sequence[str] | None = None,
+    tagger="nltk",
+    seed: int | None = None,
+    batch_tokens: int = 16384,
+    dtype: str = "float32",
+    device: str = "auto",
+    show_progress: bool = False,
+) -> pd.DataFrame:
+    """Minimal-pair accuracy per checkpoint of ``subject`` on the stimuli in ``pairs``, put into
+    the language of dataset folder ``data``; stored rows in ``results`` are not recomputed."""
+    from impossible_lms.evaluation.scoring import ScoreOptions, score_sequences
+
+    stimuli = perturb_pairs(load_pairs(pairs), data, tagger)
+    if not stimuli.good:
+        raise ILMError(f"all {stimuli.dropped} minimal pairs were dropped by {stimuli.language}'s filters")
+
+    def prepare(subj):
+        run_seed = seed if seed is not None else (subj.seed if subj.seed is not None else 0)
+        settings = {"seed": run_seed, "language": stimuli.language, "condition_on_eos": True,
+                    "dropped": stimuli.dropped, "pairs": len(stimuli.good)}
+        needed = max(max(map(max, stimuli.good)), max(map(max, stimuli.bad)), stimuli.eos_id) + 1
+        options = ScoreOptions(batch_tokens=batch_tokens, condition_on_eos=True, eos_id=stimuli.eos_id)
+
+        def compute(model, target) -> list[dict]:
+            check_subject_vocab(model, needed, target)
+            scores = score_sequences(model, stimuli.good + stimuli.bad, options)[None]
+            totals = [float(np.nansum(s)) for s in scores]
+            n = len(stimuli.good)
+            return pair_rows(totals[:n], totals[n:], stimuli.phenomena, run_seed)
+
+        return Analysis(METRIC, f"minimal_pairs:{stimuli.language}", stimuli.fingerprint, settings), compute
+
+    return run_analysis(subject, prepare, checkpoints, revisions, results, dtype, device, show_progress)
