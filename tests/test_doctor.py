@@ -75,8 +75,8 @@ def test_an_experiments_needs_become_fatal(tmp_path):
     assert checks["nltk tagger"].status == "warn"
     assert checks["corpus"].status == "ok"
     disk = checks["disk"]
-    # 150 runs × 30 checkpoints × 124M params × 12 bytes (+ tiny datasets)
-    assert disk.status == "fail" and disk.detail.startswith("6696.0 GB needed") and "1.0 GB free" in disk.detail
+    # 120 runs (90 + 30 warm-up ablations) × 30 checkpoints × 124M params × 12 bytes (+ tiny datasets)
+    assert disk.status == "fail" and disk.detail.startswith("5356.8 GB needed") and "1.0 GB free" in disk.detail
 
 
 def test_demo_needs_nothing_missing_here(tmp_path):

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from impossible_lms.errors import ILMError
 from impossible_lms.experiment import (
-    Stages, emit_slurm, emit_torchrun, eval_metrics, format_plan, load_experiment, plan_experiment,
-    run_experiment, select_runs,
+    Stages, check_names, emit_slurm, emit_torchrun, eval_languages, eval_metrics, format_plan, load_experiment,
+    plan_experiment, run_experiment, select_runs, train_settings,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,11 +59,11 @@ class FakeStages:
 
     def evaluate(self, cfg, run):
         self.calls.append(("eval", run.key))
-        return [self._touch(cfg.results_dir / f"{run.slug.replace('/', '_')}.jsonl")]
+        return [self._touch(cfg.results_dir / f"{run.key.replace('/', '_')}.jsonl")]
 
-    def report(self, cfg):
-        self.calls.append(("report",))
-        return [self._touch(cfg.report_dir / "final.csv")]
+    def report(self, cfg, variant=""):
+        self.calls.append(("report", variant) if variant else ("report",))
+        return [self._touch(cfg.variant_dir(variant) / "report" / "final.csv")]
 
 
 def test_yaml_and_overrides():
@@ -85,9 +85,20 @@ def test_yaml_and_overrides():
 def test_shipped_experiments_load(name):
     cfg = load_experiment(ROOT / "experiments" / f"{name}.yaml")
     runs = select_runs(cfg)
-    assert len(runs) == len(cfg.languages) * len(cfg.models) * len(cfg.seeds)
+    if not cfg.variants and not cfg.model_seeds:
+        assert len(runs) == len(cfg.languages) * len(cfg.models) * len(cfg.seeds)
     if name == "kallini2024":
-        assert len(cfg.languages) == 15 and cfg.seeds == [0, 14, 41, 53, 96] and len(runs) == 150
+        assert len(cfg.languages) == 15 and cfg.seeds == [0, 14, 41, 53, 96]
+        keys = [r.key for r in runs]
+        assert len(keys) == len(set(keys)) == 15 * 5 + 15 * 1 + 2 * 15
+        assert {r.seed for r in runs if r.model == "gpt2-nopos"} == {53}
+        assert sorted({(r.variant, r.model, r.seed) for r in runs if r.variant}) == [
+            ("warmup1000", "gpt2", 96), ("warmup4000", "gpt2", 0)]
+        assert train_settings(cfg, "warmup1000")["schedule"] == {"warmup": 1000}
+        det = [f"deterministic_shuffle:seed={s}" for s in (21, 57, 84)]
+        for x in det:  # perplexities.sh: each seed's model on the other seeds' data and on the nondeterministic one
+            assert eval_languages(cfg, x) == [x] + [y for y in det if y != x] + ["nondeterministic_shuffle"]
+        assert eval_languages(cfg, "no_shuffle") == ["no_shuffle"]
 
 
 def test_only_globs(cfg):
@@ -240,3 +251,102 @@ def test_unknown_analysis_is_one_line(tmp_path):
 
     with pytest.raises(ILMError, match="unknown analysis 'intervine'.*intervene"):
         load_experiment(DEMO, [f"out={tmp_path}", "analyses={intervine: {}}"])
+
+
+# -------------------------------------------------- cross evals, per-model seeds, variants
+
+STUDY = [
+    "models=[tiny-gpt2,tiny-gpt2-nopos]",
+    "model_seeds={tiny-gpt2-nopos: [5]}",
+    "eval.cross={local_shuffle_w=3: [local_shuffle:w=5, no_shuffle]}",
+    "variants={warm: {train: {schedule: {warmup: 7}}, seeds: [2], models: [tiny-gpt2], languages: [token_hop]}}",
+]
+
+
+@pytest.fixture
+def study(tmp_path):
+    return load_experiment(DEMO, [f"out={tmp_path / 'exp'}", *STUDY])
+
+
+def test_study_plan_has_per_model_seeds_variants_and_cross_data(study):
+    runs = select_runs(study)
+    assert [r.key for r in runs if r.language == "token_hop"] == [
+        "token_hop/tiny-gpt2/0", "token_hop/tiny-gpt2-nopos/5", "token_hop/tiny-gpt2@warm/2"]
+    assert len(runs) == 4 * 2 + 1
+    plan = plan_experiment(study)
+    # The cross data is perturbed although no model trains on it.
+    assert [s.key for s in plan.steps if s.stage == "perturb"] == [
+        "no_shuffle", "local_shuffle:w=3", "local_shuffle:w=5", "partial_reverse", "token_hop"]
+    assert [s.key for s in plan.steps if s.stage == "report"] == ["report", "report@warm"]
+    assert eval_languages(study, "local_shuffle:w=3") == ["local_shuffle:w=3", "local_shuffle:w=5", "no_shuffle"]
+    text = format_plan(plan)
+    assert "eval    local_shuffle:w=3/tiny-gpt2/0  (+ scored on local_shuffle:w=5, no_shuffle)" in text
+    assert "train   token_hop/tiny-gpt2@warm/2" in text
+    assert [r.key for r in select_runs(study, ["*/*@warm"])] == ["token_hop/tiny-gpt2@warm/2"]
+    assert len(select_runs(study, ["*/tiny-gpt2"])) == 4  # the recipe's runs only
+
+
+def test_default_stages_pass_cross_data_variant_settings_and_folders(study, monkeypatch):
+    import impossible_lms.evaluation as evaluation
+    import impossible_lms.training as training
+    from impossible_lms.experiment import Run, default_stages
+
+    calls = {}
+    monkeypatch.setattr(evaluation, "evaluate", lambda **kw: calls.setdefault("eval", kw))
+    monkeypatch.setattr(training, "train", lambda tc, **kw: calls.setdefault("train", tc) and tc.run_dir)
+    stages = default_stages()
+    stages.evaluate(study, Run("local_shuffle:w=3", "tiny-gpt2", 0))
+    data = study.data_dir
+    assert calls["eval"]["data"] == [data / "local_shuffle_w=3", data / "local_shuffle_w=5", data / "no_shuffle"]
+    assert calls["eval"]["results"] == study.results_dir
+    calls.clear()
+    warm = Run("token_hop", "tiny-gpt2", 2, "warm")
+    stages.evaluate(study, warm)
+    assert calls["eval"]["data"] == data / "token_hop"
+    assert calls["eval"]["results"] == study.out / "variants" / "warm" / "results"
+    stages.train(study, warm)
+    tc = calls["train"]
+    assert tc.schedule.warmup == 7 and tc.schedule.steps == demo_train("schedule", "steps") and tc.seed == 2
+    assert Path(tc.run_dir) == study.out / "variants" / "warm" / "runs" / "token_hop" / "tiny-gpt2" / "seed2"
+
+
+def test_study_runs_once_and_a_changed_cross_list_reruns_only_its_evals(study):
+    fake = FakeStages()
+    run_experiment(study, stages=fake.stages(), log=lambda m: None)
+    assert fake.calls[0] == ("perturb", ("no_shuffle", "local_shuffle:w=3", "local_shuffle:w=5", "partial_reverse",
+                                         "token_hop"))
+    assert fake.calls[-2:] == [("report",), ("report", "warm")]
+    assert len([c for c in fake.calls if c[0] == "train"]) == 9
+    fake.calls.clear()
+    assert run_experiment(study, stages=fake.stages(), log=lambda m: None).executed == [] and fake.calls == []
+    study.eval.cross = {"local_shuffle:w=3": ["no_shuffle"]}
+    run_experiment(study, stages=fake.stages(), log=lambda m: None)
+    assert fake.calls == [("eval", "local_shuffle:w=3/tiny-gpt2/0"), ("eval", "local_shuffle:w=3/tiny-gpt2-nopos/5"),
+                          ("report",)]
+
+
+def test_emit_gives_a_variant_its_settings_and_folder(study):
+    (line,) = emit_torchrun(study, ["*/*@warm"])
+    args = shlex.split(line)
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    assert "schedule.warmup=7" in sets
+    assert f"run_dir={study.out / 'variants' / 'warm' / 'runs' / 'token_hop' / 'tiny-gpt2' / 'seed2'}" in sets
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model_seeds={gpt3: [1]}", "model_seeds: 'gpt3' is not one of the experiment's models"),
+    ("eval.cross={word_hop: [no_hop]}", "eval.cross: word_hop is not one of the experiment's languages"),
+    ("variants={w: {trian: {}}}", "variants.w: unknown key 'trian' \\(did you mean 'train'\\?\\)"),
+    ("variants={w: {train: {}}}", "variants.w: `train` must give"),
+    ("variants={w: {train: {seed: 1}, models: [gpt3]}}", "variants.w: model 'gpt3' is not one of"),
+    ("variants={'a/b': {train: {seed: 1}}}", "variant name 'a/b'"),
+])
+def test_study_mistakes_are_one_line_errors(override, message):
+    with pytest.raises(ILMError, match=message):
+        load_experiment(DEMO, [override])
+
+
+def test_a_variant_train_typo_fails_before_any_work(study):
+    study.variants = {"warm": {"train": {"schedule": {"warmpu": 7}}}}
+    with pytest.raises(ILMError, match="variants.warm.train: .*warmpu"):
+        check_names(study)

@@ -26,6 +26,11 @@ class EvalSpec:
     metrics: list[str] = field(default_factory=lambda: ["perplexity", "marker_surprisal"])  # hop-only ones skip other families
     checkpoints: str = "all"  # "all" or a range "100-3000:100"
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for evaluate()
+    # Train-on-X/test-on-Y: models of language X are also scored on each Y's test data
+    # (rows tagged eval_language=Y), as the reference's perplexities.sh scores each
+    # DeterministicShuffle model on the other seeds' data. Y is perturbed even when no
+    # model trains on it.
+    cross: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +54,14 @@ class ExperimentConfig:
     languages: list[str] = field(default_factory=list)  # registry names or parametric specs
     models: list[str] = field(default_factory=lambda: ["gpt2"])  # model presets
     seeds: list[int] = field(default_factory=lambda: [0])
+    # Per model preset, the seeds that replace `seeds` for it (the reference's
+    # no-position figures use seed 53 only).
+    model_seeds: dict[str, list[int]] = field(default_factory=dict)
+    # Named changes to the training recipe (ablations), each {train: TrainConfig
+    # overrides on top of `train`, seeds, models, languages (each default: all)}.
+    # Their runs, results and report live under OUT/variants/<name>/, so a report
+    # never averages an ablation with the recipe it changes.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     corpus: CorpusSpec = field(default_factory=CorpusSpec)
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields shared by every run
     eval: EvalSpec = field(default_factory=EvalSpec)
@@ -83,6 +96,24 @@ class ExperimentConfig:
     def stamp_dir(self) -> Path:
         return self.out / ".ilm" / "stamps"
 
+    def variant_dir(self, variant: str) -> Path:
+        """Where a variant's runs/, results/ and report/ go (OUT itself for the recipe)."""
+        return self.out / "variants" / variant if variant else self.out
+
+
+@dataclass
+class Variant:
+    """One named training variant (an ablation), resolved against the experiment."""
+
+    name: str
+    train: dict[str, Any]  # TrainConfig overrides on top of the experiment's `train`
+    seeds: list[int]  # empty: each model's own seeds
+    models: list[str]  # empty: all models
+    languages: list[str]  # empty: all languages
+
+
+VARIANT_KEYS = ("train", "seeds", "models", "languages")
+
 
 def load_experiment(path: str | Path, overrides: list[str] | dict | None = None) -> ExperimentConfig:
     """Read and check an experiment YAML (``--set key=value`` overrides on top)."""
@@ -100,6 +131,21 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if not cfg.seeds:
         raise ILMError("experiment lists no seeds")
     cfg.languages = list(dict.fromkeys(get_language(name).name for name in cfg.languages))
+    canon = lambda names: list(dict.fromkeys(get_language(n).name for n in names))  # noqa: E731
+    cross = {}
+    for x, ys in (cfg.eval.cross or {}).items():
+        x = get_language(x).name
+        if x not in cfg.languages:
+            raise ILMError(f"eval.cross: {x} is not one of the experiment's languages")
+        cross[x] = [y for y in canon(ys if isinstance(ys, list) else [ys]) if y != x]
+    cfg.eval.cross = cross
+    for model, seeds in cfg.model_seeds.items():
+        if model not in cfg.models:
+            raise ILMError(f"model_seeds: {model!r} is not one of the experiment's models ({', '.join(cfg.models)})")
+        if not seeds:
+            raise ILMError(f"model_seeds: {model!r} lists no seeds")
+    for name, spec in cfg.variants.items():
+        variant(cfg, name)  # checks it
     if cfg.gpus_per_run < 1:
         raise ILMError(f"gpus_per_run must be at least 1, got {cfg.gpus_per_run}")
     from impossible_lms.reporting import check_formats
@@ -167,3 +213,42 @@ def check_names(cfg: ExperimentConfig) -> None:
             if name not in known:
                 hint = did_you_mean(name, known)
                 raise ILMError(f"unknown {kind} {name!r}{hint}; choose from {', '.join(known)}")
+    if cfg.variants:  # a variant's train overrides are TrainConfig fields (typos fail here, not after hours)
+        from impossible_lms.experiment.plan import _train_config_class, train_settings
+
+        TrainConfig = _train_config_class()
+        for name in cfg.variants:
+            try:
+                load_config(TrainConfig, overrides=train_settings(cfg, name))
+            except ILMError as e:
+                raise ILMError(f"variants.{name}.train: {e}") from None
+
+
+def variant(cfg: ExperimentConfig, name: str) -> Variant:
+    """The variant ``name`` of ``cfg``, checked; ILMError naming what is wrong."""
+    from perturbations import get_language
+
+    spec = cfg.variants.get(name)
+    if spec is None:
+        raise ILMError(f"unknown variant {name!r}{did_you_mean(name, list(cfg.variants))}")
+    if not name or "/" in name or not all(c.isalnum() or c in "_-." for c in name):
+        raise ILMError(f"variant name {name!r}: use letters, digits, '_', '-' or '.'")
+    if not isinstance(spec, dict):
+        raise ILMError(f"variants.{name}: expected a mapping with {', '.join(VARIANT_KEYS)}")
+    unknown = [k for k in spec if k not in VARIANT_KEYS]
+    if unknown:
+        raise ILMError(f"variants.{name}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], VARIANT_KEYS)}; "
+                       f"expected {', '.join(VARIANT_KEYS)}")
+    models = list(spec.get("models") or [])
+    for m in models:
+        if m not in cfg.models:
+            raise ILMError(f"variants.{name}: model {m!r} is not one of the experiment's models")
+    languages = [get_language(n).name for n in spec.get("languages") or []]
+    for lang in languages:
+        if lang not in cfg.languages:
+            raise ILMError(f"variants.{name}: {lang} is not one of the experiment's languages")
+    train = spec.get("train") or {}
+    if not isinstance(train, dict) or not train:
+        raise ILMError(f"variants.{name}: `train` must give the TrainConfig fields the variant changes")
+    return Variant(name, dict(train), [int(s) for s in spec.get("seeds") or []], models, languages)
+

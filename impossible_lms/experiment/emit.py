@@ -7,15 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from impossible_lms.experiment.config import ExperimentConfig
-from impossible_lms.experiment.plan import Run, select_runs, slug
+from impossible_lms.experiment.plan import Run, eval_languages, run_dir, runs_dir, select_runs, slug, train_settings
 from impossible_lms.io import atomic_write_text
 
 
 def train_command(cfg: ExperimentConfig, run: Run) -> list[str]:
-    """``ilm train`` arguments for one run, the experiment's train settings as --set overrides."""
+    """``ilm train`` arguments for one run, the experiment's train settings as --set overrides.
+
+    A variant's run gets its merged train settings and its own folder (``run_dir``).
+    """
     args = ["train", "--data", str(cfg.data_dir / slug(run.language)), "--model", run.model,
-            "--seed", str(run.seed), "--out", str(cfg.runs_dir)]
-    for key, value in _flatten(cfg.train):
+            "--seed", str(run.seed), "--out", str(runs_dir(cfg, run.variant))]
+    settings = train_settings(cfg, run.variant)
+    if run.variant:
+        settings = {**settings, "run_dir": str(run_dir(cfg, run))}
+    for key, value in _flatten(settings):
         args += ["--set", f"{key}={_yaml_scalar(value)}"]
     return args
 
@@ -56,7 +62,7 @@ def perturb_command(cfg: ExperimentConfig) -> str:
     import shlex
 
     options = [a for k, v in cfg.corpus.options.items() for a in ("--corpus-option", f"{k}={_yaml_scalar(v)}")]
-    return shlex.join(["ilm", "perturb", *cfg.languages, "--corpus", cfg.corpus.source, *options,
+    return shlex.join(["ilm", "perturb", *dict.fromkeys(y for x in cfg.languages for y in eval_languages(cfg, x)), "--corpus", cfg.corpus.source, *options,
                        "--out", str(cfg.data_dir), "--tokenizer", cfg.corpus.tokenizer, "--tagger", cfg.corpus.tagger,
                        "--workers", str(cfg.corpus.workers)])
 

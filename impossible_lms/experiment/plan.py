@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from impossible_lms.config import load_config, to_dict
+from impossible_lms.config import load_config, merge, to_dict
 from impossible_lms.errors import ILMError
 from impossible_lms.experiment.analyses import analysis_steps
-from impossible_lms.experiment.config import HOP_ONLY_METRICS, ExperimentConfig
+from impossible_lms.experiment.config import HOP_ONLY_METRICS, ExperimentConfig, variant
 from impossible_lms.experiment.stamps import _status
 from impossible_lms.io import fingerprint
 
@@ -21,13 +21,20 @@ class Run:
     language: str
     model: str
     seed: int
+    variant: str = ""  # a named training variant (ablation); "" = the experiment's recipe
+
+    @property
+    def label(self) -> str:
+        """The model part of the key: ``gpt2``, or ``gpt2@warmup1000`` for a variant's run."""
+        return f"{self.model}@{self.variant}" if self.variant else self.model
 
     @property
     def key(self) -> str:
-        return f"{self.language}/{self.model}/{self.seed}"
+        return f"{self.language}/{self.label}/{self.seed}"
 
     @property
     def slug(self) -> str:
+        """The run folder under its runs/ (a variant's runs/ is OUT/variants/<name>/runs)."""
         return f"{slug(self.language)}/{self.model}/seed{self.seed}"
 
 
@@ -65,9 +72,27 @@ def slug(language: str) -> str:
     return dataset_folder_name(language)
 
 
+def model_seeds(cfg: ExperimentConfig, model: str) -> list[int]:
+    """The seeds ``model`` trains with: its ``model_seeds`` entry, else ``seeds``."""
+    return [int(s) for s in cfg.model_seeds.get(model) or cfg.seeds]
+
+
+def all_runs(cfg: ExperimentConfig) -> list[Run]:
+    """The recipe's runs (language × model × that model's seeds), then each variant's."""
+    runs = [Run(lang, model, seed) for lang in cfg.languages for model in cfg.models for seed in model_seeds(cfg, model)]
+    for name in cfg.variants:
+        v = variant(cfg, name)
+        runs += [Run(lang, model, seed, name) for lang in v.languages or cfg.languages for model in v.models or cfg.models
+                 for seed in v.seeds or model_seeds(cfg, model)]
+    return runs
+
+
 def select_runs(cfg: ExperimentConfig, only: list[str] | None = None) -> list[Run]:
-    """Every language × model × seed, filtered by ``LANG/MODEL/SEED`` globs (missing or empty parts match all)."""
-    runs = [Run(lang, model, int(seed)) for lang in cfg.languages for model in cfg.models for seed in cfg.seeds]
+    """Every run, filtered by ``LANG/MODEL/SEED`` globs (missing or empty parts match all).
+
+    MODEL matches the preset of the recipe's runs and ``preset@variant`` of a variant's.
+    """
+    runs = all_runs(cfg)
     if not only:
         return runs
     for p in only:
@@ -78,7 +103,7 @@ def select_runs(cfg: ExperimentConfig, only: list[str] | None = None) -> list[Ru
         r for r in runs
         if any(
             (fnmatch.fnmatchcase(r.language, lp) or fnmatch.fnmatchcase(slug(r.language), lp))
-            and fnmatch.fnmatchcase(r.model, mp)
+            and fnmatch.fnmatchcase(r.label, mp)
             and fnmatch.fnmatchcase(str(r.seed), sp)
             for lp, mp, sp in patterns
         )
@@ -95,6 +120,11 @@ def eval_metrics(cfg: ExperimentConfig, language: str) -> list[str]:
     return [m for m in cfg.eval.metrics if hop or m not in HOP_ONLY_METRICS]
 
 
+def eval_languages(cfg: ExperimentConfig, language: str) -> list[str]:
+    """The test data a model of ``language`` is scored on: its own, then its ``eval.cross`` ones."""
+    return [language, *cfg.eval.cross.get(language, [])]
+
+
 def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Plan:
     """What would run: every step with its fingerprint and whether its stamp says it is done."""
     runs = select_runs(cfg, only)
@@ -102,25 +132,31 @@ def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Pla
     corpus = to_dict(cfg.corpus)
     corpus.pop("workers")  # how many processes does not change the data
     perturb_fp: dict[str, str] = {}
-    for language in dict.fromkeys(r.language for r in runs):
+    for language in dict.fromkeys(y for r in runs for y in eval_languages(cfg, r.language)):
         fp = fingerprint("perturb", language, corpus)
         perturb_fp[language] = fp
         steps.append(Step("perturb", language, fp, _status(cfg, "perturb", language, fp)))
-    eval_fps = []
+    perturbs = {s.key: s for s in steps}
     for run in runs:
-        upstream = [s for s in steps if s.stage == "perturb" and s.key == run.language]
-        train_fp = fingerprint("train", perturb_fp[run.language], run.model, run.seed, cfg.train)
-        train = Step("train", run.key, train_fp, _status(cfg, "train", run.key, train_fp, upstream), run)
-        eval_fp = fingerprint("eval", train_fp, eval_metrics(cfg, run.language), cfg.eval.checkpoints, cfg.eval.options)
-        steps += [train, Step("eval", run.key, eval_fp, _status(cfg, "eval", run.key, eval_fp, [train]), run)]
-        eval_fps.append(eval_fp)
+        train_fp = fingerprint("train", perturb_fp[run.language], run.model, run.seed, train_settings(cfg, run.variant))
+        train = Step("train", run.key, train_fp, _status(cfg, "train", run.key, train_fp, [perturbs[run.language]]), run)
+        cross = eval_languages(cfg, run.language)[1:]
+        # The cross data's own perturb fingerprint joins only when there is some: stamps of
+        # experiments without eval.cross stay valid.
+        extra = [[perturb_fp[y] for y in cross]] if cross else []
+        eval_fp = fingerprint("eval", train_fp, eval_metrics(cfg, run.language), cfg.eval.checkpoints,
+                              cfg.eval.options, *extra)
+        upstream = [train, *(perturbs[y] for y in cross)]
+        steps += [train, Step("eval", run.key, eval_fp, _status(cfg, "eval", run.key, eval_fp, upstream), run)]
         for analysis in analysis_steps(cfg, run.language):  # experiment/analyses.py
             fp = fingerprint(analysis.name, train_fp, cfg.analyses[analysis.name])
             steps.append(Step(analysis.name, run.key, fp, _status(cfg, analysis.name, run.key, fp, [train]), run))
-            eval_fps.append(fp)
-    report_fp = fingerprint("report", sorted(eval_fps), cfg.report.formats)
-    evals = [s for s in steps if s.stage not in ("perturb", "train")]
-    steps.append(Step("report", "report", report_fp, _status(cfg, "report", "report", report_fp, evals)))
+    # One report per variant (the recipe's first): an ablation never averages with the recipe.
+    for name in dict.fromkeys(r.variant for r in runs):
+        evals = [s for s in steps if s.stage not in ("perturb", "train", "report") and s.run.variant == name]
+        key = f"report@{name}" if name else "report"
+        report_fp = fingerprint("report", sorted(s.fingerprint for s in evals), cfg.report.formats)
+        steps.append(Step("report", key, report_fp, _status(cfg, "report", key, report_fp, evals), Run("", "", 0, name)))
     return Plan(cfg, runs, steps, tokens_per_run(cfg))
 
 
@@ -154,7 +190,9 @@ def format_plan(plan: Plan, estimate=None) -> str:
     lines = [f"experiment {cfg.name}: {len(plan.runs)} run(s) under {cfg.out}"]
     for step in plan.steps:
         mark = "done" if step.status == "done" else "todo"
-        lines.append(f"  [{mark}] {step.stage:<7} {step.key}")
+        cross = eval_languages(cfg, step.run.language)[1:] if step.stage == "eval" else []
+        also = f"  (+ scored on {', '.join(cross)})" if cross else ""
+        lines.append(f"  [{mark}] {step.stage:<7} {step.key}{also}")
     todo = {s: len(plan.todo(s)) for s in ("perturb", "train", "eval", *cfg.analyses, "report")}
     lines.append("to do: " + ", ".join(f"{n} {s}" for s, n in todo.items()))
     if estimate is not None:
@@ -162,13 +200,30 @@ def format_plan(plan: Plan, estimate=None) -> str:
     return "\n".join(lines)
 
 
+def train_settings(cfg: ExperimentConfig, name: str = "") -> dict[str, Any]:
+    """The TrainConfig overrides of the recipe, or of variant ``name`` (its `train` merged on top)."""
+    return merge(cfg.train, variant(cfg, name).train) if name else dict(cfg.train)
+
+
 def _train_overrides(cfg: ExperimentConfig, run: Run | None = None) -> dict[str, Any]:
-    base = dict(cfg.train)
+    base = train_settings(cfg, run.variant if run else "")
     if run is not None:
         base.update(data=str(cfg.data_dir / slug(run.language)), model=run.model, seed=run.seed,
-                    out=str(cfg.runs_dir), run_dir=str(run_dir(cfg, run)))
+                    out=str(runs_dir(cfg, run.variant)), run_dir=str(run_dir(cfg, run)))
     return base
 
 
+def runs_dir(cfg: ExperimentConfig, variant_name: str = "") -> Path:
+    return cfg.variant_dir(variant_name) / "runs"
+
+
+def results_dir(cfg: ExperimentConfig, variant_name: str = "") -> Path:
+    return cfg.variant_dir(variant_name) / "results"
+
+
+def report_dir(cfg: ExperimentConfig, variant_name: str = "") -> Path:
+    return cfg.variant_dir(variant_name) / "report"
+
+
 def run_dir(cfg: ExperimentConfig, run: Run) -> Path:
-    return cfg.runs_dir / run.slug
+    return runs_dir(cfg, run.variant) / run.slug

@@ -9,7 +9,8 @@ from typing import Callable
 from impossible_lms.config import load_config, save_config
 from impossible_lms.experiment.config import ExperimentConfig, check_names, validate_experiment
 from impossible_lms.experiment.plan import (
-    ExperimentResult, Run, _train_config_class, _train_overrides, eval_metrics, plan_experiment, run_dir, slug,
+    ExperimentResult, Run, _train_config_class, _train_overrides, eval_languages, eval_metrics, plan_experiment,
+    report_dir, results_dir, run_dir, slug,
 )
 from impossible_lms.experiment.stamps import write_stamp
 
@@ -21,7 +22,7 @@ class Stages:
     perturb: Callable[[ExperimentConfig, list[str]], list[Path]]
     train: Callable[[ExperimentConfig, Run], list[Path]]
     evaluate: Callable[[ExperimentConfig, Run], list[Path]]
-    report: Callable[[ExperimentConfig], list[Path]]
+    report: Callable[[ExperimentConfig, str], list[Path]]  # (cfg, variant name; "" = the recipe)
     # analysis name -> fn(cfg, run, options); None: the registry's (experiment/analyses.py)
     analyses: dict[str, Callable[[ExperimentConfig, Run, dict], list[Path]]] | None = None
 
@@ -52,17 +53,20 @@ def _train(cfg: ExperimentConfig, run: Run) -> list[Path]:
 def _evaluate(cfg: ExperimentConfig, run: Run) -> list[Path]:
     from impossible_lms.evaluation import evaluate
 
-    evaluate(subject=run_dir(cfg, run), data=cfg.data_dir / slug(run.language), checkpoints=cfg.eval.checkpoints,
-             metrics=eval_metrics(cfg, run.language), results=cfg.results_dir,
+    # Own test data first, then the eval.cross languages' (rows tagged eval_language=Y).
+    data = [cfg.data_dir / slug(y) for y in eval_languages(cfg, run.language)]
+    results = results_dir(cfg, run.variant)
+    evaluate(subject=run_dir(cfg, run), data=data if len(data) > 1 else data[0], checkpoints=cfg.eval.checkpoints,
+             metrics=eval_metrics(cfg, run.language), results=results,
              **{"show_progress": True, **cfg.eval.options})
-    return [cfg.results_dir]
+    return [results]
 
 
-def _report(cfg: ExperimentConfig) -> list[Path]:
+def _report(cfg: ExperimentConfig, variant: str = "") -> list[Path]:
     from impossible_lms.evaluation import load_results
     from impossible_lms.reporting import make_report
 
-    return make_report(load_results([cfg.results_dir]), cfg.report_dir, cfg.report.formats)
+    return make_report(load_results([results_dir(cfg, variant)]), report_dir(cfg, variant), cfg.report.formats)
 
 
 def default_stages() -> Stages:
@@ -110,11 +114,13 @@ def run_experiment(
         result.executed.append(f"{step.stage}:{step.key}")
         write_stamp(cfg, step, outputs)
     report = plan.todo("report")
-    if report:
-        log(f"report: {cfg.report_dir}")
-        result.report_files = stages.report(cfg)
-        result.executed.append("report")
-        write_stamp(cfg, report[0], result.report_files)
-    elif not result.executed:
+    for step in report:
+        name = step.run.variant if step.run else ""
+        log(f"report: {report_dir(cfg, name)}")
+        files = stages.report(cfg, name)
+        result.report_files += files
+        result.executed.append(step.key)
+        write_stamp(cfg, step, files)
+    if not report and not result.executed:
         log("nothing to do: every step is done and matches the experiment")
     return result
