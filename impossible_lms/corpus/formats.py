@@ -136,11 +136,24 @@ def read_stanza_json(path: Path, genre: str = "") -> list[Sentence]:
     for batch in data:
         for sent in batch.get("sent_annotations", []) if isinstance(batch, dict) else []:
             words = tuple(
-                Word(wa["text"], wa.get("upos") or "X", wa.get("feats") or "_", wa.get("lemma") or wa["text"])
+                Word(wa["text"], wa.get("upos") or "X", wa.get("feats") or "_", wa.get("lemma") or wa["text"],
+                     *_stanza_arc(wa, path))
                 for wa in sent.get("word_annotations", [])
             )
-            sentences.append(Sentence(sent["sent_text"], words, genre))
+            s = Sentence(sent["sent_text"], words, genre)
+            _check_heads(s, path)
+            sentences.append(s)
     return sentences
+
+
+def _stanza_arc(wa: dict, path: Path) -> tuple[int | None, str | None]:
+    """A parsed annotation's (head, deprel), as Stanza's ``to_dict`` names them; (None, None) when unparsed."""
+    head = wa.get("head")
+    if head is None:
+        return None, None
+    if not isinstance(head, int) or isinstance(head, bool) or head < 0:
+        raise ILMError(f"{path}: word {wa.get('text')!r} has head {head!r}; expected a word id or 0")
+    return head, wa.get("deprel") or None
 
 
 def write_stanza_json(sentences: Iterable[Sentence], path: Path) -> None:
@@ -151,7 +164,8 @@ def write_stanza_json(sentences: Iterable[Sentence], path: Path) -> None:
             raise ILMError("cannot write an untagged sentence as Stanza JSON")
         words = [
             {"id": i, "text": w.text, "lemma": w.lemma, "upos": w.upos, "xpos": None,
-             "feats": None if w.feats == "_" else w.feats}
+             "feats": None if w.feats == "_" else w.feats,
+             **({} if w.head is None else {"head": w.head, "deprel": w.deprel})}
             for i, w in enumerate(s.words, 1)
         ]
         out.append({"sent_annotations": [{"sent_text": s.text, "word_annotations": words}]})

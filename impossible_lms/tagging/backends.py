@@ -54,19 +54,27 @@ class NltkTagger(LineTagger):
 
 
 class StanzaTagger(LineTagger):
-    name = "stanza"
+    """``stanza``: English tags as the reference made them (no parse). ``stanza:LANG`` (any
+    Stanza language code, e.g. ``stanza:de``): that language's tags plus its dependency
+    parse, kept on each word (``head``, ``deprel``) for the tree languages."""
+
     version = "1"
     processors = "tokenize,mwt,pos,lemma"
 
-    def __init__(self) -> None:
+    def __init__(self, lang: str | None = None) -> None:
+        self.lang = lang or "en"
+        self.parse = lang is not None
+        self.name = f"stanza-{self.lang}" if self.parse else "stanza"  # the tag cache's key
         try:
             import stanza
         except ImportError:
             raise ILMError(f"the stanza tagger needs the stanza package: {STANZA_HINT}") from None
+        processors = self.processors + (",depparse" if self.parse else "")
         try:
-            self._nlp = stanza.Pipeline("en", processors=self.processors, download_method=None, verbose=False)
+            self._nlp = stanza.Pipeline(self.lang, processors=processors, download_method=None, verbose=False)
         except Exception as e:  # stanza raises several kinds when resources are missing
-            raise ILMError(f"stanza English models not available ({str(e).splitlines()[0]}): {STANZA_HINT}") from None
+            hint = STANZA_HINT.replace("'en'", repr(self.lang)).replace("English", repr(self.lang))
+            raise ILMError(f"stanza {self.lang!r} models not available ({str(e).splitlines()[0]}): {hint}") from None
 
     def tag_lines(self, lines: list[str], genre: str) -> list[Sentence]:
         import stanza
@@ -77,7 +85,12 @@ class StanzaTagger(LineTagger):
         out = []
         for doc in docs:
             for sent in doc.sentences:
-                words = tuple(Word(w.text, w.upos or "X", w.feats or "_", w.lemma or w.text) for w in sent.words)
+                words = tuple(
+                    Word(w.text, w.upos or "X", w.feats or "_", w.lemma or w.text,
+                         head=int(w.head) if self.parse and w.head is not None else None,
+                         deprel=(w.deprel or None) if self.parse else None)
+                    for w in sent.words
+                )
                 out.append(Sentence(sent.text, words, genre))
         return out
 

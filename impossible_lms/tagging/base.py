@@ -155,10 +155,17 @@ def list_taggers() -> list[str]:
 
 
 def get_tagger(name: str | Tagger) -> Tagger:
-    """A tagger by name: nltk (default), stanza, gold, none, auto."""
+    """A tagger by name: nltk (default), stanza, gold, none, auto; ``NAME:ARG`` passes ARG to
+    the backend (``stanza:de``: German tags and dependency trees)."""
     if not isinstance(name, str):
         return name
-    factory = TAGGERS.get(name)
+    base, _, arg = name.partition(":")
+    factory = TAGGERS.get(base)
     if factory is None:
-        raise ILMError(f"unknown tagger {name!r}{did_you_mean(name, TAGGERS)}; choose from {', '.join(TAGGERS)}")
-    return factory()
+        raise ILMError(f"unknown tagger {name!r}{did_you_mean(base, TAGGERS)}; choose from {', '.join(TAGGERS)}")
+    if not arg:
+        return factory()
+    try:
+        return factory(arg)
+    except TypeError:
+        raise ILMError(f"tagger {base!r} takes no argument (got {name!r})") from None
