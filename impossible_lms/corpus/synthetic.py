@@ -27,6 +27,7 @@ immutable :class:`Word` objects, which keeps 100k sentences to a few seconds.
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -258,6 +259,15 @@ class _Builder:
         self.lex = lex
         self.genre = genre
         self.words: list[Word] = []
+        # gold constituents (label, first word, end word), recorded as the grammar builds them;
+        # recording draws no random numbers, so the sentences are the same with or without trees
+        self.spans: list[tuple[str, int, int]] = []
+
+    @contextmanager
+    def span(self, label: str):
+        start = len(self.words)
+        yield
+        self.spans.append((label, start, len(self.words)))
 
     def add(self, *words: Word) -> None:
         self.words.extend(words)
@@ -267,6 +277,10 @@ class _Builder:
 
     # noun phrases return the verb agreement they trigger: (number, person)
     def noun_phrase(self, animate: bool = True, depth: int = 0, pronoun_ok: bool = True) -> tuple[str, str]:
+        with self.span("NP"):
+            return self._noun_phrase(animate, depth, pronoun_ok)
+
+    def _noun_phrase(self, animate: bool, depth: int, pronoun_ok: bool) -> tuple[str, str]:
         rng, lex = self.rng, self.lex
         roll = rng.random()
         pron_share = {"dialogue": 0.5, "childes": 0.35, "stories": 0.2}[self.genre]
@@ -282,8 +296,9 @@ class _Builder:
         pair = rng.choice(lex.animate if animate else lex.things)
         self._det_adj_noun(pair[1] if plural else pair[0], plural)
         if depth == 0 and self.chance(0.18):
-            self.add(rng.choice(lex.preps))  # an attractor noun between subject and verb
-            self.object_phrase(pronoun_ok=False)
+            with self.span("PP"):
+                self.add(rng.choice(lex.preps))  # an attractor noun between subject and verb
+                self.object_phrase(pronoun_ok=False)
         elif depth == 0 and animate and self.chance(0.15):
             self.relative_clause("Plur" if plural else "Sing")
         return ("Plur" if plural else "Sing"), "3"
@@ -302,6 +317,10 @@ class _Builder:
         self.add(noun)
 
     def object_phrase(self, pronoun_ok: bool = True) -> None:
+        with self.span("NP"):
+            self._object_phrase(pronoun_ok)
+
+    def _object_phrase(self, pronoun_ok: bool) -> None:
         rng, lex = self.rng, self.lex
         roll = rng.random()
         if pronoun_ok and roll < 0.2:
@@ -330,6 +349,10 @@ class _Builder:
 
     def predicate(self, number: str, person: str) -> None:
         """Verb group + complements for a subject already added."""
+        with self.span("VP"):
+            self._predicate(number, person)
+
+    def _predicate(self, number: str, person: str) -> None:
         rng, lex = self.rng, self.lex
         transitive = self.chance(0.6)
         verb = rng.choice(lex.trans if transitive else lex.intrans)
@@ -364,10 +387,12 @@ class _Builder:
         if transitive:
             self.object_phrase()
         if self.chance(0.25):
-            self.add(rng.choice(lex.preps))
-            self.object_phrase()
+            with self.span("PP"):
+                self.add(rng.choice(lex.preps))
+                self.object_phrase()
         if self.chance(0.15):
-            self.add(rng.choice(lex.adverbs))
+            with self.span("ADVP"):
+                self.add(rng.choice(lex.adverbs))
 
     def clause(self) -> None:
         number, person = self.noun_phrase()
@@ -487,6 +512,12 @@ def _capitalise(words: list[Word]) -> None:
 
 def generate_sentence(rng: random.Random, genre: str) -> Sentence:
     """One grammatical sentence of 3..30 words with gold tags."""
+    return generate_tree(rng, genre)[0]
+
+
+def generate_tree(rng: random.Random, genre: str) -> tuple[Sentence, list[tuple[str, int, int]]]:
+    """:func:`generate_sentence` with its gold constituents ``(label, first word, end word)`` (NP, VP,
+    PP, ADVP as the grammar built them; clauses and the verbs of "say"/"think" frames are not recorded)."""
     lex = lexicon()
     mix = GENRE_MIX[genre]
     names, weights = tuple(mix), tuple(mix.values())
@@ -497,7 +528,7 @@ def generate_sentence(rng: random.Random, genre: str) -> Sentence:
             break
     _capitalise(b.words)
     words = tuple(b.words)
-    return Sentence(join(words), words, genre)
+    return Sentence(join(words), words, genre), b.spans
 
 
 def split_sizes(total: int) -> dict[tuple[str, str], int]:
@@ -516,7 +547,12 @@ def split_sizes(total: int) -> dict[tuple[str, str], int]:
 
 def generate_file(genre: str, split: str, count: int, seed: int) -> list[Sentence]:
     """The sentences of one synthetic file; the same arguments give the same list."""
+    return [s for s, _ in generate_file_trees(genre, split, count, seed)]
+
+
+def generate_file_trees(genre: str, split: str, count: int, seed: int) -> list[tuple[Sentence, list[tuple[str, int, int]]]]:
+    """:func:`generate_file` with each sentence's gold constituents (:func:`generate_tree`)."""
     if genre not in GENRE_MIX:
         raise ValueError(f"unknown synthetic genre {genre!r}")
     rng = random.Random(f"ilm-synthetic/{seed}/{genre}/{split}")
-    return [generate_sentence(rng, genre) for _ in range(count)]
+    return [generate_tree(rng, genre) for _ in range(count)]

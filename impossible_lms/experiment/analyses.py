@@ -77,3 +77,32 @@ def _intervene(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]
 
 
 register_analysis(AnalysisStage("intervene", _is_hop, _intervene))
+
+
+def _is_probed(language: str) -> bool:
+    from perturbations import get_language
+
+    return get_language(language).family in ("hop", "reverse")
+
+
+def _probe(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
+    """Edge probing of every checkpoint of the run on its language's data (Reverse: NoReverse's,
+    perturbed here when the experiment does not train it)."""
+    from impossible_lms.analysis.probe import probe
+    from impossible_lms.experiment.plan import run_dir, slug
+    from perturbations import get_language
+
+    folder = cfg.data_dir / slug(run.language)
+    if get_language(run.language).family == "reverse":
+        folder = cfg.data_dir / "no_reverse"
+        if not (folder / "manifest.json").is_file():
+            from impossible_lms.perturb import perturb_corpus
+
+            perturb_corpus(["no_reverse"], cfg.corpus.source, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
+                           tagger=cfg.corpus.tagger, workers=cfg.corpus.workers,
+                           corpus_options=cfg.corpus.options or None)
+    probe(run_dir(cfg, run), folder, results=cfg.results_dir, **{"show_progress": True, **options})
+    return [cfg.results_dir]
+
+
+register_analysis(AnalysisStage("probe", _is_probed, _probe))

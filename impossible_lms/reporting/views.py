@@ -126,3 +126,45 @@ def _slug(text: str) -> str:
 
 
 register_view(View(("iia",), iia_tables, iia_figures))
+
+
+# ---------------------------------------------------------------- edge probing
+
+
+def probe_tables(rows: pd.DataFrame) -> Tables:
+    """``probe``: mean over seeds (t-interval) per language × model × checkpoint × layer × label
+    (subset = the feature set: layer1 .. layer12, last4)."""
+    cells = _aggregate(rows.copy(), ["language", "model", "checkpoint", "subset", "label"], mean_interval)
+    cells = (cells.assign(_order=cells["language"].map(sort_key))
+             .sort_values(["_order", "model", "checkpoint", "subset", "label"], kind="stable").drop(columns="_order"))
+    return {"probe": cells.reset_index(drop=True)}
+
+
+def probe_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
+    """Accuracy per layer, one line per label, at each (language, model)'s last checkpoint."""
+    from matplotlib.figure import Figure
+
+    from impossible_lms.reporting.figures import _save
+
+    cells = tables.get("probe")
+    written: list[Path] = []
+    if cells is None or not formats:
+        return written
+    for (language, model), t in cells.groupby(["language", "model"], sort=False):
+        if t["checkpoint"].notna().any():
+            t = t[t["checkpoint"] == t["checkpoint"].max()]
+        order = sorted(dict.fromkeys(t["subset"]), key=lambda s: (s == "last4", int(s[5:]) if s[5:].isdigit() else 0))
+        fig = Figure(figsize=(5, 3.2), layout="constrained")
+        ax = fig.subplots()
+        for label, lt in t.groupby("label", sort=True):
+            lt = lt.set_index("subset").reindex(order)
+            ax.plot(range(len(order)), lt["value"].to_numpy(dtype=float), marker="o", label=str(label))
+        ax.set_xticks(range(len(order)), order)
+        ax.set_ylabel("Probe accuracy (%)")
+        ax.legend(fontsize=7)
+        ax.set_title(f"Edge probing — {language}, {model}")
+        written += _save(fig, out / f"probe_{_slug(language)}_{_slug(model)}", formats)
+    return written
+
+
+register_view(View(("probe_accuracy",), probe_tables, probe_figures))

@@ -1,0 +1,42 @@
+"""`ilm probe`: constituency edge probing (wraps ``analysis.probe``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from cli.common import command, console, split_csv
+
+
+def register(app: typer.Typer) -> None:
+    @command(app, "probe")
+    def probe_cmd(
+        subject: str = typer.Argument(..., help="A run folder, a checkpoint folder, or a Hugging Face model id/folder."),
+        data: Path = typer.Option(..., "--data", "-d", help="The language's dataset folder (Reverse family: no_reverse beside it)."),
+        trees: Optional[Path] = typer.Option(
+            None, "--trees", help="Bracketed Penn-style trees of the sentences [default: the synthetic grammar's own trees]."
+        ),
+        checkpoints: Optional[str] = typer.Option(
+            None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all [default: all complete ones]."
+        ),
+        results: Optional[Path] = typer.Option(
+            Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
+        ),
+        revision: Optional[List[str]] = typer.Option(None, "--revision", help="Hub revision(s), e.g. checkpoint-3000 (repeatable)."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="80/20 split seed [default: the run's seed, else 0]."),
+        dtype: str = typer.Option("float32", "--dtype", help="float32 (the reference), or bfloat16/float16 autocast."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
+    ) -> None:
+        """Probe accuracy per checkpoint × layer × label: logistic regression on span-mean hidden states."""
+        from impossible_lms.analysis.probe import probe
+
+        df = probe(subject, data, checkpoints=checkpoints, results=results, trees=trees, revisions=split_csv(revision),
+                   seed=seed, dtype=dtype, device=device, show_progress=show_progress)
+        overall = df[df["label"] == "all"]
+        if not overall.empty:
+            best = overall.loc[overall["value"].idxmax()]
+            console.print(f"best overall probe accuracy {best['value']:.1f}% ({best['subset']}, {best['count']} test spans)")
+        console.print(f"{len(df)} row(s)" + (f" in {results}" if results is not None else ""))
