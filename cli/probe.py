@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
         subject: str = typer.Argument(..., help="A run folder, a checkpoint folder, or a Hugging Face model id/folder."),
         data: Path = typer.Option(..., "--data", "-d", help="The language's dataset folder (Reverse family: no_reverse beside it)."),
         trees: Optional[Path] = typer.Option(
-            None, "--trees", help="Bracketed Penn-style trees of the sentences [default: the synthetic grammar's own trees]."
+            None, "--trees", help="Bracketed Penn-style trees of the sentences, or 'stanza' to parse the dataset's test sentences "
+                 "(pip install 'ilm[stanza]') [default: the synthetic grammar's own trees]."
         ),
         checkpoints: Optional[str] = typer.Option(
             None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all [default: all complete ones]."

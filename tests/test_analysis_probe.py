@@ -142,3 +142,58 @@ def test_report_view_for_probe_accuracy(tmp_path, hop_data):
     assert one["value"] == pytest.approx(df[(df["subset"] == "last4") & (df["label"] == "all")]["value"].mean())
     names = {f.name for f in make_report(df, tmp_path / "report", ["png"])}
     assert "probe_word_hop_tiny-gpt2.png" in names
+
+
+def test_stanza_hook_parses_the_datasets_sentences_or_says_how_to_install(tmp_path, hop_data, monkeypatch):
+    import sys
+    import types
+
+    from impossible_lms.analysis.probe import probe_data
+
+    monkeypatch.setitem(sys.modules, "stanza", None)  # "not installed"
+    with pytest.raises(ILMError, match=r"pip install 'ilm\[stanza\]', or give --trees FILE"):
+        probe_data(hop_data, "stanza")
+    with pytest.raises(ILMError, match="--trees stanza"):  # a non-synthetic corpus without trees
+        from impossible_lms.analysis.probe import synthetic_trees
+
+        synthetic_trees(types.SimpleNamespace(corpus={"name": "babylm"}))
+
+    parsed: list[str] = []
+
+    class Pipeline:  # Stanza's shape: doc.sentences[i].constituency prints as a bracketed tree
+        def __init__(self, lang, processors, download_method, verbose):
+            assert download_method is None  # never fetch models behind the user's back
+
+        def __call__(self, text):
+            parsed.append(text)
+            words = text.split()
+            tree = "(ROOT (S (NP " + " ".join(f"(X {w})" for w in words[:2]) + ") (VP " + \
+                   " ".join(f"(X {w})" for w in words[2:]) + ")))"
+            return types.SimpleNamespace(sentences=[types.SimpleNamespace(constituency=tree)])
+
+    monkeypatch.setitem(sys.modules, "stanza", types.SimpleNamespace(Pipeline=Pipeline))
+    sentences = probe_data(hop_data, "stanza")
+    assert parsed and all(len(t) >= 50 for t in parsed)
+    labels = [l for s in sentences for l, _, _ in s.spans]
+    assert labels.count("NP") == labels.count("VP") == len(sentences) > 0
+
+
+def test_run_stage_probes_hop_data_and_no_reverse_for_the_reverse_family(tmp_path, monkeypatch):
+    import types
+
+    from impossible_lms.experiment.analyses import ANALYSES
+    from impossible_lms.experiment.plan import Run
+
+    calls = []
+    monkeypatch.setattr("impossible_lms.analysis.probe.probe", lambda run, folder, **kw: calls.append((folder, kw)))
+    monkeypatch.setattr("impossible_lms.experiment.plan.run_dir", lambda cfg, run: tmp_path / "run")
+    (tmp_path / "data" / "no_reverse").mkdir(parents=True)
+    (tmp_path / "data" / "no_reverse" / "manifest.json").write_text("{}")
+    cfg = types.SimpleNamespace(data_dir=tmp_path / "data", results_dir=tmp_path / "res")
+    stage = ANALYSES["probe"]
+    assert stage.applies("word_hop") and stage.applies("partial_reverse") and not stage.applies("no_shuffle")
+    assert stage.run(cfg, Run("partial_reverse", "gpt2", 0), {"trees": "stanza"}) == [tmp_path / "res"]
+    stage.run(cfg, Run("word_hop", "gpt2", 0), {})
+    assert calls[0] == (tmp_path / "data" / "no_reverse",
+                        {"show_progress": True, "trees": "stanza", "results": tmp_path / "res"})
+    assert calls[1][0] == tmp_path / "data" / "word_hop"

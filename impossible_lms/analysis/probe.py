@@ -12,7 +12,9 @@ run's seed; rows ``probe_accuracy`` (percent) per layer and label (``all`` = ove
 a label = accuracy on test spans of that label).
 
 Trees come from the synthetic grammar (gold, offline) when the dataset was perturbed from the
-synthetic corpus, or from a bracketed Penn-style file (``trees=``; the leaves are the sentences).
+synthetic corpus, from a bracketed Penn-style file (``trees=``; the leaves are the sentences), or
+from Stanza's constituency parser (``trees="stanza"``, the reference's choice; extra ``[stanza]``,
+models downloaded beforehand) run on the dataset's decoded test sentences.
 Unlike the reference's edge_probing.py, positional models are probed as trained (with ``wpe``).
 """
 
@@ -121,7 +123,7 @@ def synthetic_trees(manifest) -> list[tuple[list[str], WordSpans]]:
     m = re.fullmatch(r"synthetic-(\d+)-seed(-?\d+)", name)
     if m is None:
         raise ILMError(f"the dataset was perturbed from {name or 'an unknown corpus'}, whose trees are not known; "
-                       "give --trees FILE (bracketed Penn-style trees of its sentences)")
+                       "give --trees FILE (bracketed Penn-style trees of its sentences) or --trees stanza")
     total, seed = int(m.group(1)), int(m.group(2))
     out = []
     for (genre, split), count in synthetic.split_sizes(total).items():
@@ -197,18 +199,62 @@ def probe_folder(data: str | Path) -> Path:
     return folder
 
 
+STANZA = "stanza"  # trees="stanza": parse the dataset's sentences with Stanza's constituency parser
+
+
+def _sample(items: list, limit: int = MAX_SENTENCES) -> list:
+    if len(items) <= limit:
+        return items
+    chosen = np.random.default_rng(SENTENCE_SEED).choice(len(items), limit, replace=False)
+    return [items[i] for i in sorted(chosen)]
+
+
+def stanza_trees(texts: Sequence[str]) -> list[tuple[list[str], WordSpans]]:
+    """Constituency trees of ``texts`` from Stanza (the reference's parser): its English models must be
+    downloaded already (nothing is fetched here). A text Stanza splits in several sentences keeps its first."""
+    from nltk import Tree
+
+    try:
+        import stanza
+    except ImportError:
+        raise ILMError("parsing needs Stanza: pip install 'ilm[stanza]', or give --trees FILE") from None
+    try:
+        nlp = stanza.Pipeline("en", processors="tokenize,pos,constituency", download_method=None, verbose=False)
+    except Exception as e:  # stanza raises several types for missing resources
+        raise ILMError("Stanza's English constituency models are missing (python -c \"import stanza; "
+                       "stanza.download('en', processors='tokenize,pos,constituency')\"), or give --trees FILE "
+                       f"({type(e).__name__})") from None
+    out = []
+    for text in texts:
+        doc = nlp(text)
+        if doc.sentences:
+            out.append(tree_spans(Tree.fromstring(str(doc.sentences[0].constituency))))
+    return out
+
+
+def _test_texts(folder: Path) -> list[str]:
+    from impossible_lms.data import load_dataset_tokenizer
+
+    tokenizer = load_dataset_tokenizer(folder)
+    return sorted(tokenizer.decode(list(ids)).strip() for ids in _stripped_test_ids(folder))
+
+
 def probe_data(data: str | Path, trees: str | Path | None = None) -> list[ProbeSentence]:
-    """The probed sentences with their token spans (sampled as the reference: see the module doc)."""
+    """The probed sentences with their token spans (sampled as the reference: see the module doc).
+    ``trees``: a bracketed file, ``"stanza"`` (parse the dataset's sentences), or None (synthetic corpus)."""
     from impossible_lms.data import load_dataset_tokenizer, load_manifest
 
     folder = probe_folder(data)
     tokenizer = load_dataset_tokenizer(folder)
-    if trees is not None:
-        parsed = read_trees(trees)  # the trees' leaves ARE the sentences
-        keep = None
-    else:
+    keep = None
+    if trees is None:
         parsed = synthetic_trees(load_manifest(folder))
         keep = _stripped_test_ids(folder)
+    elif str(trees) == STANZA:
+        # filter and sample on the text before parsing: parsing is the slow part
+        parsed = stanza_trees(_sample([t for t in _test_texts(folder) if len(t) >= MIN_CHARS]))
+    else:
+        parsed = read_trees(trees)  # the trees' leaves ARE the sentences
     sentences = []
     for words, spans in parsed:
         text, _ = join_with_offsets(words)
@@ -218,9 +264,7 @@ def probe_data(data: str | Path, trees: str | Path | None = None) -> list[ProbeS
         if keep is not None and sentence.ids not in keep:
             continue
         sentences.append(sentence)
-    if len(sentences) > MAX_SENTENCES:
-        chosen = np.random.default_rng(SENTENCE_SEED).choice(len(sentences), MAX_SENTENCES, replace=False)
-        sentences = [sentences[i] for i in sorted(chosen)]
+    sentences = _sample(sentences)
     if not any(s.spans for s in sentences):
         raise ILMError(f"no probe spans in {folder} (sentences of >= {MIN_CHARS} characters and >= {MIN_WORDS} words "
                        "with multi-word NP/VP/ADJP/ADVP/PP constituents)")
