@@ -17,7 +17,6 @@ eval 30 x 10K < 60 s and >= 20x the batch-8 fp32 loop).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import sys
 import tempfile
@@ -171,7 +170,18 @@ def part_train(args, device, peak) -> None:
             del model
 
 
+def importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
 def part_eval(args, device) -> None:
+    if not importable("datasets"):  # the on-disk dataset format is datasets' (arrow): no way to write one
+        row("eval", "-", "skipped", "datasets not importable (pip install datasets to run this part)")
+        return
     from eval_throughput import PRESETS, baseline
 
     from impossible_lms.evaluation import evaluate
@@ -205,7 +215,7 @@ def part_eval(args, device) -> None:
 def part_agreement(args, device) -> None:
     dtype = torch.bfloat16
     backends = ["sdpa", "eager"]
-    if importlib.util.find_spec("flash_attn") is None or device.type != "cuda":
+    if device.type != "cuda" or not importable("flash_attn"):
         row("agree", "flash_attn", "skipped", "flash_attn not importable" if device.type == "cuda" else "needs CUDA")
     else:
         backends.insert(0, "flash_attn")
