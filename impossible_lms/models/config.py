@@ -121,6 +121,13 @@ class ILMConfig(PreTrainedConfig):
         n = self.num_params(embeddings=False) + self.padded_vocab_size * self.n_embd  # output matmul
         return 6.0 * n + 12.0 * self.n_layer * self.n_embd * seq_len
 
+    def activation_bytes_per_sequence(self, context: int) -> int:
+        """Training activation memory of one sequence, for the micro-batch estimate.
+
+        ≈ 34·T·d bytes per layer in 16-bit with fused attention (Korthikanti et
+        al. 2022) plus the fp32 logits and their gradient (12·T·V)."""
+        return 34 * context * self.n_embd * self.n_layer + 12 * context * self.vocab_size
+
 
 class BackpackConfig(ILMConfig):
     """A GPT-2 (any position scheme) for the weights, plus a sense network."""
@@ -144,6 +151,17 @@ class BackpackConfig(ILMConfig):
         # α (k heads of d/k: scores) and α·senses (k sums of d-vectors) per position pair
         mix = 2 * seq_len * d + 2 * seq_len * k * d
         return super().flops_per_token(seq_len) + 6.0 * (sense + weights) + 3.0 * mix
+
+    def activation_bytes_per_sequence(self, context: int) -> int:
+        """The GPT-2 trunk's plus the sense network's, which the trunk estimate misses.
+
+        Per token in 16-bit: the sense MLP's hidden (scale·d, kept with its GELU
+        input: 2 copies), the k sense vectors of d and their α-weighted product
+        and gradient (3 copies); per sequence the α weights [k, T, T] (softmax
+        output and its gradient)."""
+        d, k = self.n_embd, self.num_senses
+        per_token = 2 * (2 * self.sense_intermediate_scale * d + 3 * k * d)
+        return super().activation_bytes_per_sequence(context) + context * per_token + 2 * 2 * k * context * context
 
 
 _SMALL = dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024)

@@ -92,11 +92,13 @@ def auto_micro(per_rank: int, context: int, device: torch.device, model=None) ->
         cfg = model.config
         free, _ = torch.cuda.mem_get_info(device)
         n_params = sum(p.numel() for p in model.parameters())
-        layers = getattr(cfg, "n_layer", None) or getattr(cfg, "num_hidden_layers", 12)
-        d = getattr(cfg, "n_embd", None) or getattr(cfg, "hidden_size", 768)
-        # Activations ≈ 34·T·d bytes per layer in 16-bit with fused attention
-        # (Korthikanti et al. 2022) plus fp32 logits and their gradient.
-        per_seq = 34 * context * d * layers + 12 * context * cfg.vocab_size
+        estimate = getattr(cfg, "activation_bytes_per_sequence", None)  # each config knows its own tensors
+        if callable(estimate):
+            per_seq = estimate(context)
+        else:  # a foreign (Hugging Face) config: the GPT-2 trunk's estimate
+            layers = getattr(cfg, "n_layer", None) or getattr(cfg, "num_hidden_layers", 12)
+            d = getattr(cfg, "n_embd", None) or getattr(cfg, "hidden_size", 768)
+            per_seq = 34 * context * d * layers + 12 * context * cfg.vocab_size
         budget = 0.7 * free - 16 * n_params  # weights, grads and AdamW moments in fp32
         cap = max(1, int(budget // per_seq))
     return max(m for m in range(1, min(cap, per_rank) + 1) if per_rank % m == 0)
