@@ -58,8 +58,8 @@ def hf_gpt2(cfg, device):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     hf_cfg = GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.n_positions, n_embd=cfg.n_embd,
-                        n_layer=cfg.n_layer, n_head=cfg.n_head, scale_attn_by_inverse_layer_idx=True)
-    hf_cfg._attn_implementation = "sdpa"
+                        n_layer=cfg.n_layer, n_head=cfg.n_head, scale_attn_by_inverse_layer_idx=True,
+                        attn_implementation="sdpa")
     return GPT2LMHeadModel(hf_cfg).to(device).train()
 
 

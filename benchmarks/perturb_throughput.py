@@ -32,8 +32,6 @@ say so when quoting them, and compare runs made side by side.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import itertools
 import os
 import resource
 import sys
@@ -101,8 +99,7 @@ def _subset(corpus, genres, lines):
         if f.genre not in genres:
             continue
         if lines is not None:
-            f = dataclasses.replace(f, fingerprint=f"{f.fingerprint}-{lines}",
-                                    _lines=lambda f=f: itertools.islice(f._lines(), lines))
+            f = f.head(lines)
         files.append(f)
     return Corpus(f"{corpus.name}-{len(genres)}genres", f"{corpus.fingerprint}-{len(genres)}-{lines}", tuple(files))
 

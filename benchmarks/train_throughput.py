@@ -4,8 +4,10 @@
     python benchmarks/train_throughput.py --preset gpt2 --micro 16 --steps 20   # on a GPU
 
 Both sides run the same micro-batches through the trainer's own step
-(``impossible_lms.training.loop._step``: autocast, accumulation, clipping,
-AdamW, no host sync inside the step), so the difference is the model. Prints
+(``impossible_lms.training.TrainStep``: the objective's loss under autocast,
+accumulation, clipping, AdamW, no host sync inside the step), so the difference
+is the model. ``--objective lm+exits`` times the joint exit-head step (ours
+only; use an exits preset such as tiny-gpt2-exits). Prints
 tokens/s and MFU (when the device's peak is known or --peak-flops is given).
 Nothing here asserts a speed: the numbers are for reading.
 """
@@ -32,16 +34,14 @@ def main() -> None:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--peak-flops", type=float, default=None)
     p.add_argument("--only", choices=["ilm", "hf"], default=None)
+    p.add_argument("--objective", default="lm", help="lm, lm+exits or exits (the last two: ours only)")
     args = p.parse_args()
 
-    from impossible_lms.training import model as models
-    from impossible_lms.training.config import TrainConfig
-    from impossible_lms.training.distributed import resolve_device
-    from impossible_lms.training.logging import peak_flops
-    from impossible_lms.training.loop import make_optimizer, resolve_precision
+    from impossible_lms.training import TrainConfig, model_for_training, peak_flops, resolve_device, resolve_precision
 
     device = resolve_device(args.device)
-    cfg = TrainConfig(model=args.preset, device=str(device), precision=args.precision, compile=args.compile)
+    cfg = TrainConfig(model=args.preset, device=str(device), precision=args.precision, compile=args.compile,
+                      objective=args.objective)
     precision = resolve_precision(cfg, device)
     use_compile = args.compile if args.compile is not None else device.type == "cuda"
     if device.type == "cuda":
@@ -51,15 +51,15 @@ def main() -> None:
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
           f"precision {precision}, compile {use_compile}, torch {torch.__version__}, threads {torch.get_num_threads()}")
 
-    ours = models.build(args.preset, args.vocab)
-    context = models.context_length(ours)
-    flops = models.flops_per_token(ours, context)
+    ours = model_for_training(cfg, args.vocab)  # built, with the objective's frozen parameters frozen
+    context = ours.config.n_positions
+    flops = ours.config.flops_per_token(context)
     builders = {"ilm": lambda: ours, "hf": lambda: _hf_twin(ours)}
     for name, build in builders.items():
-        if args.only and name != args.only:
+        if args.only and name != args.only or name == "hf" and args.objective != "lm":
             continue
         model = build().to(device).train()
-        tps = _measure(model, cfg, device, precision, use_compile, context, args, make_optimizer)
+        tps = _measure(model, cfg, device, precision, use_compile, context, args)
         mfu = f"{100 * tps * flops / peak:.1f}%" if peak else "n/a (unknown peak; --peak-flops)"
         n = sum(p.numel() for p in model.parameters())
         print(f"{name:4s} {args.preset}: {n / 1e6:.2f}M params, batch {args.micro}x{args.accum}x{context}: "
@@ -81,29 +81,24 @@ def _hf_twin(ours):
     ))
 
 
-def _measure(model, cfg, device, precision, use_compile, context, args, make_optimizer) -> float:
-    from impossible_lms.training.distributed import DistContext
-    from impossible_lms.training.loop import BatchPlan, _autocast, _step
+def _measure(model, cfg, device, precision, use_compile, context, args) -> float:
+    from impossible_lms.training import BatchPlan, TrainStep, get_objective, make_optimizer
 
     plan = BatchPlan(context=context, global_batch=args.micro * args.accum, micro=args.micro, accumulation=args.accum)
-    dctx = DistContext(rank=0, world=1, local_rank=0, device=device, owns_group=False)
-    rng = np.random.default_rng(0)
-    batches = _RandomBatches(rng, args.vocab, plan, device)
+    batches = _RandomBatches(np.random.default_rng(0), args.vocab, plan, device)
     opt = make_optimizer(cfg, model, device)
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     net = torch.compile(model) if use_compile else model
-    params = [p for p in model.parameters() if p.requires_grad]
-    autocast = _autocast(precision, device)
+    step_fn = TrainStep(net, opt, plan, get_objective(cfg.objective), precision, device, cfg.optim.grad_clip)
     for g in opt.param_groups:
         g["lr"] = 1e-4
     for step in range(args.warmup):
-        _step(net, opt, scaler, batches, step, plan, autocast, params, cfg, dctx)
+        step_fn(batches, step)
     _sync(device)
     start = time.perf_counter()
-    loss = None
+    losses = None
     for step in range(args.steps):
-        loss, _ = _step(net, opt, scaler, batches, step, plan, autocast, params, cfg, dctx)
-    float(loss)  # one host sync at the end, as at a log step
+        losses, _ = step_fn(batches, step)
+    float(losses.total)  # one host sync at the end, as at a log step
     _sync(device)
     return args.steps * plan.tokens_per_step / (time.perf_counter() - start)
 

@@ -52,6 +52,12 @@ def register(app: typer.Typer) -> None:
             None, "--precision", help="auto, bf16, fp16 or fp32.", show_default="auto: bf16 on CUDA, fp32 on CPU"),
         out: Optional[Path] = typer.Option(None, "--out", help="Runs root: the run goes to OUT/<language>/<model>/seed<N>/.", show_default="runs"),
         run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Exact run folder (instead of the layout under --out).", show_default="none"),
+        objective: Optional[str] = typer.Option(
+            None, "--objective", help="lm, lm+exits (trunk and exit heads jointly) or exits (trunk frozen).",
+            show_default="lm"),
+        init_from: Optional[str] = typer.Option(
+            None, "--init-from", help="Start from these weights (checkpoint or run folder), e.g. to train exit heads.",
+            show_default="none"),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML with TrainConfig fields."),
         overrides: Optional[list[str]] = typer.Option(None, "--set", help="key=value override, e.g. optim.betas=[0.9,0.95] (repeatable)."),
         resume: Optional[Path] = typer.Option(

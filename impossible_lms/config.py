@@ -105,7 +105,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 raise ILMError(f"{where}: expected {len(args)} values, got {len(value)} ({list(value)!r})")
             return tuple(_coerce(a, v, where) for a, v in zip(args, value))
         inner = args[0] if args else Any
-        items = [_coerce(inner, v, where) for v in value]
+        items = [_coerce(args[i] if fixed else inner, v, where) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, Mapping):
@@ -147,6 +147,25 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is Path:
         return Path(value)
     return value
+
+
+def check_range(where: str, value: float | int, *, gt: float | None = None, ge: float | None = None,
+                lt: float | None = None, le: float | None = None) -> None:
+    """ILMError ``"<where> must be ..., got <value>"`` unless ``value`` is within the bounds given."""
+    ok = ((gt is None or value > gt) and (ge is None or value >= ge)
+          and (lt is None or value < lt) and (le is None or value <= le))
+    if ok:
+        return
+    low, high = (gt, "(") if gt is not None else (ge, "["), (lt, ")") if lt is not None else (le, "]")
+    if low[0] is not None and high[0] is not None:
+        need = f"in {low[1]}{low[0]:g}, {high[0]:g}{high[1]}"
+    elif ge is not None and isinstance(value, int) and float(ge).is_integer():
+        need = f"at least {ge:g}"
+    elif low[0] is not None:
+        need = f"{'>' if gt is not None else '>='} {low[0]:g}"
+    else:
+        need = f"{'<' if lt is not None else '<='} {high[0]:g}"
+    raise ILMError(f"{where} must be {need}, got {value!r}")
 
 
 def load_config(

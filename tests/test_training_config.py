@@ -10,7 +10,6 @@ from impossible_lms.errors import ILMError
 from impossible_lms.training import TrainConfig, lr_at, plan_batch
 from impossible_lms.training.config import ScheduleConfig, load_train_config, resolve_train_config
 from impossible_lms.training.run import checkpoint_steps
-from impossible_lms.training.schedule import check_schedule
 
 CPU = torch.device("cpu")
 
@@ -55,10 +54,19 @@ def test_cosine_and_constant_decays():
 
 
 def test_bad_schedule_is_a_user_error():
-    with pytest.raises(ILMError, match="warmup must be between 0 and steps"):
-        check_schedule(ScheduleConfig(steps=10, warmup=20))
-    with pytest.raises(ILMError, match="steps must be at least 1"):
-        check_schedule(ScheduleConfig(steps=0))
+    with pytest.raises(ILMError, match=r"^schedule.warmup must be between 0 and steps \(10\), got 20$"):
+        ScheduleConfig(steps=10, warmup=20)
+    with pytest.raises(ILMError, match="^schedule.steps must be at least 1, got 0$"):
+        ScheduleConfig(steps=0)
+    with pytest.raises(ILMError, match="^schedule.decay 'cosin' is not one of linear, cosine, constant$"):
+        ScheduleConfig(decay="cosin")
+
+
+def test_the_config_names_every_decay_the_schedule_has():
+    from impossible_lms.training.config import DECAY_NAMES
+    from impossible_lms.training.schedule import DECAYS
+
+    assert tuple(DECAYS) == DECAY_NAMES
 
 
 def test_yaml_then_set_then_flags(tmp_path):

@@ -168,7 +168,7 @@ def test_out_of_memory_on_the_first_step_suggests_a_smaller_micro_batch(data, tm
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(loop, "_step", oom)
+    monkeypatch.setattr(loop.TrainStep, "__call__", oom)
     with pytest.raises(ILMError, match=r"out of GPU memory at the first step with micro-batch 2; .*batch.micro=1"):
         train(config(data, tmp_path, "schedule.steps=2"), progress=False)
 

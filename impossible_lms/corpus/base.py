@@ -6,6 +6,8 @@ splitting, tagging, perturbation) sees only :class:`Corpus` and :class:`CorpusFi
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,11 @@ class CorpusFile:
             line = line.strip()
             if line:
                 yield line
+
+    def head(self, n: int) -> "CorpusFile":
+        """This file cut to its first ``n`` raw lines (a new fingerprint), for benchmarks and smoke runs."""
+        return dataclasses.replace(self, fingerprint=f"{self.fingerprint}-head{n}",
+                                   _lines=lambda: itertools.islice(self._lines(), n))
 
     def pretagged(self) -> list[Sentence] | None:
         return self._tagged() if self._tagged is not None else None

@@ -222,6 +222,13 @@ def check_names(cfg: ExperimentConfig) -> None:
                 load_config(TrainConfig, overrides=train_settings(cfg, name))
             except ILMError as e:
                 raise ILMError(f"variants.{name}.train: {e}") from None
+    from impossible_lms.experiment.plan import _train_config_class, train_settings
+    from impossible_lms.training.model import model_config
+
+    for name in ["", *cfg.variants]:  # sizes and the objective's fit, at the preset's vocabulary
+        train = load_config(_train_config_class(), overrides=train_settings(cfg, name))
+        for preset in (variant(cfg, name).models or cfg.models) if name else cfg.models:
+            model_config(preset, overrides=train.model_overrides, objective=train.objective)
 
 
 def variant(cfg: ExperimentConfig, name: str) -> Variant:

@@ -13,6 +13,7 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
+from impossible_lms.config import check_range
 from impossible_lms.errors import ILMError, did_you_mean
 
 POSITIONS = ("learned", "none", "rotary", "alibi")
@@ -78,6 +79,17 @@ class ILMConfig(PreTrainedConfig):
             raise ILMError(f"position {self.position!r} is not one of {', '.join(POSITIONS)}")
         if self.attention not in ATTENTIONS:
             raise ILMError(f"attention {self.attention!r} is not one of {', '.join(ATTENTIONS)}")
+        # Sizes first: a zero would surface later as a ZeroDivisionError or an empty model.
+        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+            check_range(name, getattr(self, name), ge=1)
+        if self.n_inner is not None:
+            check_range("n_inner", self.n_inner, ge=1)
+        check_range("pad_vocab_to_multiple_of", self.pad_vocab_to_multiple_of, ge=0)
+        check_range("layer_norm_epsilon", self.layer_norm_epsilon, gt=0)
+        check_range("initializer_range", self.initializer_range, ge=0)
+        for name in ("embd_pdrop", "attn_pdrop", "resid_pdrop"):
+            check_range(name, getattr(self, name), ge=0, lt=1)
+        check_range("rotary_base", self.rotary_base, gt=0)
         if self.attention_kind not in ATTENTION_KINDS:
             raise ILMError(f"attention_kind {self.attention_kind!r} is not one of {', '.join(ATTENTION_KINDS)}")
         if self.attention_kind == "geometric" and self.attention not in ("auto", "eager"):
@@ -139,6 +151,8 @@ class BackpackConfig(ILMConfig):
 
     def validate_ilm(self) -> None:
         super().validate_ilm()
+        check_range("num_senses", self.num_senses, ge=1)
+        check_range("sense_intermediate_scale", self.sense_intermediate_scale, ge=1)
         if self.n_embd % self.num_senses:
             raise ILMError(f"n_embd={self.n_embd} is not divisible by num_senses={self.num_senses}")
         if self.exit_layers:

@@ -33,7 +33,8 @@ class ILMOutput(ModelOutput):
     # without such a field); older releases never look at the field name.
     cache: Any = None  # a transformers DynamicCache
     exit_logits: dict[int, torch.Tensor] | None = None
-    exit_loss: torch.Tensor | None = None
+    exit_loss: torch.Tensor | None = None  # the mean of exit_losses
+    exit_losses: dict[int, torch.Tensor] | None = None  # each exit head's loss, by layer, when labels given
     hidden_states: tuple[torch.Tensor, ...] | None = None
     contextualization: torch.Tensor | None = None  # Backpack α [B, k, T, T] when asked for
 
@@ -279,6 +280,6 @@ class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
         if labels is not None:
             out.loss = lm_loss(out.logits, labels, attention_mask)
             if want_exits:
-                out.exit_loss = torch.stack([lm_loss(x, labels, attention_mask)
-                                             for x in out.exit_logits.values()]).mean()
+                out.exit_losses = {l: lm_loss(x, labels, attention_mask) for l, x in out.exit_logits.items()}
+                out.exit_loss = torch.stack(list(out.exit_losses.values())).mean()
         return out

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from impossible_lms.config import load_config, to_dict
+from impossible_lms.config import check_range, load_config, to_dict
+from impossible_lms.errors import ILMError
+
+# Every config class checks its numbers when built (``__post_init__``), so a bad
+# value fails at load time with one line, whether it came from YAML, --set, the
+# experiment file or Python; ``TrainConfig.validate()`` re-checks values
+# assigned after construction (``train`` calls it before any work).
 
 
 @dataclass
@@ -32,6 +38,22 @@ class OptimConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     fused: bool | None = None  # fused AdamW; None = on CUDA only
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        check_range("optim.lr", self.lr, gt=0)
+        if len(self.betas) != 2:
+            raise ILMError(f"optim.betas must be two numbers [beta1, beta2], got {list(self.betas)!r}")
+        for i, beta in enumerate(self.betas):
+            check_range(f"optim.betas[{i}]", beta, ge=0, lt=1)
+        check_range("optim.eps", self.eps, gt=0)
+        check_range("optim.weight_decay", self.weight_decay, ge=0)
+        check_range("optim.grad_clip", self.grad_clip, ge=0)
+
+
+DECAY_NAMES = ("linear", "cosine", "constant")  # the keys of schedule.DECAYS (a test keeps them equal)
 
 
 @dataclass
@@ -44,12 +66,31 @@ class ScheduleConfig:
     def warmup_steps(self) -> int:
         return self.steps // 10 if self.warmup is None else self.warmup
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        check_range("schedule.steps", self.steps, ge=1)
+        if not 0 <= self.warmup_steps <= self.steps:
+            raise ILMError(f"schedule.warmup must be between 0 and steps ({self.steps}), got {self.warmup}")
+        if self.decay not in DECAY_NAMES:
+            raise ILMError(f"schedule.decay {self.decay!r} is not one of {', '.join(DECAY_NAMES)}")
+
 
 @dataclass
 class BatchConfig:
     tokens: int = 2**19  # global batch in tokens (micro × accumulation × world × context)
     sequences: int | None = None  # global batch in sequences; when set, overrides `tokens`
     micro: int | None = None  # per-device micro-batch; None = from the device's memory
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        check_range("batch.tokens", self.tokens, ge=1)
+        for name in ("sequences", "micro"):
+            if getattr(self, name) is not None:
+                check_range(f"batch.{name}", getattr(self, name), ge=1)
 
 
 @dataclass
@@ -62,6 +103,16 @@ class CheckpointConfig:
     # Never read from a run folder's own config.yaml (see resolve_train_config).
     trust_pickle: bool = False
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        check_range("checkpoint.every", self.every, ge=0)
+        for step in self.at:
+            check_range("checkpoint.at", step, ge=1)
+        if self.keep is not None:
+            check_range("checkpoint.keep (null keeps all)", self.keep, ge=1)
+
 
 @dataclass
 class LoggingConfig:
@@ -69,6 +120,12 @@ class LoggingConfig:
     tensorboard: bool = False  # only if tensorboard is installed
     wandb: bool = False  # only if wandb is installed
     wandb_project: str = "ilm"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        check_range("logging.every", self.every, ge=1)
 
 
 @dataclass
@@ -79,6 +136,15 @@ class TrainConfig:
     out: Path = Path("runs")  # runs root: the run goes to OUT/<language>/<model>/seed<seed>/
     run_dir: Path | None = None  # exact run folder; overrides the layout under `out`
     model_overrides: dict[str, Any] = field(default_factory=dict)  # preset fields, e.g. {n_layer: 6}
+    # What the step minimises (training/objectives.py): "lm" (the final layer's
+    # next-token loss), "lm+exits" (that plus the mean of the exit heads' losses,
+    # trunk and heads trained jointly) or "exits" (trunk frozen, only the exit
+    # heads train, as Gera et al. 2023 train theirs on a trained trunk).
+    objective: str = "lm"
+    # Start from these weights instead of a fresh init: a checkpoint or run folder
+    # (its newest checkpoint) or a cached hub id. Exit heads the source lacks keep
+    # their fresh init, so `objective: exits` can train heads on a finished run.
+    init_from: str | None = None
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
@@ -90,6 +156,21 @@ class TrainConfig:
     tf32: bool = True
     peak_flops: float | None = None  # per-device peak for MFU; None = known GPUs (H100 989e12, ...)
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> "TrainConfig":
+        """Check every number (and the objective's name); the nested configs check their own."""
+        from impossible_lms.training.objectives import get_objective  # torch-free at import
+
+        check_range("seed", self.seed, ge=0)
+        if self.peak_flops is not None:
+            check_range("peak_flops", self.peak_flops, gt=0)
+        get_objective(self.objective)
+        for part in (self.optim, self.schedule, self.batch, self.checkpoint, self.logging):
+            part.validate()
+        return self
+
 
 # Fields that do not change what is computed: a run folder may be continued with
 # different values for these.
@@ -100,25 +181,12 @@ OPERATIONAL_FIELDS = (
 
 
 def check_train_config(cfg: TrainConfig) -> None:
-    """ILMError for numeric settings no run can use, before any work (``train`` and ``ilm run`` call it)."""
-    from impossible_lms.errors import ILMError
+    """ILMError for settings no run can use, before any work (``train`` and ``ilm run`` call it):
+    every config class's own checks, re-run for values assigned after construction."""
     from impossible_lms.training.schedule import check_schedule
 
+    cfg.validate()
     check_schedule(cfg.schedule)
-    o = cfg.optim
-    for name, value, ok, want in [
-        ("optim.lr", o.lr, o.lr > 0, "> 0"), ("optim.eps", o.eps, o.eps > 0, "> 0"),
-        ("optim.weight_decay", o.weight_decay, o.weight_decay >= 0, ">= 0"),
-        ("optim.grad_clip", o.grad_clip, o.grad_clip >= 0, ">= 0 (0 disables clipping)"),
-        *[(f"optim.betas[{i}]", b, 0 <= b < 1, "in [0, 1)") for i, b in enumerate(o.betas)],
-    ]:
-        if not ok:
-            raise ILMError(f"{name} must be {want}, got {value}")
-    for name, value, least in [("logging.every", cfg.logging.every, 1), ("checkpoint.every", cfg.checkpoint.every, 0),
-                               ("checkpoint.keep", cfg.checkpoint.keep or 1, 1), ("batch.tokens", cfg.batch.tokens, 1),
-                               ("batch.sequences", cfg.batch.sequences or 1, 1), ("batch.micro", cfg.batch.micro or 1, 1)]:
-        if value < least:
-            raise ILMError(f"{name} must be at least {least}, got {value}")
 
 
 def load_train_config(yaml_path: str | Path | None = None, overrides: Any = None) -> TrainConfig:

@@ -45,10 +45,11 @@ class MetricsLogger:
             self._wandb = wandb.init(project=cfg.wandb_project, name=str(run_dir), dir=str(run_dir), resume="allow")
 
     def log(self, *, step: int, loss: float, lr: float, grad_norm: float, tokens_per_s: float,
-            flops_per_token: float) -> dict[str, Any]:
+            flops_per_token: float, **extra: float) -> dict[str, Any]:
+        """One row; ``extra`` adds scalar columns (``exit_loss_<layer>`` for models with exit heads)."""
         mfu = tokens_per_s * flops_per_token / self.peak if self.peak else None
         row = {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-               "tokens_per_s": tokens_per_s, "mfu": mfu}
+               "tokens_per_s": tokens_per_s, "mfu": mfu, **extra}
         if self.enabled:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")

@@ -48,6 +48,7 @@ from impossible_lms.training.run import (
     write_run_files,
     write_run_json,
 )
+from impossible_lms.training.objectives import Losses, Objective, get_objective
 from impossible_lms.training.schedule import lr_at
 
 
@@ -156,119 +157,241 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Train (or continue) the run for ``cfg``; returns the run folder."""
     check_train_config(cfg)
     info = read_dataset_info(cfg.data)
+    # The model's config and its fit with the objective are checked before any process group or weights.
+    models.model_config(cfg.model, info.vocab_size, cfg.model_overrides, info.eos_id, cfg.objective)
     dctx = setup(cfg.device)
     try:
-        with hold(run_dir_for(cfg, info), "run folder", enabled=dctx.is_main):  # one writer per run folder
-            return _train(cfg, info, dctx, progress)
+        run_dir = run_dir_for(cfg, info)
+        with hold(run_dir, "run folder", enabled=dctx.is_main):  # one writer per run folder
+            check_compatible(cfg, run_dir, info)
+            done = find_checkpoints(run_dir)
+            if done and max(done) >= cfg.schedule.steps:
+                if dctx.is_main:
+                    mark_finished(run_dir)  # in case the last run stopped between its final checkpoint and this
+                return run_dir  # finished: nothing to do
+            Trainer(cfg, info, dctx, run_dir, resume_from=done[max(done)] if done else None).fit(progress)
+            return run_dir
     finally:
         dctx.close()
 
 
-def _train(cfg: TrainConfig, info, dctx: DistContext, show_progress: bool) -> Path:
-    run_dir = run_dir_for(cfg, info)
-    check_compatible(cfg, run_dir, info)
-    done = find_checkpoints(run_dir)
-    start_ckpt = max(done) if done else None
-    if start_ckpt is not None and start_ckpt >= cfg.schedule.steps:
+class TrainStep:
+    """One optimiser step: the objective's loss over the accumulation's micro-batches,
+    backward (DDP syncs gradients on the last one only), clipping, AdamW.
+
+    Public so benchmarks time exactly the trainer's step: ``TrainStep(net, optimizer,
+    plan, objective, precision, device)`` and ``step(batches, n)``, where
+    ``batches.micro(n, k)`` gives micro-batch ``k`` of step ``n``."""
+
+    def __init__(self, net, optimizer: torch.optim.Optimizer, plan: BatchPlan, objective: Objective,
+                 precision: str, device: torch.device, grad_clip: float = 1.0, world: int = 1):
+        self.net, self.optimizer, self.plan, self.objective = net, optimizer, plan, objective
+        self.autocast = _autocast(precision, device)
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self.clip = grad_clip if grad_clip > 0 else math.inf
+        self.world = world
+        self.params = [p for g in optimizer.param_groups for p in g["params"]]
+
+    def __call__(self, batches, step: int) -> tuple[Losses, torch.Tensor]:
+        """Summed-over-micro-batches losses (device tensors, no host sync) and the pre-clip gradient norm."""
+        plan, total = self.plan, None
+        for k in range(plan.accumulation):
+            x = batches.micro(step, k)
+            last = k == plan.accumulation - 1
+            sync = contextlib.nullcontext() if (last or self.world == 1) else self.net.no_sync()
+            with sync:
+                with self.autocast():
+                    losses = self.objective.losses(self.net, x)
+                loss = losses.total / plan.accumulation
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
+            part = Losses(loss.detach(), losses.lm / plan.accumulation,
+                          None if losses.exits is None else losses.exits / plan.accumulation)
+            total = part if total is None else _add(total, part)
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total, grad_norm
+
+
+def _add(a: Losses, b: Losses) -> Losses:
+    return Losses(a.total + b.total, a.lm + b.lm, None if a.exits is None else a.exits + b.exits)
+
+
+class Trainer:
+    """One process's run: data, model, objective, optimiser and checkpoints wired in one place.
+
+    The order of construction is part of exactness: the RNG is seeded, the model
+    initialised, then (when resuming) every RNG restored from the checkpoint."""
+
+    def __init__(self, cfg: TrainConfig, info, dctx: DistContext, run_dir: Path, resume_from: Path | None = None):
+        self.cfg, self.info, self.dctx, self.run_dir = cfg, info, dctx, run_dir
+        self.objective = get_objective(cfg.objective)
+        seed_everything(cfg.seed)
+        # Frozen parameters are frozen here, so neither the optimiser nor DDP meets one without a gradient.
+        self.model = model = models.model_for_training(cfg, info.vocab_size, info.eos_id, fresh=resume_from is None)
+        self.context = models.context_length(model)
+        self.blocks = packed_blocks(info, cfg.seed, self.context, int(model.config.vocab_size))
+        device = dctx.device
+        if device.type == "cuda" and cfg.tf32:
+            torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left outside autocast
+            torch.backends.cudnn.allow_tf32 = True
+        model.to(device)
+        self.plan = plan_batch(cfg, self.context, dctx.world, device, model)
+        self.precision = resolve_precision(cfg, device)
+        optimizer = make_optimizer(cfg, model, device)
+        net = self._wrap(model)
+        self.step_fn = TrainStep(net, optimizer, self.plan, self.objective, self.precision, device,
+                                 cfg.optim.grad_clip, dctx.world)
+        self.step = 0
+        if resume_from is not None:
+            self.step = self.resume(resume_from)
+        else:
+            torch.manual_seed(cfg.seed + dctx.rank)  # dropout draws differ per rank, as with independent GPUs
+        self.batches = Batches(self.blocks, self.plan, dctx)
+        self.writer = CheckpointWriter(cfg.checkpoint.async_write)
+
+    def _wrap(self, model):
+        cfg, device = self.cfg, self.dctx.device
+        use_compile = cfg.compile if cfg.compile is not None else device.type == "cuda"
+        # Compile first, then wrap (as nanoGPT): DDP buckets the compiled module's parameters.
+        net = torch.compile(model) if use_compile else model
+        if self.dctx.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        return net
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.step_fn.optimizer
+
+    @property
+    def run_extra(self) -> dict:
+        return {"context": self.context, "global_batch": self.plan.global_batch,
+                "tokens_per_step": self.plan.tokens_per_step, "world_size": self.dctx.world,
+                "precision": self.precision, "objective": self.cfg.objective}
+
+    def resume(self, checkpoint: Path) -> int:
+        """Weights, optimiser, loss scaler and this rank's RNGs from ``checkpoint``; returns its step."""
+        state = load_trainer_state(checkpoint, self.cfg.checkpoint.trust_pickle)
+        load_weights(self.model, checkpoint)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.step_fn.scaler is not None and state.get("scaler"):
+            self.step_fn.scaler.load_state_dict(state["scaler"])
+        rngs = state["rng"]
+        if self.dctx.rank < len(rngs):
+            set_rng_state(rngs[self.dctx.rank])
+        else:  # more processes than the run had: fresh dropout streams for the new ranks
+            torch.manual_seed(int(state["data"]["seed"]) + self.dctx.rank)
+        return int(state["step"])
+
+    def save(self, step: int) -> None:
+        """Checkpoint ``step`` (every rank takes part: the RNGs are gathered; rank 0 writes)."""
+        rngs = self.dctx.all_gather_object(rng_state())  # every rank's dropout stream
+        if not self.dctx.is_main:
+            return
+        cfg, plan, scaler = self.cfg, self.plan, self.step_fn.scaler
+        state = {
+            "step": step,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None,
+            "schedule": {"step": step, "lr": cfg.optim.lr},
+            "rng": rngs,
+            "data": {"seed": cfg.seed, "samples_consumed": step * plan.global_batch,
+                     "global_batch": plan.global_batch, "context": plan.context, "blocks": self.blocks.n_blocks},
+            "world_size": self.dctx.world,
+        }
+        self.writer.submit(self.run_dir / f"checkpoint-{step}", self.model, state, keep=cfg.checkpoint.keep)
+
+    def fit(self, show_progress: bool = True) -> None:
+        """Steps from the current one to ``schedule.steps``; logs, checkpoints, then marks the run finished."""
+        cfg, dctx, info, run_dir = self.cfg, self.dctx, self.info, self.run_dir
         if dctx.is_main:
-            mark_finished(run_dir)  # in case the last run stopped between its final checkpoint and this
-        return run_dir  # finished: nothing to do
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_files(cfg, run_dir, info, {**self.run_extra, "finished": False})
+            truncate_metrics(run_dir, self.step)
+            clean_partial(run_dir)
+        dctx.barrier()
+        peak = peak_flops(cfg.peak_flops, dctx.device)  # per device; MFU counts every rank's tokens
+        logger = MetricsLogger(run_dir, cfg.logging, enabled=dctx.is_main, peak=peak * dctx.world if peak else None)
+        window = _Window(self, models.flops_per_token(self.model, self.context), logger)
+        ckpt_at = set(checkpoint_steps(cfg))
+        total = cfg.schedule.steps
+        bar = make_progress(disable=not (show_progress and dctx.is_main))
+        first = self.step
+        try:
+            with bar:
+                task = bar.add_task(f"train {info.slug} {cfg.model} seed{cfg.seed}", total=total, completed=self.step)
+                while self.step < total:
+                    lr = lr_at(self.step, cfg.optim.lr, cfg.schedule)
+                    for g in self.optimizer.param_groups:
+                        g["lr"] = lr
+                    losses, grad_norm = self._first_step_guard(self.step, first)
+                    self.step += 1
+                    window.add(losses)
+                    if self.step % cfg.logging.every == 0 or self.step == total:
+                        row = window.log(self.step, lr, grad_norm)
+                        bar.update(task, completed=self.step, info=logger.describe(row))
+                    else:
+                        bar.update(task, completed=self.step)
+                    if self.step in ckpt_at:
+                        self.save(self.step)
+                self.writer.wait()
+        finally:
+            # A checkpoint already started is finished (it is atomic either way).
+            with contextlib.suppress(Exception):
+                self.writer.wait()
+            logger.close()
+        if dctx.is_main:
+            write_run_json(cfg, run_dir, info, {**self.run_extra, "finished": True})
+        dctx.barrier()
 
-    seed_everything(cfg.seed)
-    model = models.build(cfg.model, info.vocab_size, cfg.model_overrides, eos_id=info.eos_id)
-    context = models.context_length(model)
-    blocks = packed_blocks(info, cfg.seed, context, int(model.config.vocab_size))
-    device = dctx.device
-    if device.type == "cuda" and cfg.tf32:
-        torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul left outside autocast
-        torch.backends.cudnn.allow_tf32 = True
-    model.to(device)
-    plan = plan_batch(cfg, context, dctx.world, device, model)
-    precision = resolve_precision(cfg, device)
-    optimizer = make_optimizer(cfg, model, device)
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    def _first_step_guard(self, step: int, first: int):
+        try:
+            return self.step_fn(self.batches, step)
+        except torch.cuda.OutOfMemoryError:
+            if step != first:
+                raise
+            raise ILMError(
+                f"out of GPU memory at the first step with micro-batch {self.plan.micro}; "
+                f"set a smaller one (--set batch.micro={max(1, self.plan.micro // 2)})"
+            ) from None
 
-    step = 0
-    if start_ckpt is not None:
-        step = _resume(done[start_ckpt], model, optimizer, scaler, dctx, cfg.checkpoint.trust_pickle)
-    else:
-        # Dropout draws differ per rank, as with independent GPUs.
-        torch.manual_seed(cfg.seed + dctx.rank)
-    run_extra = {"context": context, "global_batch": plan.global_batch, "tokens_per_step": plan.tokens_per_step,
-                 "world_size": dctx.world, "precision": precision, "finished": False}
-    if dctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_run_files(cfg, run_dir, info, run_extra)
-        truncate_metrics(run_dir, step)
-        clean_partial(run_dir)
-    dctx.barrier()
 
-    use_compile = cfg.compile if cfg.compile is not None else device.type == "cuda"
-    # Compile first, then wrap (as nanoGPT): DDP buckets the compiled module's parameters.
-    net = torch.compile(model) if use_compile else model
-    if dctx.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
+class _Window:
+    """Losses summed on the device between log steps; read (the one host sync) at a log step."""
 
-        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    def __init__(self, trainer: Trainer, flops: float, logger: MetricsLogger):
+        self.trainer, self.flops, self.logger = trainer, flops, logger
+        self.exit_layers = list(getattr(trainer.model.config, "exit_layers", None) or [])
+        self._reset()
 
-    flops = models.flops_per_token(model, context)
-    peak = peak_flops(cfg.peak_flops, device)  # per device; MFU counts every rank's tokens
-    logger = MetricsLogger(run_dir, cfg.logging, enabled=dctx.is_main, peak=peak * dctx.world if peak else None)
-    writer = CheckpointWriter(cfg.checkpoint.async_write)
-    ckpt_at = set(checkpoint_steps(cfg))
-    batches = Batches(blocks, plan, dctx)
-    autocast = _autocast(precision, device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    total = cfg.schedule.steps
+    def _reset(self) -> None:
+        self.sum: Losses | None = None
+        self.steps, self.start = 0, time.perf_counter()
 
-    bar = make_progress(disable=not (show_progress and dctx.is_main))
-    loss_sum = torch.zeros((), device=device)
-    window_steps, window_start = 0, time.perf_counter()
-    first_step = True
-    try:
-        with bar:
-            task = bar.add_task(f"train {info.slug} {cfg.model} seed{cfg.seed}", total=total, completed=step)
-            while step < total:
-                lr = lr_at(step, cfg.optim.lr, cfg.schedule)
-                for g in optimizer.param_groups:
-                    g["lr"] = lr
-                try:
-                    step_loss, grad_norm = _step(net, optimizer, scaler, batches, step, plan, autocast, params, cfg, dctx)
-                except torch.cuda.OutOfMemoryError:
-                    if not first_step:
-                        raise
-                    raise ILMError(
-                        f"out of GPU memory at the first step with micro-batch {plan.micro}; "
-                        f"set a smaller one (--set batch.micro={max(1, plan.micro // 2)})"
-                    ) from None
-                step += 1
-                first_step = False
-                loss_sum += step_loss
-                window_steps += 1
-                if step % cfg.logging.every == 0 or step == total:
-                    # The only host sync: read the accumulated loss and norm.
-                    mean_loss = dctx.mean(loss_sum / window_steps).item()
-                    elapsed = time.perf_counter() - window_start
-                    tps = window_steps * plan.tokens_per_step / max(elapsed, 1e-9)
-                    row = logger.log(step=step, loss=mean_loss, lr=lr, grad_norm=float(grad_norm),
-                                     tokens_per_s=tps, flops_per_token=flops)
-                    bar.update(task, completed=step, info=logger.describe(row))
-                    loss_sum.zero_()
-                    window_steps, window_start = 0, time.perf_counter()
-                else:
-                    bar.update(task, completed=step)
-                if step in ckpt_at:
-                    _checkpoint(run_dir, step, model, optimizer, scaler, plan, blocks, cfg, dctx, writer)
-            writer.wait()
-    finally:
-        # A checkpoint already started is finished (it is atomic either way).
-        with contextlib.suppress(Exception):
-            writer.wait()
-        logger.close()
-    if dctx.is_main:
-        write_run_json(cfg, run_dir, info, {**run_extra, "finished": True})
-    dctx.barrier()
-    return run_dir
+    def add(self, losses: Losses) -> None:
+        self.sum = losses if self.sum is None else _add(self.sum, losses)
+        self.steps += 1
+
+    def log(self, step: int, lr: float, grad_norm: torch.Tensor) -> dict:
+        dctx, plan = self.trainer.dctx, self.trainer.plan
+        mean = dctx.mean(self.sum.lm / self.steps).item()
+        extra = {}
+        if self.sum.exits is not None:
+            per_exit = dctx.mean(self.sum.exits / self.steps).tolist()
+            extra = {f"exit_loss_{layer}": v for layer, v in zip(self.exit_layers, per_exit)}
+        tps = self.steps * plan.tokens_per_step / max(time.perf_counter() - self.start, 1e-9)
+        row = self.logger.log(step=step, loss=mean, lr=lr, grad_norm=float(grad_norm), tokens_per_s=tps,
+                              flops_per_token=self.flops, **extra)
+        self._reset()
+        return row
 
 
 def mark_finished(run_dir: Path) -> None:
@@ -284,59 +407,3 @@ def _autocast(precision: str, device: torch.device):
         return contextlib.nullcontext
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _step(net, optimizer, scaler, batches: Batches, step: int, plan: BatchPlan, autocast, params, cfg, dctx):
-    loss_total = None
-    for k in range(plan.accumulation):
-        x = batches.micro(step, k)
-        last = k == plan.accumulation - 1
-        sync = contextlib.nullcontext() if (last or dctx.world == 1) else net.no_sync()
-        with sync:
-            with autocast():
-                loss = net(input_ids=x, labels=x).loss / plan.accumulation
-            (scaler.scale(loss) if scaler else loss).backward()
-        loss_total = loss.detach() if loss_total is None else loss_total + loss.detach()
-    if scaler:
-        scaler.unscale_(optimizer)
-    clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-    if scaler:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss_total.float(), grad_norm
-
-
-def _checkpoint(run_dir: Path, step: int, model, optimizer, scaler, plan, blocks, cfg, dctx, writer) -> None:
-    rngs = dctx.all_gather_object(rng_state())  # every rank's dropout stream
-    if not dctx.is_main:
-        return
-    state = {
-        "step": step,
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict() if scaler else None,
-        "schedule": {"step": step, "lr": cfg.optim.lr},
-        "rng": rngs,
-        "data": {"seed": cfg.seed, "samples_consumed": step * plan.global_batch,
-                 "global_batch": plan.global_batch, "context": plan.context, "blocks": blocks.n_blocks},
-        "world_size": dctx.world,
-    }
-    writer.submit(run_dir / f"checkpoint-{step}", model, state, keep=cfg.checkpoint.keep)
-
-
-def _resume(checkpoint: Path, model, optimizer, scaler, dctx: DistContext, trust_pickle: bool = False) -> int:
-    state = load_trainer_state(checkpoint, trust_pickle)
-    load_weights(model, checkpoint)
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    rngs = state["rng"]
-    if dctx.rank < len(rngs):
-        set_rng_state(rngs[dctx.rank])
-    else:  # more processes than the run had: fresh dropout streams for the new ranks
-        torch.manual_seed(int(state["data"]["seed"]) + dctx.rank)
-    return int(state["step"])
-

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from impossible_lms.errors import ILMError
 from impossible_lms.training.config import ScheduleConfig
 
 
@@ -41,12 +40,3 @@ def lr_multiplier(step: int, cfg: ScheduleConfig) -> float:
 
 def lr_at(step: int, peak: float, cfg: ScheduleConfig) -> float:
     return peak * lr_multiplier(step, cfg)
-
-
-def check_schedule(cfg: ScheduleConfig) -> None:
-    if cfg.steps < 1:
-        raise ILMError(f"schedule.steps must be at least 1, got {cfg.steps}")
-    if not 0 <= cfg.warmup_steps <= cfg.steps:
-        raise ILMError(f"schedule.warmup must be between 0 and steps ({cfg.steps}), got {cfg.warmup}")
-    if cfg.decay not in DECAYS:
-        raise ILMError(f"schedule.decay {cfg.decay!r} is not one of {', '.join(DECAYS)}")
