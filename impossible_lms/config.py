@@ -105,7 +105,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 raise ILMError(f"{where}: expected {len(args)} values, got {len(value)} ({list(value)!r})")
             return tuple(_coerce(a, v, where) for a, v in zip(args, value))
         inner = args[0] if args else Any
-        items = [_coerce(args[i] if fixed else inner, v, where) for i, v in enumerate(value)]
+        items = [_coerce(inner, v, where) for v in value]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, Mapping):
@@ -165,7 +165,8 @@ def check_range(where: str, value: float | int, *, gt: float | None = None, ge: 
         need = f"{'>' if gt is not None else '>='} {low[0]:g}"
     else:
         need = f"{'<' if lt is not None else '<='} {high[0]:g}"
-    raise ILMError(f"{where} must be {need}, got {value!r}")
+    shown = f"{value:g}" if isinstance(value, float) else repr(value)
+    raise ILMError(f"{where} must be {need}, got {shown}")
 
 
 def load_config(

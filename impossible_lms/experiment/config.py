@@ -226,9 +226,13 @@ def check_names(cfg: ExperimentConfig) -> None:
     from impossible_lms.training.model import model_config
 
     for name in ["", *cfg.variants]:  # sizes and the objective's fit, at the preset's vocabulary
-        train = load_config(_train_config_class(), overrides=train_settings(cfg, name))
-        for preset in (variant(cfg, name).models or cfg.models) if name else cfg.models:
-            model_config(preset, overrides=train.model_overrides, objective=train.objective)
+        where = f"variants.{name}.train" if name else "train"
+        try:
+            train = load_config(_train_config_class(), overrides=train_settings(cfg, name))
+            for preset in (variant(cfg, name).models or cfg.models) if name else cfg.models:
+                model_config(preset, overrides=train.model_overrides, objective=train.objective)
+        except ILMError as e:
+            raise ILMError(f"{where}: {e}") from None
 
 
 def variant(cfg: ExperimentConfig, name: str) -> Variant:

@@ -165,7 +165,10 @@ def tokens_per_run(cfg: ExperimentConfig) -> int | None:
     TrainConfig = _train_config_class()
     if TrainConfig is None:
         return None
-    tc = load_config(TrainConfig, overrides=_train_overrides(cfg))
+    try:
+        tc = load_config(TrainConfig, overrides=_train_overrides(cfg))
+    except ILMError as e:  # the configs check their numbers when built: say which section failed
+        raise ILMError(f"train: {e}") from None
     batch = tc.batch.tokens
     if tc.batch.sequences:
         context = int(tc.model_overrides.get("n_positions", tc.model_overrides.get("context", 1024)))

@@ -183,10 +183,7 @@ OPERATIONAL_FIELDS = (
 def check_train_config(cfg: TrainConfig) -> None:
     """ILMError for settings no run can use, before any work (``train`` and ``ilm run`` call it):
     every config class's own checks, re-run for values assigned after construction."""
-    from impossible_lms.training.schedule import check_schedule
-
     cfg.validate()
-    check_schedule(cfg.schedule)
 
 
 def load_train_config(yaml_path: str | Path | None = None, overrides: Any = None) -> TrainConfig:
@@ -235,5 +232,10 @@ def resolve_train_config(
             for p in parents:
                 node = node.setdefault(p, {})
             node[leaf] = str(value) if isinstance(value, Path) else value
-    top = merge(parse_overrides(overrides or []), given)
+    parsed = parse_overrides(overrides or [])
+    if isinstance(parsed.get("model"), dict):
+        # `--set model.n_layer=6` reads as a field of the model: it is one of model_overrides
+        # (`model` itself names the preset, and a --model flag would otherwise drop it silently).
+        parsed["model_overrides"] = merge(parsed.get("model_overrides") or {}, parsed.pop("model"))
+    top = merge(parsed, given)
     return load_config(TrainConfig, yaml_path, top, base=base)
