@@ -57,7 +57,7 @@ def _lock(path: Path, what: str) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            pid = _holder(fd)
             os.close(fd)
             raise ILMError(
                 f"{what} is in use by process {pid} (lock {path}); wait for it to finish or stop it, or write elsewhere"
@@ -66,6 +66,18 @@ def _lock(path: Path, what: str) -> int:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd
         os.close(fd)  # the holder deleted it between our open and our lock: try the new file
+
+
+def _holder(fd: int) -> str:
+    """The holder's PID from the lock file; it writes it just after locking, so give it a moment."""
+    import time
+
+    for _ in range(20):
+        pid = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        if pid:
+            return pid
+        time.sleep(0.025)
+    return "unknown"
 
 
 @contextlib.contextmanager
