@@ -180,12 +180,6 @@ OPERATIONAL_FIELDS = (
 )
 
 
-def check_train_config(cfg: TrainConfig) -> None:
-    """ILMError for settings no run can use, before any work (``train`` and ``ilm run`` call it):
-    every config class's own checks, re-run for values assigned after construction."""
-    cfg.validate()
-
-
 def load_train_config(yaml_path: str | Path | None = None, overrides: Any = None) -> TrainConfig:
     return load_config(TrainConfig, yaml_path, overrides)
 

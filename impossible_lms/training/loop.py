@@ -36,7 +36,7 @@ from impossible_lms.training.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from impossible_lms.training.config import TrainConfig, check_train_config
+from impossible_lms.training.config import TrainConfig
 from impossible_lms.training.data import PackedBlocks, packed_blocks, read_dataset_info
 from impossible_lms.training.distributed import DistContext, setup
 from impossible_lms.training.logging import MetricsLogger, peak_flops
@@ -155,7 +155,7 @@ def seed_everything(seed: int) -> None:
 
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Train (or continue) the run for ``cfg``; returns the run folder."""
-    check_train_config(cfg)
+    cfg.validate()  # again: fields may have been assigned since the config was built
     info = read_dataset_info(cfg.data)
     # The model's config and its fit with the objective are checked before any process group or weights.
     models.model_config(cfg.model, info.vocab_size, cfg.model_overrides, info.eos_id, cfg.objective)
