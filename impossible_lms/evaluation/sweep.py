@@ -80,7 +80,7 @@ def evaluate(
     datasets = [EvalData(f, sentences_per_genre, seed, scheme=sample_scheme) for f in folders]
     _check_tokenizers(subj, datasets)
     chosen = get_metrics(list(metrics))
-    dtype, torch_device = _resolve_dtype(dtype, device)
+    dtype, torch_device = resolve_dtype(dtype, device)
     if batch_tokens is None:
         # [tokens, vocab] logits dominate memory: a GPU takes big batches, a CPU does better with small ones.
         batch_tokens = 16384 if str(torch_device).startswith("cuda") else 2048
@@ -107,7 +107,7 @@ def evaluate(
 
     with progress(disable=not show_progress) as bars:
         outer = bars.add_task("checkpoints", total=len(by_target))
-        for target, model in _prefetched(list(by_target), torch_device):
+        for target, model in prefetched_models(list(by_target), torch_device):
             pending = by_target[target]
             for d in {id(j.data): j.data for j in pending}.values():
                 _check_vocab(model, d, target)
@@ -232,7 +232,7 @@ def _check_vocab(model, d: EvalData, target: Target) -> None:
         )
 
 
-def _prefetched(targets: list[Target], device):
+def prefetched_models(targets: list[Target], device):  # public: the analyses' sweep uses it too
     """Yield (target, model), loading the next checkpoint on a thread while this one is scored
     (reading weights from disk then overlaps with the forward passes)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -264,16 +264,10 @@ def _load(target: Target, device):
         raise ILMError(f"cannot load {target} (corrupt checkpoint?): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 
 
-def _resolve_dtype(dtype: str, device: str) -> tuple[str, str]:
+def resolve_dtype(dtype: str, device: str) -> tuple[str, str]:
     """(canonical scoring dtype, device): float32 unless asked, on every device, as the reference scored."""
     import torch
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return check_dtype(dtype), device
-
-
-# The sweep's loading machinery, public for the analyses (impossible_lms/analysis/runner.py),
-# which iterate checkpoints the same way.
-prefetched_models = _prefetched
-resolve_dtype = _resolve_dtype
