@@ -92,42 +92,16 @@ class PerturbedPairs:
 
 def perturb_pairs(pairs: Sequence[MinimalPair], data: str | Path, tagger="nltk") -> PerturbedPairs:
     """The pairs in the language of dataset folder ``data``, as its tokenizer's ids."""
-    from perturbations import Sentence, get_language
+    from impossible_lms.analysis.stimuli import perturb_texts
 
-    from impossible_lms.data import load_dataset_tokenizer, load_manifest
-    from impossible_lms.tagging import get_tagger
-
-    manifest = load_manifest(data)
-    lang = get_language(manifest.language)
-    tok = load_dataset_tokenizer(data)
-    texts = [t for p in pairs for t in (p.good, p.bad)]
-    if lang.needs_tags:
-        tag = get_tagger(tagger)
-        if hasattr(tag, "prepare"):
-            tag.prepare()
-        sentences = [_one_sentence(tag.tag_lines([t], "minimal_pairs"), t) for t in texts]
-    else:
-        sentences = [Sentence(text=t, words=None) for t in texts]
-    columns = lang.perturb_columns(sentences, tok, stream=lang.new_stream())
-    rows = iter(columns.ids.to_lists())
-    ids = [next(rows) if kept else None for kept in columns.kept]
+    done = perturb_texts([t for p in pairs for t in (p.good, p.bad)], data, tagger, genre="minimal_pairs")
     good, bad, phenomena = [], [], []
-    for p, g, b in zip(pairs, ids[0::2], ids[1::2]):
+    for p, g, b in zip(pairs, done.ids[0::2], done.ids[1::2]):
         if g is not None and b is not None:
             good.append(g)
             bad.append(b)
             phenomena.append(p.phenomenon)
-    return PerturbedPairs(good, bad, phenomena, len(pairs) - len(good), manifest.language, manifest.eos_id)
-
-
-def _one_sentence(tagged, text: str):
-    """A stimulus is one sentence even when the splitter cuts it: its parts' words, joined."""
-    from perturbations import Sentence
-
-    if len(tagged) == 1:
-        return tagged[0]
-    words = tuple(w for s in tagged for w in (s.words or ()))
-    return Sentence(text=text, words=words or None)
+    return PerturbedPairs(good, bad, phenomena, len(pairs) - len(good), done.language_name, done.eos_id)
 
 
 def pair_rows(good_lp: Sequence[float], bad_lp: Sequence[float], phenomena: Sequence[str], seed: int = 0) -> list[dict]:
