@@ -238,3 +238,151 @@ def test_local_agreement_swaps_has_have_before_the_npi_target_in_a_hop_language(
     assert stim["npi_orc_ever", 1, "pos_neg"].ids == tok.encode("the dog that no cats like have 🄿 ever run in the park .")
     plain = perturb_suites(load_suites(path), datasets / "no_hop", tagger=FakeTagger()).stimuli
     assert plain["npi_orc_ever", 1, "neg_pos"].ids == tok.encode("no dogs that the cat likes have 🄿 ever run in the park .")
+
+
+# ---------------------------------------------------------------- a model that learned the good sentences
+
+GOOD = [["the dog", "sees", "a cat ."], ["a bird", "sings", "in the tree ."], ["the cats", "run", "home ."],
+        ["my friend", "reads", "a long book ."], ["the sun", "shines", "on the hill ."]]
+BAD = [[g[0], g[2][:-2], g[1] + " ."] for g in GOOD]  # the same words, verb last
+
+
+def write_good_bad(path):
+    total = lambda c: " + ".join(f"({n};%{c}%)" for n in (1, 2, 3))  # noqa: E731
+    return write_suite(path, "order", [{"good": g, "bad": b} for g, b in zip(GOOD, BAD)],
+                       [f"{total('bad')} > {total('good')}"])
+
+
+@pytest.fixture(scope="module")
+def trained(datasets, tmp_path_factory):
+    """A tiny model before (checkpoint-0) and after (checkpoint-80) learning the good sentences."""
+    from impossible_lms.data import load_dataset_tokenizer
+    from impossible_lms.models import build_model, model_config
+
+    out = tmp_path_factory.mktemp("run")
+    tok = load_dataset_tokenizer(datasets / "no_shuffle")
+    torch.manual_seed(0)
+    model = build_model(model_config("tiny-gpt2", vocab_size=tok.vocab_size, embd_pdrop=0.0, attn_pdrop=0.0,
+                                     resid_pdrop=0.0))
+    model.save_pretrained(out / "checkpoint-0")
+    rows = [[tok.eos_id] + tok.encode(" ".join(g)) for g in GOOD]
+    width = max(map(len, rows))
+    x = torch.tensor([r + [tok.eos_id] * (width - len(r)) for r in rows])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(80):
+        model(input_ids=x, labels=x).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.save_pretrained(out / "checkpoint-80")
+    return out
+
+
+def test_a_suite_of_the_training_sentences_scores_100_after_training(datasets, trained, tmp_path):
+    from impossible_lms.analysis.minimal_pairs import minimal_pairs
+
+    suite = write_good_bad(tmp_path / "order.json")
+    df = syntaxgym(trained / "checkpoint-80", datasets / "no_shuffle", suite, results=tmp_path / "res", device="cpu")
+    by = df[df["label"] == ""].set_index("subset")["value"]
+    assert by["all"] == 100.0 and by["order"] == 100.0 and set(df["metric"]) == {"syntaxgym_accuracy"}
+    before = syntaxgym(trained / "checkpoint-0", datasets / "no_shuffle", suite, device="cpu")
+    assert before[before["subset"] == "all"]["value"].item() < 100.0  # the untrained model does not know
+    # Stored rows are read back, not recomputed (the scorer would fail if called).
+    import impossible_lms.evaluation.scoring as scoring
+
+    real = scoring.score_sequences
+    scoring.score_sequences = None
+    try:
+        again = syntaxgym(trained / "checkpoint-80", datasets / "no_shuffle", suite, results=tmp_path / "res",
+                          device="cpu")
+    finally:
+        scoring.score_sequences = real
+    assert again["value"].tolist() == df["value"].tolist()
+
+    # The same sentences as BLiMP-style pairs score 100% too.
+    pairs = tmp_path / "order.jsonl"
+    pairs.write_text("".join(json.dumps({"sentence_good": " ".join(g), "sentence_bad": " ".join(b), "UID": "order"})
+                             + "\n" for g, b in zip(GOOD, BAD)))
+    mp = minimal_pairs(trained / "checkpoint-80", datasets / "no_shuffle", pairs, device="cpu")
+    assert mp.set_index("subset")["value"]["all"] == 100.0
+
+
+def test_cli_reports_suite_accuracy_and_refuses_a_missing_suite(datasets, trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    suite = write_good_bad(tmp_path / "order.json")
+    ok = CliRunner().invoke(app, ["syntaxgym", str(trained / "checkpoint-80"), "--data", str(datasets / "no_shuffle"),
+                                  "--suites", str(suite), "--results", str(tmp_path / "res"), "--device", "cpu",
+                                  "--region-metric", "first"])
+    assert ok.exit_code == 0, ok.output
+    assert "checkpoint 80:" in ok.output and "of 5 items (order " in ok.output
+    bad = CliRunner().invoke(app, ["syntaxgym", str(trained / "checkpoint-80"), "--data", str(datasets / "no_shuffle"),
+                                   "--suites", str(tmp_path / "none.json")])
+    assert bad.exit_code == 1 and "cpllab/syntaxgym" in bad.output and "Traceback" not in bad.output
+    wrong = CliRunner().invoke(app, ["syntaxgym", str(trained / "checkpoint-80"), "--data",
+                                     str(datasets / "no_shuffle"), "--suites", str(suite), "--region-metric", "mean"])
+    assert wrong.exit_code == 1 and "region_metric must be one of sum, first" in wrong.output
+
+
+# ---------------------------------------------------------------- ilm run stages and the report
+
+
+def test_run_stages_score_every_checkpoint_once_and_the_report_tabulates_them(tmp_path):
+    import pandas as pd
+    import yaml
+
+    from impossible_lms.experiment import load_experiment, run_experiment
+    from impossible_lms.experiment.analyses import ANALYSES
+
+    assert ANALYSES["syntaxgym"].applies("word_hop") and not ANALYSES["syntaxgym"].applies("partial_reverse")
+    assert ANALYSES["minimal_pairs"].applies("partial_reverse")
+    suite = write_good_bad(tmp_path / "order.json")
+    pairs = tmp_path / "order.jsonl"
+    pairs.write_text("".join(json.dumps({"sentence_good": " ".join(g), "sentence_bad": " ".join(b), "UID": "order"})
+                             + "\n" for g, b in zip(GOOD, BAD)))
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump({
+        "name": "t", "out": str(tmp_path / "out"), "languages": ["no_shuffle", "partial_reverse"],
+        "models": ["tiny-gpt2"], "seeds": [0],
+        "corpus": {"source": "synthetic", "options": {"sentences": 200, "seed": 0}, "tokenizer": "fallback",
+                   "tagger": "gold"},
+        "train": {"schedule": {"steps": 4, "warmup": 1}, "batch": {"tokens": 512}, "checkpoint": {"every": 2},
+                  "device": "cpu"},
+        "eval": {"metrics": ["perplexity"], "checkpoints": "all"},
+        "analyses": {"minimal_pairs": {"pairs": str(pairs), "device": "cpu"},
+                     "syntaxgym": {"suites": [str(suite)], "device": "cpu"}},
+        "report": {"formats": ["md", "csv", "png"]}, "torch_threads": 1,
+    }))
+    cfg = load_experiment(exp)
+    first = run_experiment(cfg, log=lambda m: None)
+    ran = [e for e in first.executed if e.split(":")[0] in ("minimal_pairs", "syntaxgym")]
+    assert sorted(ran) == ["minimal_pairs:no_shuffle/tiny-gpt2/0", "minimal_pairs:partial_reverse/tiny-gpt2/0",
+                           "syntaxgym:no_shuffle/tiny-gpt2/0"]
+    from impossible_lms.evaluation import load_results
+
+    rows = load_results([cfg.results_dir])
+    sg = rows[rows.metric == "syntaxgym_accuracy"]
+    assert set(sg.checkpoint) == {2, 4} and set(sg.language) == {"no_shuffle"}
+    assert set(rows[rows.metric == "minimal_pair_accuracy"].language) == {"no_shuffle", "partial_reverse"}
+    again = run_experiment(load_experiment(exp), log=lambda m: None)
+    assert again.executed == []  # the planner's stamps say done: nothing is scored again
+
+    report = cfg.report_dir
+    last = pd.read_csv(report / "syntaxgym.csv")
+    assert set(last.checkpoint) == {4} and set(last.subset) == {"all", "order"}
+    curve = pd.read_csv(report / "minimal_pairs_curve.csv")
+    assert sorted(curve.checkpoint) == [2, 2, 4, 4] and set(curve.subset) == {"all"}
+    assert set(pd.read_csv(report / "syntaxgym_predictions.csv").subset) == {"order: prediction 1"}
+    assert (report / "syntaxgym_tiny-gpt2.png").is_file() and "SyntaxGym accuracy" in (report / "report.md").read_text()
+
+
+def test_run_stage_without_its_stimuli_is_one_line(tmp_path):
+    import types
+
+    from impossible_lms.experiment.analyses import ANALYSES
+    from impossible_lms.experiment.plan import Run
+
+    cfg = types.SimpleNamespace(data_dir=tmp_path, results_dir=tmp_path)
+    with pytest.raises(ILMError, match="analyses.syntaxgym needs suites"):
+        ANALYSES["syntaxgym"].run(cfg, Run("no_shuffle", "tiny-gpt2", 0), {})

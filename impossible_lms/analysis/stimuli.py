@@ -17,6 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+# The languages whose rules keep the tokens' order (markers inserted, verbs lemmatised), so a
+# stimulus's regions keep their tokens: SyntaxGym suites are defined for these only.
+ORDERED_LANGUAGES = ("no_shuffle", "no_reverse", "no_hop", "token_hop", "word_hop")
+
+
+def keeps_token_order(language: str) -> bool:
+    """Whether ``language`` (any spelling the registry reads) is one of :data:`ORDERED_LANGUAGES`."""
+    from perturbations import get_language
+
+    return get_language(language).name.split(":")[0] in ORDERED_LANGUAGES
+
 
 @dataclass(frozen=True)
 class PerturbedTexts:

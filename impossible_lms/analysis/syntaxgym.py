@@ -52,13 +52,13 @@ import numpy as np
 import pandas as pd
 
 from impossible_lms.analysis.runner import Analysis, check_subject_vocab, run_analysis
+from impossible_lms.analysis.stimuli import ORDERED_LANGUAGES, keeps_token_order
 from impossible_lms.errors import ILMError
 from impossible_lms.evaluation.stats import bootstrap_mean
 from impossible_lms.io import fingerprint
 
 METRIC = "syntaxgym_accuracy"
 HUB_ID = "cpllab/syntaxgym"
-ORDERED_LANGUAGES = ("no_shuffle", "no_reverse", "no_hop", "token_hop", "word_hop")
 REGION_METRICS = ("sum", "first")
 EQUALITY_RTOL, EQUALITY_ATOL = 1e-5, 1e-3  # SyntaxGym's tolerance for "="
 LN2 = math.log(2.0)
@@ -317,8 +317,7 @@ def perturb_suites(suites: Sequence[Suite], data: str | Path, tagger="nltk",
     from impossible_lms.data import load_manifest
 
     language = get_language(load_manifest(data).language)
-    base = language.name.split(":")[0]
-    if base not in ORDERED_LANGUAGES:
+    if not keeps_token_order(language.name):
         raise ILMError(f"syntaxgym needs a language that keeps the tokens' order ({', '.join(ORDERED_LANGUAGES)}): "
                        f"{language.name} moves tokens across regions")
     if local_agreement:

@@ -106,3 +106,34 @@ def _probe(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
 
 
 register_analysis(AnalysisStage("probe", _is_probed, _probe))
+
+
+def _stimuli_stage(module: str, function: str, required: str):
+    """A targeted evaluation (minimal pairs, SyntaxGym) of every checkpoint of the run, on stimuli put
+    into the run's language with its own dataset's rules; ``required`` names the stimuli option."""
+
+    def run(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
+        import importlib
+
+        from impossible_lms.experiment.plan import run_dir, slug
+
+        if not options.get(required):
+            raise ILMError(f"analyses.{function} needs {required}: the stimulus file(s) or folder(s) to score")
+        analyse = getattr(importlib.import_module(module), function)
+        analyse(run_dir(cfg, run), cfg.data_dir / slug(run.language), results=cfg.results_dir,
+                **{"show_progress": True, **options})
+        return [cfg.results_dir]
+
+    return run
+
+
+def _keeps_token_order(language: str) -> bool:
+    from impossible_lms.analysis.stimuli import keeps_token_order
+
+    return keeps_token_order(language)
+
+
+register_analysis(AnalysisStage("minimal_pairs", lambda language: True,
+                                _stimuli_stage("impossible_lms.analysis.minimal_pairs", "minimal_pairs", "pairs")))
+register_analysis(AnalysisStage("syntaxgym", _keeps_token_order,
+                                _stimuli_stage("impossible_lms.analysis.syntaxgym", "syntaxgym", "suites")))

@@ -168,3 +168,73 @@ def probe_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
 
 
 register_view(View(("probe_accuracy",), probe_tables, probe_figures))
+
+
+# ---------------------------------------------------------------- targeted evaluations (minimal pairs, SyntaxGym)
+
+# metric -> table name; each gets <name> (per subset at the last checkpoint), <name>_curve (subset
+# "all" at every checkpoint) and, for SyntaxGym, <name>_predictions (per prediction, last checkpoint)
+TARGETED = {"minimal_pair_accuracy": "minimal_pairs", "syntaxgym_accuracy": "syntaxgym"}
+
+
+def _register_targeted_titles() -> None:
+    from impossible_lms.reporting.render import TITLES
+
+    what = {"minimal_pairs": "Minimal-pair accuracy (%; per phenomenon", "syntaxgym": "SyntaxGym accuracy (%; items "
+            "whose every prediction holds, per suite"}
+    for name, text in what.items():
+        TITLES.setdefault(name, f"{text}, last checkpoint; mean over seeds, 95% t-interval)")
+        TITLES.setdefault(f"{name}_curve", f"{text.split(' (')[0]} over all stimuli per checkpoint "
+                                           "(%; mean over seeds, 95% t-interval)")
+    TITLES.setdefault("syntaxgym_predictions", "SyntaxGym accuracy per prediction (%; last checkpoint; "
+                                               "the reference's singular/plural or pred1..3)")
+
+
+_register_targeted_titles()
+
+
+def targeted_tables(rows: pd.DataFrame) -> Tables:
+    """Per metric: accuracy per subset at each (language, model)'s last checkpoint, and over all
+    stimuli at every checkpoint; SyntaxGym's per-prediction rows (label ``prediction N``) apart."""
+    out: Tables = {}
+    rows = rows.copy()
+    rows["label"] = rows["label"].fillna("") if "label" in rows.columns else ""
+    for metric, name in TARGETED.items():
+        own = rows[rows["metric"] == metric]
+        if own.empty:
+            continue
+        items = own[own["label"] == ""]
+        out[name] = _last_checkpoint(_aggregate(items, ["language", "model", "checkpoint", "subset"], mean_interval))
+        out[f"{name}_curve"] = _aggregate(items[items["subset"] == "all"], ["language", "model", "checkpoint", "subset"],
+                                          mean_interval)
+        preds = own[own["label"] != ""]
+        if not preds.empty:
+            preds = preds.assign(subset=preds["subset"] + ": " + preds["label"])
+            out[f"{name}_predictions"] = _last_checkpoint(
+                _aggregate(preds, ["language", "model", "checkpoint", "subset"], mean_interval))
+    return out
+
+
+def _last_checkpoint(table: pd.DataFrame) -> pd.DataFrame:
+    if table.empty or table["checkpoint"].isna().all():
+        return table
+    last = table.groupby(["language", "model"], dropna=False)["checkpoint"].transform("max")
+    return table[(table["checkpoint"] == last) | table["checkpoint"].isna()].reset_index(drop=True)
+
+
+def targeted_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
+    """Accuracy over all stimuli against training step, one line per language, per metric and model."""
+    from impossible_lms.reporting import figures as fig
+
+    written: list[Path] = []
+    for name, label in (("minimal_pairs", "Minimal-pair accuracy (%)"), ("syntaxgym", "SyntaxGym accuracy (%)")):
+        curve = tables.get(f"{name}_curve")
+        if curve is None or not formats:
+            continue
+        for model in dict.fromkeys(curve["model"]):
+            written += fig.learning_curves(curve[curve["model"] == model], out / f"{name}_{_slug(model)}", formats,
+                                           ylabel=label, title=f"{label.split(' (')[0]} — {model}")
+    return written
+
+
+register_view(View(tuple(TARGETED), targeted_tables, targeted_figures))
