@@ -49,16 +49,9 @@ class MinimalPair:
 
 def load_pairs(paths: str | Path | Sequence[str | Path]) -> list[MinimalPair]:
     """Pairs from JSONL files (or folders of ``*.jsonl``), in file then line order."""
-    files: list[Path] = []
-    for p in [paths] if isinstance(paths, (str, Path)) else paths:
-        p = Path(p)
-        if p.is_dir():
-            files += sorted(p.glob("*.jsonl"))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise ILMError(f"no minimal-pair file at {p}; BLiMP is {HUB_ID} on the Hugging Face Hub "
-                           f"(huggingface-cli download {HUB_ID} --repo-type dataset --local-dir blimp)")
+    from impossible_lms.analysis.stimuli import stimulus_files
+
+    files = stimulus_files(paths, ".jsonl", "minimal-pair file", HUB_ID, "blimp")
     pairs: list[MinimalPair] = []
     for f in files:
         for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):

@@ -42,6 +42,25 @@ class PerturbedTexts:
         return self.language.name
 
 
+def stimulus_files(paths: str | Path | Sequence[str | Path], suffix: str, what: str, hub_id: str,
+                   local_dir: str) -> list[Path]:
+    """The files ``paths`` name (a folder: its ``*suffix`` files, sorted); a missing one is an
+    ILMError that says where the public set is on the Hub and how to fetch it."""
+    from impossible_lms.errors import ILMError
+
+    files: list[Path] = []
+    for p in [paths] if isinstance(paths, (str, Path)) else paths:
+        p = Path(p)
+        if p.is_dir():
+            files += sorted(p.glob(f"*{suffix}"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ILMError(f"no {what} at {p}; the public set is {hub_id} on the Hugging Face Hub "
+                           f"(huggingface-cli download {hub_id} --repo-type dataset --local-dir {local_dir})")
+    return files
+
+
 def perturb_texts(texts: Sequence[str], data: str | Path, tagger="nltk", genre: str = "stimuli") -> PerturbedTexts:
     """``texts`` in the language of dataset folder ``data``, as its tokenizer's ids (module doc)."""
     from perturbations import Sentence, get_language

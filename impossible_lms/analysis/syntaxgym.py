@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from impossible_lms.analysis.runner import Analysis, check_subject_vocab, run_analysis
-from impossible_lms.analysis.stimuli import ORDERED_LANGUAGES, keeps_token_order
+from impossible_lms.analysis.stimuli import ORDERED_LANGUAGES, keeps_token_order, stimulus_files
 from impossible_lms.errors import ILMError
 from impossible_lms.evaluation.stats import bootstrap_mean
 from impossible_lms.io import fingerprint
@@ -205,16 +205,7 @@ class Suite:
 
 def load_suites(paths: str | Path | Sequence[str | Path]) -> list[Suite]:
     """Suites from SyntaxGym JSON files (or folders of ``*.json``), in the order given."""
-    files: list[Path] = []
-    for p in [paths] if isinstance(paths, (str, Path)) else paths:
-        p = Path(p)
-        if p.is_dir():
-            files += sorted(p.glob("*.json"))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise ILMError(f"no SyntaxGym suite at {p}; the suites are {HUB_ID} on the Hugging Face Hub "
-                           f"(huggingface-cli download {HUB_ID} --repo-type dataset --local-dir syntaxgym)")
+    files = stimulus_files(paths, ".json", "SyntaxGym suite", HUB_ID, "syntaxgym")
     if not files:
         raise ILMError(f"no SyntaxGym suites (*.json) in {paths}")
     return [_read_suite(f) for f in files]
