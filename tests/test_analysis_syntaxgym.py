@@ -386,3 +386,5 @@ def test_run_stage_without_its_stimuli_is_one_line(tmp_path):
     cfg = types.SimpleNamespace(data_dir=tmp_path, results_dir=tmp_path)
     with pytest.raises(ILMError, match="analyses.syntaxgym needs suites"):
         ANALYSES["syntaxgym"].run(cfg, Run("no_shuffle", "tiny-gpt2", 0), {})
+    with pytest.raises(ILMError, match="analyses.syntaxgym: unknown option 'local_agrement'.*local_agreement"):
+        ANALYSES["syntaxgym"].run(cfg, Run("no_shuffle", "tiny-gpt2", 0), {"suites": "x", "local_agrement": True})

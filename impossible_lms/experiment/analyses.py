@@ -117,9 +117,16 @@ def _stimuli_stage(module: str, function: str, required: str):
 
         from impossible_lms.experiment.plan import run_dir, slug
 
+        import inspect
+
         if not options.get(required):
             raise ILMError(f"analyses.{function} needs {required}: the stimulus file(s) or folder(s) to score")
         analyse = getattr(importlib.import_module(module), function)
+        takes = set(inspect.signature(analyse).parameters) - {"subject", "data", "results"}
+        for name in options:
+            if name not in takes:
+                raise ILMError(f"analyses.{function}: unknown option {name!r}{did_you_mean(name, takes)}; "
+                               f"it takes {', '.join(sorted(takes))}")
         analyse(run_dir(cfg, run), cfg.data_dir / slug(run.language), results=cfg.results_dir,
                 **{"show_progress": True, **options})
         return [cfg.results_dir]
