@@ -74,6 +74,8 @@ def test_suites_load_and_errors_are_one_line_with_the_hub_id(tmp_path):
     (suite,) = load_suites(path)
     assert suite.name == "number_prep" and suite.items[0].conditions["match"] == ((1, "the dog"), (2, "sees"))
     assert len(load_suites(tmp_path)) == 1  # a folder: every *.json
+    with pytest.raises(ILMError, match="two suites are named 'number_prep'"):
+        load_suites([path, path])
     with pytest.raises(ILMError, match="cpllab/syntaxgym"):
         load_suites(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text('{"items": []}')

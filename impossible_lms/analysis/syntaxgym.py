@@ -208,7 +208,12 @@ def load_suites(paths: str | Path | Sequence[str | Path]) -> list[Suite]:
     files = stimulus_files(paths, ".json", "SyntaxGym suite", HUB_ID, "syntaxgym")
     if not files:
         raise ILMError(f"no SyntaxGym suites (*.json) in {paths}")
-    return [_read_suite(f) for f in files]
+    suites = [_read_suite(f) for f in files]
+    names = [s.name for s in suites]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ILMError(f"two suites are named {twice[0]!r} (meta.name): each suite's rows are stored under its name")
+    return suites
 
 
 def _read_suite(path: Path) -> Suite:
