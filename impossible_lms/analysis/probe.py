@@ -81,8 +81,9 @@ def tree_spans(tree) -> tuple[list[str], WordSpans]:
     return leaves, spans
 
 
-def read_trees(path: str | Path) -> list[tuple[list[str], WordSpans]]:
-    """Bracketed Penn-style trees (any layout: one per line or spread over lines), read with nltk."""
+def read_trees(path: str | Path, spans=tree_spans) -> list[tuple[list[str], WordSpans]]:
+    """Bracketed Penn-style trees (any layout: one per line or spread over lines), read with nltk;
+    ``spans(tree) -> (leaves, spans)`` picks the constituents (default: the probed labels)."""
     from nltk import Tree
 
     path = Path(path)
@@ -106,7 +107,7 @@ def read_trees(path: str | Path) -> list[tuple[list[str], WordSpans]]:
                     raise ILMError(f"{path}: not a bracketed tree near character {start}: {e}") from None
                 if tree.label() == "" and len(tree) == 1 and not isinstance(tree[0], str):
                     tree = tree[0]  # PTB's unlabelled root "( (S ...) )"
-                out.append(tree_spans(tree))
+                out.append(spans(tree))
     if depth != 0:
         raise ILMError(f"{path}: unbalanced brackets (a tree is not closed)")
     if not out:

@@ -92,7 +92,7 @@ def _label(r: dict, subj: Subject, target: Target, analysis: Analysis) -> dict:
         "model": subj.model or subj.name,
         "seed": seed,
         "checkpoint": target.step,
-        "metric": analysis.metric,
+        "metric": r.get("metric") or analysis.metric,  # an analysis may write several metrics in one file
         "eval_language": subj.language or "",
         "data_fingerprint": analysis.data_fingerprint,
         "scorer_version": f"{analysis.metric}-{ANALYSIS_VERSION}",

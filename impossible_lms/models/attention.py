@@ -98,14 +98,18 @@ class AttnMask:
     key_padding: torch.Tensor | None = None  # [B, k_len] bool, True = real token
     document_ids: torch.Tensor | None = None  # [B, k_len] int, packed documents
     alibi: torch.Tensor | None = None  # [H] fp32 slopes, on the device (a model buffer)
+    # bool "may attend", broadcastable to [B, 1, q_len, k_len] ([B, 1, 1, k_len]: a key mask); ANDed
+    # with the rest. Analyses set it for chosen layers (models/hooks.py: restrict_attention).
+    extra: torch.Tensor | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def only_causal(self) -> bool:
-        return self.key_padding is None and self.document_ids is None and self.alibi is None
+        return self.key_padding is None and self.document_ids is None and self.alibi is None and self.extra is None
 
     def allowed(self, device: torch.device) -> torch.Tensor:
-        """Boolean [B|1, 1, q_len, k_len]: causal ∧ same document ∧ real key (diagonal always kept)."""
+        """Boolean [B|1, 1, q_len, k_len]: causal ∧ same document ∧ real key ∧ ``extra``
+        (a query left with no key keeps its diagonal)."""
         qpos = torch.arange(self.k_len - self.q_len, self.k_len, device=device)
         kpos = torch.arange(self.k_len, device=device)
         ok = (kpos[None, :] <= qpos[:, None])[None, None]
@@ -117,6 +121,11 @@ class AttnMask:
             # A padding query (left padding) would see no key at all: keep its
             # diagonal so softmax stays finite; its output is ignored anyway.
             ok = ok & (self.key_padding.to(device).bool()[:, None, None, :] | diag)
+        if self.extra is not None:
+            ok = ok & self.extra.to(device).bool()
+            # A query the extra mask leaves with no key at all sees itself (finite softmax, as padding).
+            diag = (kpos[None, :] == qpos[:, None])[None, None]
+            ok = ok | (diag & ~ok.any(dim=-1, keepdim=True))
         return ok
 
     def bias(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -176,6 +185,8 @@ def _math(q, k, v, mask: AttnMask, scale: float, dropout: float = 0.0, upcast: b
 def _flash_attn(q, k, v, mask: AttnMask, scale: float, dropout: float = 0.0, upcast: bool = False):
     """flash-attn 2: causal kernel (ALiBi through its ``alibi_slopes``); packed documents / padding
     through the varlen kernel, its boundaries computed once per forward (cached on the mask)."""
+    if mask.extra is not None:  # an arbitrary mask has no flash-attn form: SDPA takes it as a bias
+        return _sdpa(q, k, v, mask, scale, dropout, upcast)
     from flash_attn import flash_attn_func, flash_attn_varlen_func
 
     slopes = mask.alibi  # already fp32 [H] on the device

@@ -10,8 +10,11 @@ element is the hidden state).
         model(ids)
     with patch_block(model, layer=1, rows=r, positions=p, values=v):
         model(ids)                                     # output[r[i], p[i]] = v[i] in block 1
+    with restrict_attention(model, from_layer=4, allowed=m):
+        model(ids)                                     # blocks 4.. attend only where m (and causal) allow
 
-Layers are 0-based block indices (block ``l``'s output = hidden_states[l + 1]).
+``restrict_attention`` needs our own blocks (GPT-2 variants, exits, Backpack trunks), whose
+forward takes the shared attention context it swaps. Layers are 0-based block indices (block ``l``'s output = hidden_states[l + 1]).
 Hooks are removed when the ``with`` ends, also on error.
 """
 
@@ -81,3 +84,46 @@ def patch_block(model: nn.Module, layer: int, rows: torch.Tensor, positions: tor
         yield
     finally:
         handle.remove()
+
+
+@contextmanager
+def restrict_attention(model: nn.Module, from_layer: int, allowed: torch.Tensor) -> Iterator[None]:
+    """Inside the ``with``, blocks ``from_layer``.. attend only where ``allowed`` (bool, broadcastable to
+    ``[B, 1, T, T]``; ``[B, 1, 1, T]`` is a key mask) and the model's own mask (causal, padding,
+    documents) both allow; earlier blocks are untouched. A query left with no key sees itself.
+
+    A block-input hook swaps the forward's attention context for one carrying ``AttnMask.extra``,
+    so the model's normal path has no extra branch. flash-attn has no arbitrary-mask form: those
+    blocks run SDPA instead."""
+    from dataclasses import replace
+
+    from impossible_lms.models.gpt2 import Context
+
+    found = blocks(model)
+    if not 0 <= from_layer < len(found):
+        raise ILMError(f"layer {from_layer} outside the model's blocks 0..{len(found) - 1}")
+    if allowed.dtype != torch.bool or allowed.dim() != 4:
+        raise ILMError(f"restrict_attention: allowed must be a 4-d bool tensor, got {allowed.dtype} {tuple(allowed.shape)}")
+    last: list = [None, None]  # (the forward's context, its restricted twin): the bias is built once per forward
+
+    def hook(module, args):
+        if len(args) < 2 or not isinstance(args[1], Context):
+            raise ILMError(f"restrict_attention needs an ilm model's blocks, not {type(module).__name__}")
+        ctx = args[1]
+        if last[0] is not ctx:
+            mask = ctx.mask
+            try:
+                torch.broadcast_shapes(allowed.shape, (allowed.shape[0], 1, mask.q_len, mask.k_len))
+            except RuntimeError:
+                raise ILMError(f"restrict_attention: mask of shape {tuple(allowed.shape)} does not fit "
+                               f"[B, 1, {mask.q_len}, {mask.k_len}]") from None
+            backend = "sdpa" if ctx.backend == "flash_attn" else ctx.backend
+            last[:] = [ctx, Context(backend, replace(mask, extra=allowed, _cache={}), ctx.positions)]
+        return (args[0], last[1], *args[2:])
+
+    handles = [block.register_forward_pre_hook(hook) for block in found[from_layer:]]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
