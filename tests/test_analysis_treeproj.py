@@ -328,3 +328,128 @@ def test_bracketed_constituents_and_word_leaves(tmp_path):
     assert got is not None
     assert got[1] == ((0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 11), (11, 12))
     assert word_leaves(["d", "n't"], CharPairs) is None  # "dn|'t": "d" holds no token's last character
+
+
+# ------------------------------------------------------------------ end to end
+
+
+@pytest.fixture(scope="module")
+def hop_data(tmp_path_factory):
+    from impossible_lms.perturb import perturb_corpus
+
+    out = tmp_path_factory.mktemp("treeproj")
+    perturb_corpus(["word_hop"], "synthetic", out, tokenizer="fallback", tagger="gold", progress=False,
+                   corpus_options={"sentences": 1200, "seed": 0}, fallback_vocab=300)
+    return out / "word_hop"
+
+
+def test_word_unit_end_to_end_stored_resumed_and_cli(tmp_path, hop_data, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from impossible_lms.analysis import treeproj as tp
+    from impossible_lms.evaluation.toy import make_toy_run
+
+    run = make_toy_run(tmp_path / "run", steps=(100, 200), language="word_hop", vocab_size=400, seed=3,
+                       n_positions=128)
+    df = tp.treeproj(run, hop_data, results=tmp_path / "results", sentences=6)
+    assert sorted(set(df["metric"])) == ["parse_f1", "parse_precision", "parse_recall", "tree_score"]
+    assert len(df) == 8 and set(df["checkpoint"]) == {100, 200} and set(df["subset"]) == {"word"}
+    assert set(df["layer"]) == {1} and (df.loc[df["metric"] == "tree_score", "count"] == 6).all()
+    f1 = df[df["metric"] == "parse_f1"]
+    assert f1["value"].between(0, 100).all() and (f1["ci_low"] <= f1["value"]).all()
+    # the rows are the gold sentences' own numbers: recompute checkpoint 100 by hand
+    stimuli, _ = tp.word_stimuli(hop_data, None, 6, 3)
+    from impossible_lms.models import load_model
+
+    model = load_model(run / "checkpoint-100", dtype=torch.float32).eval()
+    projections = [project(c) for c in sci_charts(model, stimuli, 0, 1)]
+    got = df[(df["checkpoint"] == 100)].set_index("metric")["value"]
+    assert got["tree_score"] == pytest.approx(np.mean([p.tree_score for p in projections]))
+    assert got["parse_f1"] == pytest.approx(parse_scores([p.brackets for p in projections],
+                                                         [s.gold for s in stimuli])["parse_f1"])
+    # a rerun reads the stored rows and computes nothing
+    monkeypatch.setattr(tp, "treeproj_rows", lambda *a, **k: pytest.fail("recomputed a stored checkpoint"))
+    again = tp.treeproj(run, hop_data, results=tmp_path / "results", sentences=6)
+    assert len(again) == 8
+    monkeypatch.undo()
+    result = CliRunner().invoke(app, ["treeproj", str(run), "--data", str(hop_data), "--sentences", "6",
+                                      "--results", str(tmp_path / "results"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "checkpoint 100: tree score" in result.output and "parse F1" in result.output and "8 row(s)" in result.output
+    for args, message in ((["--unit", "tree"], "unknown unit 'tree'"),
+                          (["--trees", str(tmp_path / "none.mrg")], "trees file not found"),
+                          (["--unit", "token", "--trees", str(tmp_path / "none.mrg")], "needs --unit word"),
+                          (["--layer", "1"], r"below the read layer 1: 0..0, got 1")):
+        bad = CliRunner().invoke(app, ["treeproj", str(run), "--data", str(hop_data), "--sentences", "2",
+                                       "--results", str(tmp_path / "r2"), "--no-progress", *args])
+        assert bad.exit_code == 1 and message in bad.output and "Traceback" not in bad.output, bad.output
+
+
+def test_bracketed_gold_trees_are_the_sentences(tmp_path, hop_data):
+    from impossible_lms.analysis.treeproj import word_stimuli
+
+    path = tmp_path / "t.mrg"
+    path.write_text("(S (NP (DT the) (NN dog)) (VP (VBD ran)))\n(S (NP (NNP Mary)) (VP (VBD saw) (NP (PRP us))))\n",
+                    encoding="utf-8")
+    stimuli, unaligned = word_stimuli(hop_data, path, 0, 0)
+    assert unaligned == 0 and [len(s.leaves) for s in stimuli] == [3, 3]
+    assert stimuli[0].gold == {(0, 1), (0, 2)} and stimuli[1].gold == {(1, 2), (0, 2)}  # one-word NPs drop
+
+
+def test_token_unit_samples_the_languages_test_sentences_as_the_reference(tmp_path):
+    from impossible_lms.analysis.treeproj import token_stimuli, treeproj, word_stimuli
+    from impossible_lms.evaluation.data import EvalData
+    from impossible_lms.evaluation.toy import make_toy_data, make_toy_run
+
+    data = make_toy_data(tmp_path / "data", per_genre=8, language="local_shuffle:w=3", family="shuffle")
+    stimuli = token_stimuli(data, 3, seed=5)
+    assert [list(s.ids) for s in stimuli] == EvalData(data, 3, 5).sample("test_affected", 1023)
+    assert all(s.leaves == tuple((t, t + 1) for t in range(len(s.ids))) and s.gold is None for s in stimuli)
+    with pytest.raises(ILMError, match="need the words in order.*--unit token"):
+        word_stimuli(data, None, 5, 0)
+    run = make_toy_run(tmp_path / "run", steps=(100,), language="local_shuffle:w=3", seed=5)
+    df = treeproj(run, data, unit="token", sentences=3, results=tmp_path / "results")
+    assert list(df["metric"]) == ["tree_score"] and df["count"].tolist() == [6] and df["subset"].tolist() == ["token"]
+
+
+def test_run_stage_and_report_view(tmp_path, monkeypatch):
+    import types
+
+    import pandas as pd
+
+    from impossible_lms.experiment.analyses import ANALYSES
+    from impossible_lms.experiment.plan import Run
+    from impossible_lms.reporting.views import treeproj_tables
+
+    calls = []
+    monkeypatch.setattr("impossible_lms.analysis.treeproj.treeproj", lambda run, folder, **kw: calls.append((folder, kw)))
+    monkeypatch.setattr("impossible_lms.experiment.plan.run_dir", lambda cfg, run: tmp_path / "run")
+    (tmp_path / "data" / "no_reverse").mkdir(parents=True)
+    (tmp_path / "data" / "no_reverse" / "manifest.json").write_text("{}")
+    cfg = types.SimpleNamespace(data_dir=tmp_path / "data", results_dir=tmp_path / "res")
+    stage = ANALYSES["treeproj"]
+    assert stage.applies("no_shuffle") and stage.applies("word_hop")
+    assert stage.run(cfg, Run("word_hop", "gpt2", 0), {"trees": "t.mrg", "sentences": 9}) == [tmp_path / "res"]
+    stage.run(cfg, Run("full_reverse", "gpt2", 0), {"units": ["word"]})
+    stage.run(cfg, Run("no_shuffle", "gpt2", 0), {})
+    assert [(f.name, kw["unit"], kw.get("trees")) for f, kw in calls] == [
+        ("word_hop", "token", None), ("word_hop", "word", "t.mrg"), ("full_reverse", "word", None),
+        ("no_shuffle", "token", None)]
+    assert calls[0][1]["sentences"] == 9 and calls[0][1]["results"] == tmp_path / "res"
+    with pytest.raises(ILMError, match="units is a list of word, token, not 'tree'"):
+        stage.run(cfg, Run("no_shuffle", "gpt2", 0), {"units": ["tree"]})
+
+    def row(lang, seed, metric, subset, value):
+        return {"language": lang, "model": "gpt2", "seed": seed, "checkpoint": 100, "metric": metric,
+                "subset": subset, "value": value, "eval_language": lang, "setting": ""}
+
+    rows = pd.DataFrame([row("word_hop", s, "tree_score", u, v) for s, u, v in
+                         ((0, "word", 0.1), (1, "word", 0.3), (0, "token", 0.5))] +
+                        [row("word_hop", 0, "parse_f1", "word", 40.0), row("no_hop", 0, "tree_score", "token", 0.2)])
+    table = treeproj_tables(rows)["treeproj"]
+    assert table[["language", "measure"]].values.tolist() == [
+        ["no_hop", "tree_score_token"], ["word_hop", "tree_score_token"], ["word_hop", "tree_score_word"],
+        ["word_hop", "parse_f1"]]
+    word = table[table["measure"] == "tree_score_word"].iloc[0]
+    assert word["value"] == pytest.approx(0.2) and word["seeds"] == 2

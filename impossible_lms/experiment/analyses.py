@@ -144,3 +144,37 @@ register_analysis(AnalysisStage("minimal_pairs", lambda language: True,
                                 _stimuli_stage("impossible_lms.analysis.minimal_pairs", "minimal_pairs", "pairs")))
 register_analysis(AnalysisStage("syntaxgym", _keeps_token_order,
                                 _stimuli_stage("impossible_lms.analysis.syntaxgym", "syntaxgym", "suites")))
+
+
+def _any_language(language: str) -> bool:
+    return True
+
+
+def _treeproj(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
+    """Tree projections of every checkpoint of the run: the reference's token-level tree score on
+    its language's test sentences, and for hop and reverse languages (word order kept) the
+    word-level tree score and parse agreement with gold trees (Reverse: NoReverse's sentences,
+    perturbed here when the experiment does not train it). ``units: [token]`` picks one pass."""
+    from impossible_lms.analysis.treeproj import UNITS, treeproj
+    from impossible_lms.experiment.plan import run_dir, slug
+    from perturbations import get_language
+
+    options = dict(options)
+    family = get_language(run.language).family
+    units = options.pop("units", ["token", "word"] if family in ("hop", "reverse") else ["token"])
+    bad = [u for u in units if u not in UNITS]
+    if bad or "unit" in options:
+        raise ILMError(f"analyses.treeproj: units is a list of {', '.join(UNITS)}" + (f", not {bad[0]!r}" if bad else ""))
+    folder = cfg.data_dir / slug(run.language)
+    if "word" in units and family == "reverse" and not (cfg.data_dir / "no_reverse" / "manifest.json").is_file():
+        from impossible_lms.perturb import perturb_corpus
+
+        perturb_corpus(["no_reverse"], cfg.corpus.source, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
+                       tagger=cfg.corpus.tagger, workers=cfg.corpus.workers, corpus_options=cfg.corpus.options or None)
+    for unit in units:
+        given = {k: v for k, v in options.items() if unit == "word" or k != "trees"}  # gold trees: word only
+        treeproj(run_dir(cfg, run), folder, results=cfg.results_dir, unit=unit, **{"show_progress": True, **given})
+    return [cfg.results_dir]
+
+
+register_analysis(AnalysisStage("treeproj", _any_language, _treeproj))

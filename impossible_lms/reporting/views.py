@@ -238,3 +238,40 @@ def targeted_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path
 
 
 register_view(View(tuple(TARGETED), targeted_tables, targeted_figures))
+
+
+# ---------------------------------------------------------------- tree projections
+
+TREEPROJ_METRICS = ("tree_score", "parse_f1", "parse_precision", "parse_recall")
+
+
+def treeproj_tables(rows: pd.DataFrame) -> Tables:
+    """``treeproj``: mean over seeds (t-interval) per language × model × checkpoint of each measure
+    (``tree_score`` over token or word leaves, ``parse_f1`` and its precision and recall)."""
+    rows = rows.assign(measure=rows["metric"].where(rows["metric"] != "tree_score",
+                                                    "tree_score_" + rows["subset"].astype(str)))
+    cells = _aggregate(rows, ["language", "model", "measure", "checkpoint"], mean_interval)
+    order = {m: i for i, m in enumerate(("tree_score_token", "tree_score_word", *TREEPROJ_METRICS[1:]))}
+    cells = (cells.assign(_order=cells["language"].map(sort_key), _m=cells["measure"].map(order))
+             .sort_values(["_order", "model", "_m", "checkpoint"], kind="stable").drop(columns=["_order", "_m"]))
+    return {"treeproj": cells.reset_index(drop=True)}
+
+
+def treeproj_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
+    """Tree score and parse F1 against training step, one line per language (per model)."""
+    from impossible_lms.reporting import figures as fig
+
+    cells = tables.get("treeproj")
+    written: list[Path] = []
+    if cells is None or not formats:
+        return written
+    titles = {"tree_score_token": "Tree score (token leaves)", "tree_score_word": "Tree score (word leaves)",
+              "parse_f1": "Parse F1 (%)"}
+    for (model, measure), t in cells.groupby(["model", "measure"], sort=False):
+        if measure in titles:
+            written += fig.learning_curves(t, out / f"treeproj_{measure}_{_slug(model)}", formats,
+                                           ylabel=titles[measure], title=f"Tree projections — {model}")
+    return written
+
+
+register_view(View(TREEPROJ_METRICS, treeproj_tables, treeproj_figures))
