@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
             show_default="4, clipped below the read layer"
         ),
         read_layer: Optional[int] = typer.Option(
-            None, "--read-layer", help="Hidden state compared (0 = embeddings, k = block k-1's output).",
+            None, "--read-layer", help="Hidden state compared: k = block k-1's output (1..blocks).",
             show_default="the last block but one (11 of 12)"
         ),
         sentences: Optional[int] = typer.Option(

@@ -413,6 +413,20 @@ def test_token_unit_samples_the_languages_test_sentences_as_the_reference(tmp_pa
     assert list(df["metric"]) == ["tree_score"] and df["count"].tolist() == [6] and df["subset"].tolist() == ["token"]
 
 
+def test_progress_says_how_far_a_checkpoint_is(tmp_path, monkeypatch, capsys):
+    from impossible_lms.analysis.treeproj import token_stimuli, treeproj
+    from impossible_lms.evaluation.toy import make_toy_data, make_toy_run
+
+    monkeypatch.setenv("ILM_PROGRESS_EVERY", "0")  # a plain line at every update (stderr is not a terminal)
+    data = make_toy_data(tmp_path / "data", per_genre=4, language="no_shuffle", family="shuffle")
+    run = make_toy_run(tmp_path / "run", steps=(100,), language="no_shuffle")
+    df = treeproj(run, data, unit="token", sentences=4, batch=8, results=None, show_progress=True)
+    total = sum(len(s.leaves) for s in token_stimuli(data, 4, 0))  # one row per span start
+    err = capsys.readouterr().err
+    assert f"checkpoint 100: {total}/{total} span starts" in err and f"checkpoint 100: 8/{total} span starts" in err
+    assert df["count"].tolist() == [8]
+
+
 def test_run_stage_and_report_view(tmp_path, monkeypatch):
     import types
 

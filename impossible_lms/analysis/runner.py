@@ -12,6 +12,7 @@ checkpoint.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -43,6 +44,16 @@ class Analysis:
 
 Compute = Callable[[object, Target], list[dict]]
 
+_INFO: ContextVar[Callable[[str], None] | None] = ContextVar("analysis_progress_info", default=None)
+
+
+def progress_info(text: str) -> None:
+    """Show ``text`` beside the running checkpoint's progress bar (a long ``compute`` says how far it
+    is: a line in a log every ``ILM_PROGRESS_EVERY`` s); a no-op outside :func:`run_analysis`."""
+    show = _INFO.get()
+    if show is not None:
+        show(text)
+
 
 def run_analysis(subject: str | Path, prepare: Callable[[Subject], tuple[Analysis, Compute]],
                  checkpoints=None, revisions: Sequence[str] | None = None, results: str | Path | None = None,
@@ -69,8 +80,12 @@ def run_analysis(subject: str | Path, prepare: Callable[[Subject], tuple[Analysi
     with progress(disable=not show_progress) as bars:
         task = bars.add_task(analysis.metric, total=len(todo))
         for target, model in sweep.prefetched_models([t for t, _ in todo], torch_device):
-            with precision(model, dtype):
-                computed = compute(model, target)
+            shown = _INFO.set(lambda text: bars.update(task, info=f"checkpoint {target.step}: {text}"))
+            try:
+                with precision(model, dtype):
+                    computed = compute(model, target)
+            finally:
+                _INFO.reset(shown)
             rows = [_label(r, subj, target, analysis) for r in computed]
             if paths[target] is not None:
                 write_chunk(paths[target], rows)

@@ -44,12 +44,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from impossible_lms.analysis.runner import Analysis, check_subject_vocab, run_analysis
+from impossible_lms.analysis.runner import Analysis, check_subject_vocab, progress_info, run_analysis
 from impossible_lms.errors import ILMError
 from impossible_lms.io import fingerprint
 
@@ -88,23 +88,26 @@ def layers_used(n_blocks: int, start_layer: int | None = None, read_layer: int |
 
 
 def sci_charts(model, stimuli: Sequence[Stimulus], start_layer: int, read_layer: int,
-               batch: int = 64) -> list[np.ndarray]:
+               batch: int = 64, report: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
     """One ``[n, n]`` chart per stimulus: ``chart[i, j]`` (i <= j) the cosine similarity of leaves
     i..j's summed vectors restricted vs in full context; nan below the diagonal.
 
     Rows of equal token length share a batch (no padding). Row (stimulus, leaf i) runs with keys
     before leaf i's first token masked from ``start_layer`` on; leaf 0's row (nothing masked) is
-    the full context, so each chunk runs its leaf-0 rows first."""
+    the full context, so each chunk runs its leaf-0 rows first. ``report(done, total)``: after each
+    batch, the rows run so far."""
     import torch
 
     from impossible_lms.models.hooks import record_blocks, restrict_attention
 
     device = next(model.parameters()).device
+    trunk = model.transformer  # the blocks without the vocabulary head: only a block's output is read
     charts = [np.full((len(s.leaves), len(s.leaves)), np.nan) for s in stimuli]
     by_len: dict[int, list[int]] = {}
     for n, s in enumerate(stimuli):
         by_len.setdefault(len(s.ids), []).append(n)
     budget = 4 * batch  # rows per chunk: bounds the full-context sums kept for a chunk
+    total, done = sum(len(s.leaves) for s in stimuli), 0
     with torch.inference_mode():
         for group in by_len.values():
             chunks, current, rows_in = [], [], 0
@@ -126,7 +129,7 @@ def sci_charts(model, stimuli: Sequence[Stimulus], start_layer: int, read_layer:
                     allowed = (torch.arange(T, device=device)[None, :] >= starts[:, None])[:, None, None, :]
                     with record_blocks(model, [read_layer - 1]) as states, \
                             restrict_attention(model, start_layer, allowed):
-                        model(input_ids=ids)
+                        trunk(ids)
                     h = states[read_layer - 1].double()
                     cum = torch.cat((torch.zeros_like(h[:, :1]), h.cumsum(1)), dim=1)
                     for r, (n, i) in enumerate(part):
@@ -138,6 +141,9 @@ def sci_charts(model, stimuli: Sequence[Stimulus], start_layer: int, read_layer:
                         inner = cum[r, ends] - cum[r, a]
                         outer = full[n][ends] - full[n][a]
                         charts[n][i, i:] = _cosine(inner, outer).cpu().numpy()
+                    done += len(part)
+                    if report is not None:
+                        report(done, total)
     return charts
 
 
@@ -335,7 +341,9 @@ def treeproj_rows(model, stimuli: Sequence[Stimulus], seed: int, start_layer: in
     from impossible_lms.models.hooks import blocks
 
     start, read = layers_used(len(blocks(model)), start_layer, read_layer)
-    projections = [project(chart) for chart in sci_charts(model, stimuli, start, read, batch)]
+    charts = sci_charts(model, stimuli, start, read, batch,
+                        report=lambda done, total: progress_info(f"{done}/{total} span starts"))
+    projections = [project(chart) for chart in charts]
     scores = np.array([p.tree_score for p in projections])
     mean, low, high = bootstrap_mean(scores, seed)
     common = {"subset": unit, "layer": read, "label": f"restricted from block {start}"}
