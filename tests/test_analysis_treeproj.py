@@ -462,8 +462,33 @@ def test_run_stage_and_report_view(tmp_path, monkeypatch):
                          ((0, "word", 0.1), (1, "word", 0.3), (0, "token", 0.5))] +
                         [row("word_hop", 0, "parse_f1", "word", 40.0), row("no_hop", 0, "tree_score", "token", 0.2)])
     table = treeproj_tables(rows)["treeproj"]
-    assert table[["language", "measure"]].values.tolist() == [
-        ["no_hop", "tree_score_token"], ["word_hop", "tree_score_token"], ["word_hop", "tree_score_word"],
-        ["word_hop", "parse_f1"]]
-    word = table[table["measure"] == "tree_score_word"].iloc[0]
+    assert table[["language", "metric", "subset"]].values.tolist() == [
+        ["no_hop", "tree_score", "token"], ["word_hop", "tree_score", "token"], ["word_hop", "tree_score", "word"],
+        ["word_hop", "parse_f1", "word"]]
+    word = table[(table["metric"] == "tree_score") & (table["subset"] == "word")].iloc[0]
     assert word["value"] == pytest.approx(0.2) and word["seeds"] == 2
+
+
+def test_report_of_stored_rows_reads_at_80_columns(tmp_path):
+    from rich.console import Console
+
+    from impossible_lms.analysis.treeproj import treeproj
+    from impossible_lms.evaluation.toy import make_toy_data, make_toy_run
+    from impossible_lms.reporting import make_report, report
+    from impossible_lms.reporting.render import rich_table
+
+    data = make_toy_data(tmp_path / "data", per_genre=3, language="no_shuffle", family="shuffle")
+    for seed in (1, 2):
+        run = make_toy_run(tmp_path / f"run{seed}", steps=(100, 200), language="no_shuffle", seed=seed)
+        treeproj(run, data, unit="token", sentences=3, results=tmp_path / "results")
+    tables, _ = report([tmp_path / "results"], tmp_path / "report", ["csv"])
+    cells = tables["treeproj"]
+    assert cells["checkpoint"].tolist() == [100, 200] and (cells["seeds"] == 2).all()
+    console = Console(width=80, record=True)
+    console.print(rich_table("treeproj", cells))
+    text = console.export_text()
+    assert "Tree projections" in text and max(len(line) for line in text.splitlines()) <= 80
+    from impossible_lms.evaluation import load_results
+
+    names = {f.name for f in make_report(load_results([tmp_path / "results"]), tmp_path / "report", ["png"])}
+    assert "treeproj_tree_score_token_tiny-gpt2.png" in names

@@ -394,6 +394,10 @@ def treeproj(
     if count < 0:
         raise ILMError(f"sentences must be 0 (all) or more, got {count}")
 
+    # The data's identity, not the sample's: runs of different seeds draw different sentences from the
+    # same data and must average in one table row (the seed and the sample size are in the settings).
+    data_fp = _data_identity(data, unit, trees)
+
     def prepare(subj):
         run_seed = seed if seed is not None else (subj.seed if subj.seed is not None else 0)
         unaligned = 0
@@ -402,7 +406,6 @@ def treeproj(
         else:
             stimuli, unaligned = word_stimuli(data, trees, count, run_seed)
         needed = max(max(s.ids) for s in stimuli) + 1
-        data_fp = fingerprint([(s.ids, s.leaves, sorted(s.gold) if s.gold is not None else None) for s in stimuli])
 
         def compute(model, target) -> list[dict]:
             check_subject_vocab(model, needed, target)
@@ -413,6 +416,20 @@ def treeproj(
         return Analysis(METRIC, f"treeproj-{unit}", data_fp, settings), compute
 
     return run_analysis(subject, prepare, checkpoints, revisions, results, dtype, device, show_progress)
+
+
+def _data_identity(data: str | Path, unit: str, trees: str | Path | None) -> str:
+    from impossible_lms.analysis.probe import probe_folder
+    from impossible_lms.data import load_manifest, resolve_folder
+    from impossible_lms.io import file_fingerprint
+
+    folder = resolve_folder(data)
+    if unit == "word" and load_manifest(folder).family in ("hop", "reverse"):
+        folder = probe_folder(folder)
+    manifest = load_manifest(folder)
+    gold = None if unit == "token" else ("synthetic" if trees is None else
+                                         file_fingerprint(trees) if Path(trees).is_file() else str(trees))
+    return fingerprint(manifest.identity(), manifest.counts, unit, gold)
 
 
 def format_tree(tree, words: Sequence[str]) -> str:

@@ -21,6 +21,7 @@ TITLES = {
     "layers": "Per-layer metrics (multi-exit heads)",
     "iia": "Interchange intervention accuracy (%; block output, layer × position; mean over seeds, 95% t-interval)",
     "iia_max": "Best-cell IIA per checkpoint (%; max over layer × position per seed, mean over seeds, 95% t-interval)",
+    "treeproj": "Tree projections: tree score (token or word leaves) and parse agreement (%; mean over seeds, 95% t-interval)",
 }
 
 
@@ -30,6 +31,8 @@ TEXT_COLUMNS = ("language", "tested on", "setting", "model", "metric", "subset")
 def fmt(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if 0 < abs(value) < 0.1:  # small scores (a tree score of 0.004) keep two significant digits, not "0.00"
+        return f"{value:.2g}"
     return f"{value:.2f}"
 
 

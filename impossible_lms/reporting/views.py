@@ -246,31 +246,31 @@ TREEPROJ_METRICS = ("tree_score", "parse_f1", "parse_precision", "parse_recall")
 
 
 def treeproj_tables(rows: pd.DataFrame) -> Tables:
-    """``treeproj``: mean over seeds (t-interval) per language × model × checkpoint of each measure
-    (``tree_score`` over token or word leaves, ``parse_f1`` and its precision and recall)."""
-    rows = rows.assign(measure=rows["metric"].where(rows["metric"] != "tree_score",
-                                                    "tree_score_" + rows["subset"].astype(str)))
-    cells = _aggregate(rows, ["language", "model", "measure", "checkpoint"], mean_interval)
-    order = {m: i for i, m in enumerate(("tree_score_token", "tree_score_word", *TREEPROJ_METRICS[1:]))}
-    cells = (cells.assign(_order=cells["language"].map(sort_key), _m=cells["measure"].map(order))
-             .sort_values(["_order", "model", "_m", "checkpoint"], kind="stable").drop(columns=["_order", "_m"]))
+    """``treeproj``: mean over seeds (t-interval) per language × model × metric × subset × checkpoint
+    (``tree_score`` over token or word leaves; ``parse_f1`` and its precision and recall, word leaves)."""
+    cells = _aggregate(rows.copy(), ["language", "model", "metric", "subset", "checkpoint"], mean_interval)
+    order = {m: i for i, m in enumerate(TREEPROJ_METRICS)}
+    cells = (cells.assign(_order=cells["language"].map(sort_key), _m=cells["metric"].map(order),
+                          _u=cells["subset"] != "token")
+             .sort_values(["_order", "model", "_m", "_u", "checkpoint"], kind="stable")
+             .drop(columns=["_order", "_m", "_u"]))
     return {"treeproj": cells.reset_index(drop=True)}
 
 
 def treeproj_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
-    """Tree score and parse F1 against training step, one line per language (per model)."""
+    """Tree score (per leaf unit) and parse F1 against training step, one line per language, per model."""
     from impossible_lms.reporting import figures as fig
 
     cells = tables.get("treeproj")
     written: list[Path] = []
     if cells is None or not formats:
         return written
-    titles = {"tree_score_token": "Tree score (token leaves)", "tree_score_word": "Tree score (word leaves)",
-              "parse_f1": "Parse F1 (%)"}
-    for (model, measure), t in cells.groupby(["model", "measure"], sort=False):
-        if measure in titles:
-            written += fig.learning_curves(t, out / f"treeproj_{measure}_{_slug(model)}", formats,
-                                           ylabel=titles[measure], title=f"Tree projections — {model}")
+    labels = {("tree_score", "token"): "Tree score (token leaves)", ("tree_score", "word"): "Tree score (word leaves)",
+              ("parse_f1", "word"): "Parse F1 (%)"}
+    for (model, metric, subset), t in cells.groupby(["model", "metric", "subset"], sort=False):
+        if (metric, subset) in labels:
+            written += fig.learning_curves(t, out / f"treeproj_{metric}_{subset}_{_slug(model)}", formats,
+                                           ylabel=labels[metric, subset], title=f"Tree projections — {model}")
     return written
 
 
