@@ -436,8 +436,13 @@ def test_run_stage_and_report_view(tmp_path, monkeypatch):
     from impossible_lms.experiment.plan import Run
     from impossible_lms.reporting.views import treeproj_tables
 
+    import functools
+
+    from impossible_lms.analysis import treeproj as tp
+
     calls = []
-    monkeypatch.setattr("impossible_lms.analysis.treeproj.treeproj", lambda run, folder, **kw: calls.append((folder, kw)))
+    # the stand-in keeps treeproj's signature: the stage checks option names against it
+    monkeypatch.setattr(tp, "treeproj", functools.wraps(tp.treeproj)(lambda run, folder, **kw: calls.append((folder, kw))))
     monkeypatch.setattr("impossible_lms.experiment.plan.run_dir", lambda cfg, run: tmp_path / "run")
     (tmp_path / "data" / "no_reverse").mkdir(parents=True)
     (tmp_path / "data" / "no_reverse" / "manifest.json").write_text("{}")
@@ -453,6 +458,8 @@ def test_run_stage_and_report_view(tmp_path, monkeypatch):
     assert calls[0][1]["sentences"] == 9 and calls[0][1]["results"] == tmp_path / "res"
     with pytest.raises(ILMError, match="units is a list of word, token, not 'tree'"):
         stage.run(cfg, Run("no_shuffle", "gpt2", 0), {"units": ["tree"]})
+    with pytest.raises(ILMError, match="unknown option 'sentence'.*did you mean 'sentences'"):
+        stage.run(cfg, Run("no_shuffle", "gpt2", 0), {"sentence": 3})
 
     def row(lang, seed, metric, subset, value):
         return {"language": lang, "model": "gpt2", "seed": seed, "checkpoint": 100, "metric": metric,

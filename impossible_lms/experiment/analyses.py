@@ -159,12 +159,19 @@ def _treeproj(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
     from impossible_lms.experiment.plan import run_dir, slug
     from perturbations import get_language
 
+    import inspect
+
     options = dict(options)
     family = get_language(run.language).family
     units = options.pop("units", ["token", "word"] if family in ("hop", "reverse") else ["token"])
     bad = [u for u in units if u not in UNITS]
     if bad or "unit" in options:
         raise ILMError(f"analyses.treeproj: units is a list of {', '.join(UNITS)}" + (f", not {bad[0]!r}" if bad else ""))
+    takes = set(inspect.signature(treeproj).parameters) - {"subject", "data", "results", "unit"} | {"units"}
+    for name in options:
+        if name not in takes:
+            raise ILMError(f"analyses.treeproj: unknown option {name!r}{did_you_mean(name, takes)}; "
+                           f"it takes {', '.join(sorted(takes))}")
     folder = cfg.data_dir / slug(run.language)
     if "word" in units and family == "reverse" and not (cfg.data_dir / "no_reverse" / "manifest.json").is_file():
         from impossible_lms.perturb import perturb_corpus
