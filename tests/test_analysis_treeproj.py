@@ -93,9 +93,10 @@ def test_restriction_errors_are_one_line():
     with pytest.raises(ILMError, match="4-d bool"):
         with restrict_attention(model, 0, ok.long()):
             pass
-    with pytest.raises(ILMError, match=r"does not fit \[B, 1, 9, 9\]"):
-        with restrict_attention(model, 0, torch.ones(1, 1, 1, 4, dtype=torch.bool)):
-            model(ids())
+    for shape in ((1, 1, 1, 4), (3, 1, 1, 9)):  # wrong length; a batch of 3 masks for 2 rows
+        with pytest.raises(ILMError, match=r"does not fit \[2, 1, 9, 9\]"):
+            with restrict_attention(model, 0, torch.ones(*shape, dtype=torch.bool)):
+                model(ids())
     from impossible_lms.evaluation.toy import tiny_gpt2
 
     hf = tiny_gpt2(vocab_size=V)  # Hugging Face's own GPT-2 blocks take no ilm attention context

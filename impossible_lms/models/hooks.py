@@ -112,11 +112,14 @@ def restrict_attention(model: nn.Module, from_layer: int, allowed: torch.Tensor)
         ctx = args[1]
         if last[0] is not ctx:
             mask = ctx.mask
+            target = (ctx.positions.shape[0], 1, mask.q_len, mask.k_len)
             try:
-                torch.broadcast_shapes(allowed.shape, (allowed.shape[0], 1, mask.q_len, mask.k_len))
+                fits = torch.broadcast_shapes(allowed.shape, target) == target
             except RuntimeError:
+                fits = False
+            if not fits:
                 raise ILMError(f"restrict_attention: mask of shape {tuple(allowed.shape)} does not fit "
-                               f"[B, 1, {mask.q_len}, {mask.k_len}]") from None
+                               f"[{target[0]}, 1, {mask.q_len}, {mask.k_len}]")
             backend = "sdpa" if ctx.backend == "flash_attn" else ctx.backend
             last[:] = [ctx, Context(backend, replace(mask, extra=allowed, _cache={}), ctx.positions)]
         return (args[0], last[1], *args[2:])
