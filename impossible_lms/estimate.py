@@ -121,7 +121,7 @@ def measure_rate(cost: ModelCost, device: Any, overrides: dict[str, Any] | None 
     # Forward and backward only: what flops_per_token counts. The optimizer step is per
     # batch, not per token, and vanishes at the runs' 2^19-token batches.
     def step() -> None:
-        model(input_ids=x, labels=x).loss.backward()
+        model(input_ids=x, labels=x, return_logits=False).loss.backward()  # as training
         model.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize(device)

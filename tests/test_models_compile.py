@@ -28,9 +28,11 @@ def explain(fn, *args):
 
 
 @pytest.mark.parametrize("name", TINY)
-def test_training_forward_and_loss_is_one_graph(name):
+@pytest.mark.parametrize("return_logits", [True, False])  # False: the chunked head loss training runs
+def test_training_forward_and_loss_is_one_graph(name, return_logits):
     model = tiny(name).train()
-    assert explain(lambda x: model(input_ids=x, labels=x, output_exit_logits=True).loss, ids()) == (1, 0, [])
+    fn = lambda x: model(input_ids=x, labels=x, output_exit_logits=True, return_logits=return_logits).loss  # noqa: E731
+    assert explain(fn, ids()) == (1, 0, [])
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -54,7 +56,9 @@ def test_padded_loss_ignores_pad_positions():
 
 @pytest.mark.parametrize("name", ["tiny-gpt2-alibi"])  # inductor compiles cost ~1 min each on CI cores
 def test_compiled_training_steps_match_eager_with_fused_adamw(name):
-    """Two AdamW(fused=True) steps on CPU, inductor-compiled against eager: the same losses and weights."""
+    """Two AdamW(fused=True) steps on CPU, inductor-compiled against eager: the same losses and weights.
+
+    The training call (``return_logits=False``): the chunked head loss's autograd Function compiles too."""
     results = []
     for compiled in (False, True):
         model = tiny(name, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0).train()
@@ -63,7 +67,7 @@ def test_compiled_training_steps_match_eager_with_fused_adamw(name):
         losses = []
         for step in range(2):
             x = ids(seed=step)
-            loss = net(input_ids=x, labels=x).loss
+            loss = net(input_ids=x, labels=x, return_logits=False).loss
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)

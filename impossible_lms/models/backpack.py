@@ -107,7 +107,10 @@ class BackpackForCausalLM(ILMPreTrainedModel, GenerationMixin):
     # ---------------------------------------------------------- forward
 
     def forward(self, input_ids, attention_mask=None, labels=None, document_ids=None,
-                output_contextualization=False, use_cache=False, **kwargs) -> ILMOutput:
+                output_contextualization=False, use_cache=False, return_logits=True, **kwargs) -> ILMOutput:
+        """``return_logits=False`` (with labels; what training asks): the loss without the logits (loss.py)."""
+        if not return_logits and labels is None:
+            raise ValueError("return_logits=False leaves nothing to return without labels")
         senses = self.senses(input_ids)  # [B, T, k, d]
         alpha = None
         if output_contextualization:
@@ -120,6 +123,8 @@ class BackpackForCausalLM(ILMPreTrainedModel, GenerationMixin):
                 "math" if self.config.attention in ("auto", "flash_attn") else self.config.attention)
             v = senses.transpose(1, 2)  # [B, k, T, d]
             hidden = attend(backend, q, k, v, mask, q.shape[-1] ** -0.5).sum(dim=1)
+        if not return_logits:
+            return ILMOutput(loss=self.head_loss(hidden, labels, attention_mask), contextualization=alpha)
         out = ILMOutput(logits=self.output_logits(hidden), contextualization=alpha)
         if labels is not None:
             out.loss = lm_loss(out.logits, labels, attention_mask)

@@ -21,6 +21,9 @@ ATTENTIONS = ("auto", "flash_attn", "sdpa", "math", "eager")
 # How scores become weights: softmax (GPT-2) or geometric (stick-breaking,
 # Csordás et al. 2022; the reference's models/geometric_attention.py).
 ATTENTION_KINDS = ("softmax", "geometric")
+# How training's loss is computed without all logits (models/loss.py): auto = liger
+# on CUDA when liger-kernel is installed, else chunked.
+CROSS_ENTROPIES = ("auto", "chunked", "liger")
 
 
 class ILMConfig(PreTrainedConfig):
@@ -53,6 +56,7 @@ class ILMConfig(PreTrainedConfig):
     rotary_base: float = 10000.0
     attention: str = "auto"
     attention_kind: str = "softmax"
+    cross_entropy: str = "auto"
     scale_attn_by_inverse_layer_idx: bool = False
     reorder_and_upcast_attn: bool = False
     tie_word_embeddings: bool = True
@@ -90,6 +94,8 @@ class ILMConfig(PreTrainedConfig):
         for name in ("embd_pdrop", "attn_pdrop", "resid_pdrop"):
             check_range(name, getattr(self, name), ge=0, lt=1)
         check_range("rotary_base", self.rotary_base, gt=0)
+        if self.cross_entropy not in CROSS_ENTROPIES:
+            raise ILMError(f"cross_entropy {self.cross_entropy!r} is not one of {', '.join(CROSS_ENTROPIES)}")
         if self.attention_kind not in ATTENTION_KINDS:
             raise ILMError(f"attention_kind {self.attention_kind!r} is not one of {', '.join(ATTENTION_KINDS)}")
         if self.attention_kind == "geometric" and self.attention not in ("auto", "eager"):

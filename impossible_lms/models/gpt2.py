@@ -21,6 +21,7 @@ from impossible_lms.errors import ILMError
 from impossible_lms.models.attention import (AttnMask, alibi_slopes, attend, document_positions, key_padding,
                                             resolve_backend, rotary)
 from impossible_lms.models.config import ILMConfig
+from impossible_lms.models.loss import head_cross_entropy
 
 
 
@@ -192,7 +193,9 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Te
     """Mean next-token cross entropy in fp32; labels are the inputs (shifted here), -100 and pads ignored.
 
     Padding positions (``attention_mask`` 0) never count, so right-padded batches
-    need no attention mask inside the model, only here."""
+    need no attention mask inside the model, only here. The reference's formula,
+    for logits already made; training (``return_logits=False``) takes the same
+    loss from the hidden states without them (``loss.head_cross_entropy``)."""
     if attention_mask is not None:
         labels = labels.masked_fill(attention_mask == 0, -100)
     return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
@@ -224,6 +227,17 @@ class ILMPreTrainedModel(PreTrainedModel):
         """Hidden states → logits over the real vocabulary (padding rows cut off)."""
         weight = self.transformer.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
         return F.linear(h, weight)[..., : self.config.vocab_size]
+
+    def head_loss(self, h: torch.Tensor, labels: torch.Tensor, attention_mask=None, head: nn.Linear | None = None):
+        """``lm_loss(output_logits(h), ...)`` without the logits: chunked, fused with the head (loss.py).
+
+        ``head``: an exit head's projection instead of the output embeddings."""
+        if head is not None:
+            weight = head.weight
+        else:
+            weight = self.transformer.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
+        return head_cross_entropy(h, weight, labels, attention_mask, vocab=self.config.vocab_size,
+                                  backend=self.config.cross_entropy)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.transformer.wte
@@ -262,18 +276,29 @@ class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
             p.requires_grad = not frozen or name.startswith("exits.")
 
     def forward(self, input_ids, attention_mask=None, labels=None, use_cache=False, output_exit_logits=False,
-                document_ids=None, output_hidden_states=False, **kwargs) -> ILMOutput:
+                document_ids=None, output_hidden_states=False, return_logits=True, **kwargs) -> ILMOutput:
         """``hidden_states``: the residual stream after the embeddings and after each block (before ln_f).
 
+        ``return_logits=False`` (with labels; what training asks): the losses come
+        from the hidden states chunk by chunk, and no logits (nor exit logits) are made.
         The KV cache comes in as ``cache=`` or ``past_key_values=`` and goes out as ``.cache``."""
+        if not return_logits and labels is None:
+            raise ValueError("return_logits=False leaves nothing to return without labels")
         want_exits = output_exit_logits and bool(self.config.exit_layers)
         cache = cache_argument(kwargs)
         if use_cache and cache is None:
             cache = DynamicCache()
         h, layers = self.transformer(input_ids, attention_mask, document_ids, cache,
                                      keep_layers=want_exits or bool(output_hidden_states))
-        out = ILMOutput(logits=self.output_logits(h), cache=cache,
-                        hidden_states=tuple(layers) if output_hidden_states else None)
+        out = ILMOutput(cache=cache, hidden_states=tuple(layers) if output_hidden_states else None)
+        if not return_logits:
+            out.loss = self.head_loss(h, labels, attention_mask)
+            if want_exits:
+                out.exit_losses = {l: self.head_loss(self.exits[str(l)].ln(layers[l]), labels, attention_mask,
+                                                     head=self.exits[str(l)].proj) for l in self.config.exit_layers}
+                out.exit_loss = torch.stack(list(out.exit_losses.values())).mean()
+            return out
+        out.logits = self.output_logits(h)
         if want_exits:
             out.exit_logits = {l: self.exits[str(l)](layers[l])[..., : self.config.vocab_size]
                                for l in self.config.exit_layers}

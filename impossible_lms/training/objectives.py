@@ -56,11 +56,11 @@ class Objective:
     def losses(self, net, x) -> Losses:
         """The losses of micro-batch ``x`` (inputs are their own labels, shifted inside the model)."""
         if not self.trains_exits:
-            loss = net(input_ids=x, labels=x).loss
+            loss = net(input_ids=x, labels=x, return_logits=False).loss
             return Losses(loss, loss.detach(), None)
         import torch
 
-        out = net(input_ids=x, labels=x, output_exit_logits=True)
+        out = net(input_ids=x, labels=x, output_exit_logits=True, return_logits=False)
         exits = torch.stack(list(out.exit_losses.values()))
         total = out.loss + exits.mean() if self.trains_trunk else exits.mean()
         return Losses(total, out.loss.detach(), exits.detach())
