@@ -43,8 +43,10 @@ def inputs(t=T, seed=0):
 
 
 def loss_and_grads(fn, h, w, autocast=False):
+    """autocast: False, True (bf16) or a dtype."""
     h, w = h.clone().requires_grad_(), w.clone().requires_grad_()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    dtype = autocast if isinstance(autocast, torch.dtype) else torch.bfloat16
+    with torch.autocast("cpu", dtype=dtype, enabled=autocast is not False):
         loss = fn(h, w)
     loss.backward()
     return loss.detach(), h.grad, w.grad
@@ -71,11 +73,38 @@ def test_under_bf16_autocast_the_logits_are_bf16_and_the_cross_entropy_fp32_as_t
     assert new[0].dtype == torch.float32
     torch.testing.assert_close(new[0], ref[0], atol=1e-6, rtol=1e-6)  # the same bf16 logits, the same fp32 CE
     assert float((ref[0] - fp32[0]).abs()) > 1e-4  # ...which differ from fp32 logits: autocast really ran
-    torch.testing.assert_close(new[1], ref[1], atol=1e-6, rtol=1e-5)
-    # dL/dW: autograd rounds the whole product to bf16 once (2^-9 relative), we round each chunk's and
-    # sum in fp32: a few bf16 roundings apart, and never the same in fp32 (so not a hidden fp32 path)
-    torch.testing.assert_close(new[2], ref[2], atol=2e-3 * float(ref[2].abs().max()), rtol=1e-2)
-    assert not torch.allclose(new[2], fp32[2], atol=1e-6, rtol=1e-5)
+    # The gradients: both products are bf16 (2^-9 relative rounding), autograd's of (p − 1{t})/count
+    # over all rows, ours of p − 1{t} per chunk, summed and divided by count in fp32: a few bf16
+    # roundings apart, and not the fp32 gradients (so not a hidden fp32 path)
+    for a, b, exact in zip(new[1:], ref[1:], fp32[1:]):
+        torch.testing.assert_close(a, b, atol=2e-3 * float(b.abs().max()), rtol=1e-2)
+        assert not torch.allclose(a, exact, atol=1e-6, rtol=1e-5)
+
+
+def test_under_fp16_autocast_small_gradients_survive_as_under_a_loss_scaler():
+    """fp16 + GradScaler: the reference casts (p − 1{t})/count to fp16 only after the loss scale multiplied it.
+
+    Word 0 is never a target and always unlikely (p ≈ 2e-5), so its whole gradient row is made of
+    p/count ≈ 1e-8, below fp16's smallest number (6e-8): dividing before the cast would zero it."""
+    g = torch.Generator().manual_seed(0)
+    n, vocab = 2048, 256
+    h = torch.randn(1, n, 16, generator=g)
+    w = torch.randn(vocab, 16, generator=g) * 0.25
+    w[0] = 0.0
+    h[..., 0], w[0, 0] = 2.0, -2.5  # word 0's logit: -5 everywhere
+    labels = torch.randint(1, vocab, (1, n), generator=g)
+    probs = F.linear(h, w)[0, :-1].softmax(-1)[:, 0]
+    divided_first = (probs / (n - 1)).half().float() @ h[0, :-1]  # word 0's row, divided before the cast
+    scale = 2.0**16
+    ref = loss_and_grads(lambda h, w: scale * reference(h, w, labels, vocab=vocab), h, w, autocast=torch.float16)
+    new = loss_and_grads(lambda h, w: head_cross_entropy(h, w, labels, chunk_rows=300), h, w, autocast=torch.float16)
+    exact = loss_and_grads(lambda h, w: reference(h, w, labels, vocab=vocab), h.double(), w.double())
+    torch.testing.assert_close(new[0], ref[0] / scale, atol=1e-5, rtol=1e-5)
+    for a, b in zip(new[1:], ref[1:]):
+        torch.testing.assert_close(a, b / scale, atol=2e-3 * float(b.abs().max() / scale), rtol=2e-2)
+    row, exact_row = new[2][0], exact[2][0].float()
+    assert float((row - exact_row).norm() / exact_row.norm()) < 1e-2
+    assert float((divided_first - exact_row).norm() / exact_row.norm()) > 0.1  # what the test tells apart
 
 
 def test_one_token_sequences_and_all_ignored_labels_give_nan_and_zero_gradients_as_the_reference():

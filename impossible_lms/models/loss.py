@@ -91,11 +91,10 @@ def _chunk_loop(h, weight, targets, vocab: int, rows: int, grads: bool):
     hc, wc = h.to(dtype), weight[:vocab].to(dtype)  # cast once, not per chunk (no-ops without autocast)
     valid = targets != IGNORE
     count = valid.sum()
-    # d(mean)/d(loss_i): 1/count on counted rows; 0 everywhere when none count (as F.cross_entropy's grads)
-    scale = valid.to(torch.float32) / count.clamp(min=1)
+    weights = valid.to(torch.float32)[:, None]  # counted rows 1, ignored 0
     safe = targets.masked_fill(~valid, 0)
     total = h.new_zeros((), dtype=torch.float32)
-    grad_h = torch.empty_like(h) if grads else None
+    grad_h = torch.empty_like(h, dtype=torch.float32) if grads else None
     # fp32 accumulator, padding rows 0; full-size so no slice backward copies it again
     grad_w = torch.zeros_like(weight, dtype=torch.float32) if grads else None
     for a in range(0, h.shape[0], rows):
@@ -110,18 +109,23 @@ def _chunk_loop(h, weight, targets, vocab: int, rows: int, grads: bool):
         s = z.sum(dim=-1, keepdim=True)
         total = total + torch.where(valid[a:b], (m + s.log() - picked)[:, 0], 0.0).sum()
         if grads:
-            # dL/dz = (softmax − one-hot) · scale, still in z's storage
-            z.div_(s).scatter_add_(1, safe[a:b, None], torch.full_like(picked, -1.0)).mul_(scale[a:b, None])
+            # count · dL/dz = softmax − one-hot on counted rows, still in z's storage. The 1/count
+            # waits until after the matmuls: in fp16 (GradScaler training) (p − 1{t})/count would
+            # underflow, where the reference casts it only after the loss scale has multiplied it.
+            z.div_(s).scatter_add_(1, safe[a:b, None], torch.full_like(picked, -1.0)).mul_(weights[a:b])
             g = z.to(out_dtype)  # what the backward of .float() hands F.linear
             del z
             grad_h[a:b] = g @ wc
             if g.dtype == grad_w.dtype:
                 grad_w[:vocab].addmm_(g.t(), hc[a:b])
-            else:  # a bf16 product per chunk, summed in fp32 (autograd rounds the one whole product)
+            else:  # a 16-bit product per chunk, summed in fp32 (autograd rounds the one whole product)
                 grad_w[:vocab] += g.t() @ hc[a:b]
             del g
     loss = total / count  # 0/0 = NaN when nothing counts, as the reference
-    return loss, grad_h, None if grad_w is None else grad_w.to(weight.dtype)
+    if not grads:
+        return loss, None, None
+    inv = 1.0 / count.clamp(min=1)  # no position counts: zero gradients, as F.cross_entropy's
+    return loss, grad_h.mul_(inv).to(h.dtype), grad_w.mul_(inv).to(weight.dtype)
 
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
