@@ -32,13 +32,13 @@ def peak_flops(device: torch.device, override: float | None) -> float | None:
     return next((v * 1e12 for k, v in GPU_PEAK_TFLOPS.items() if k in name), None)
 
 
-def time_steps(model, batch: torch.Tensor, steps: int, warmup: int, dtype: torch.dtype | None) -> float:
-    """Seconds per forward+backward step (mean over ``steps`` after ``warmup``)."""
+def time_steps(model, batch: torch.Tensor, steps: int, warmup: int, dtype: torch.dtype | None, **kw) -> float:
+    """Seconds per forward+backward step (mean over ``steps`` after ``warmup``); ``kw`` goes to forward."""
     device = batch.device
 
     def step():
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = model(batch, labels=batch).loss
+            loss = model(batch, labels=batch, **kw).loss
         loss.backward()
         model.zero_grad(set_to_none=True)
 
@@ -96,13 +96,14 @@ def main() -> None:
         if seq > cfg.n_positions:
             raise SystemExit(f"{preset}: seq {seq} exceeds context {cfg.n_positions}")
         batch = torch.randint(0, cfg.vocab_size, (batch_size, seq), device=device)
-        rows = [(preset, build_model(cfg).to(device).train())]
+        # ours as training calls them: the loss without logits (models/loss.py)
+        rows = [(preset, build_model(cfg).to(device).train(), {"return_logits": False})]
         if not preset.startswith(("backpack", "tiny-backpack")):
-            rows.append(("  hf-gpt2 (sdpa)", hf_gpt2(cfg, device)))
-        for label, model in rows:
+            rows.append(("  hf-gpt2 (sdpa)", hf_gpt2(cfg, device), {}))
+        for label, model, kw in rows:
             if args.compile:
                 model = torch.compile(model)
-            sec = time_steps(model, batch, args.steps, args.warmup, dtype)
+            sec = time_steps(model, batch, args.steps, args.warmup, dtype, **kw)
             tps = batch_size * seq / sec
             mfu = f"{cfg.flops_per_token(seq) * tps / peak:.1%}" if peak else "n/a"
             params = sum(p.numel() for p in model.parameters()) / 1e6
