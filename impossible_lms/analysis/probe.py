@@ -58,9 +58,9 @@ def _sklearn():
 # ---------------------------------------------------------------- trees
 
 
-def tree_spans(tree) -> tuple[list[str], WordSpans]:
-    """Leaves and (label, first leaf, end leaf) of an nltk Tree's NP/VP/ADJP/ADVP/PP nodes
-    (function tags stripped: NP-SBJ → NP; -NONE- traces dropped)."""
+def tree_constituents(tree) -> tuple[list[str], WordSpans]:
+    """Leaves and every constituent ``(label, first leaf, end leaf)`` of an nltk Tree, in post-order,
+    labels as written (-NONE- traces dropped, with any node they leave empty)."""
     leaves: list[str] = []
     spans: WordSpans = []
 
@@ -73,12 +73,19 @@ def tree_spans(tree) -> tuple[list[str], WordSpans]:
         start = len(leaves)
         for child in t:
             walk(child)
-        label = re.split(r"[-=]", t.label())[0] if t.label() not in ("-LRB-", "-RRB-") else t.label()
-        if label in LABELS and len(leaves) > start:
-            spans.append((label, start, len(leaves)))
+        if len(leaves) > start:
+            spans.append((t.label(), start, len(leaves)))
 
     walk(tree)
     return leaves, spans
+
+
+def tree_spans(tree) -> tuple[list[str], WordSpans]:
+    """Leaves and (label, first leaf, end leaf) of an nltk Tree's NP/VP/ADJP/ADVP/PP nodes
+    (function tags stripped: NP-SBJ → NP; -NONE- traces dropped)."""
+    leaves, spans = tree_constituents(tree)
+    stripped = ((label if label in ("-LRB-", "-RRB-") else re.split(r"[-=]", label)[0], a, b) for label, a, b in spans)
+    return leaves, [s for s in stripped if s[0] in LABELS]
 
 
 def read_trees(path: str | Path, spans=tree_spans) -> list[tuple[list[str], WordSpans]]:

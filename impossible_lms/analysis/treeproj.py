@@ -49,6 +49,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from impossible_lms.analysis.probe import tree_constituents
 from impossible_lms.analysis.runner import Analysis, check_subject_vocab, progress_info, run_analysis
 from impossible_lms.errors import ILMError
 from impossible_lms.io import fingerprint
@@ -234,27 +235,6 @@ def _bootstrap_parse(predicted, gold, seed: int, samples: int = 1000) -> dict[st
 
 
 # ---------------------------------------------------------------- gold trees
-
-
-def tree_constituents(tree) -> tuple[list[str], list[tuple[str, int, int]]]:
-    """Leaves and every constituent ``(label, first leaf, end leaf)`` of an nltk Tree (-NONE- traces dropped)."""
-    leaves: list[str] = []
-    spans: list[tuple[str, int, int]] = []
-
-    def walk(t) -> None:
-        if isinstance(t, str):
-            leaves.append(t)
-            return
-        if t.label() == "-NONE-":
-            return
-        start = len(leaves)
-        for child in t:
-            walk(child)
-        if len(leaves) > start:
-            spans.append((t.label(), start, len(leaves)))
-
-    walk(tree)
-    return leaves, spans
 
 
 def gold_trees(folder: Path, trees: str | Path | None) -> tuple[list[tuple[list[str], list]], set | None]:
