@@ -49,17 +49,25 @@ def test_bf16_autocast_stays_within_a_bound_of_fp32_per_token(sharp_model):
     assert max_diff(fp32[None], score_sequences(low, seqs)[None]) > 0.05
 
 
-def test_autocast_runs_the_trunk_low_and_the_heads_in_fp32(sharp_model):
+def test_autocast_runs_the_trunk_low_and_the_heads_in_fp32(sharp_model, monkeypatch):
     model, seqs = sharp_model
-    seen = {}
+    seen = {"exits": set()}
     block = model.transformer.h[0].mlp.c_fc
     def trunk(module, inputs, out):
         seen["trunk"] = out.dtype
 
-    def whole(module, inputs, out):
-        seen.update(final=out.logits.dtype, exits={out.exit_logits[1].dtype})
+    def exit_head(module, inputs, out):
+        seen["exits"].add(out.dtype)
 
-    hooks = [block.register_forward_hook(trunk), model.register_forward_hook(whole)]
+    # the scorer runs the final projection on its own (only where log-probs are asked for): watch it there
+    final = type(model).output_logits
+    def watched(self, h):
+        out = final(self, h)
+        seen["final"] = out.dtype
+        return out
+
+    monkeypatch.setattr(type(model), "output_logits", watched)
+    hooks = [block.register_forward_hook(trunk), model.exits["1"].register_forward_hook(exit_head)]
     try:
         score_sequences(model, seqs[:2], ScoreOptions(dtype="bf16"))
     finally:

@@ -12,7 +12,9 @@ over shared sequences (a sentence and the same sentence plus EOS share one).
         return [row("dev_logprob", "dev", values, *bootstrap_mean(values, options.seed), unit="nats")]
 
 ``logprobs[name]`` holds one float32 array per requested sequence, aligned with
-its tokens, in nats, NaN where unscored (see :mod:`.scoring`). Metrics run once
+its tokens, in nats, NaN where unscored (see :mod:`.scoring`). A metric that
+reads only some tokens asks for ``AtPositions(sequences, positions)`` instead of
+plain sequences, and the rest are not computed (NaN). Metrics run once
 per head: rows of multi-exit heads get their ``layer`` filled in by the caller.
 Marker surprisal draws its own sample of affected test sentences, as the
 reference's ``hop_surprisal.py`` does: sentences whose length + EOS reaches
@@ -42,8 +44,24 @@ SURPRISAL_MAX_TOKENS = REFERENCE_MAX_SEQ_LEN - 2  # len(sentence) + 1 < 1024
 PERPLEXITY_SUBSETS = ("test_affected", "test_unaffected", "dev")
 
 Sequences = list[list[int]]
-Requests = dict[str, Sequences]
 LogProbs = dict[str, list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class AtPositions:
+    """A request for some tokens' log-probs only: ``positions[k]`` are indices into ``sequences[k]``.
+
+    The evaluator then scores just those tokens, from the shortest prefix that holds
+    them (the projection to the vocabulary and its softmax are most of the cost of
+    scoring); the metric's arrays are as long as the sequences, NaN elsewhere. A
+    sequence longer than the model's context is still all-NaN, as a plain one.
+    """
+
+    sequences: Sequences
+    positions: list[list[int]]
+
+
+Requests = dict[str, "Sequences | AtPositions"]
 
 
 @dataclass(frozen=True)
@@ -153,7 +171,8 @@ def _pairs(data) -> MarkerPairs:
 
 def _surprisal_requests(data) -> Requests:
     pairs = _pairs(data)
-    return {"with_marker": pairs.with_marker, "without_marker": pairs.without_marker}
+    at = [[i] for i in pairs.index]  # the marker, or the token that took its place
+    return {"with_marker": AtPositions(pairs.with_marker, at), "without_marker": AtPositions(pairs.without_marker, at)}
 
 
 def _is_hop(data) -> bool:

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from impossible_lms.errors import ILMError
+from impossible_lms.models.gpt2 import ILMForCausalLM
 
 SCORER_VERSION = "2"  # 2: fp32 without TF32 by default; autocast keeps the vocabulary projection in fp32
 FINAL = None  # head key of the final layer
@@ -152,11 +153,21 @@ def exit_layers(model) -> list[int]:
 
 @torch.inference_mode()
 def score_sequences(
-    model, sequences: Sequence[Sequence[int]], options: ScoreOptions = ScoreOptions(), on_batch=None
+    model, sequences: Sequence[Sequence[int]], options: ScoreOptions = ScoreOptions(), on_batch=None,
+    needed: Sequence[np.ndarray | None] | None = None,
 ) -> dict[int | None, list[np.ndarray]]:
-    """Per-token log-probs (nats) of each sequence, per head; see the module docstring."""
+    """Per-token log-probs (nats) of each sequence, per head; see the module docstring.
+
+    ``needed[k]`` (optional): a boolean mask over ``sequences[k]``'s tokens; only those
+    log-probs are computed and the rest are NaN (None: every token). The projection to
+    the vocabulary and its softmax, most of the cost with a large vocabulary, then run
+    at those positions only.
+    """
     if options.condition_on_eos and options.eos_id is None:
         raise ILMError("condition_on_eos needs the data's EOS id")
+    if needed is not None and (len(needed) != len(sequences) or any(
+            m is not None and len(m) != len(s) for m, s in zip(needed, sequences))):
+        raise ILMError("needed must hold one mask (or None) per sequence, as long as the sequence")
     prefix = [options.eos_id] if options.condition_on_eos else []
     inputs = [prefix + list(s) for s in sequences]
     context = model_context(model)
@@ -167,56 +178,105 @@ def score_sequences(
             f"(longest {max(len(inputs[i]) for i in too_long)})"
         )
     heads: list[int | None] = [FINAL, *exit_layers(model)]
-    out: dict[int | None, list[np.ndarray]] = {h: [np.empty(0, np.float32)] * len(inputs) for h in heads}
+    out: dict[int | None, list[np.ndarray]] = {
+        h: [np.full(len(s), np.nan, np.float32) for s in sequences] for h in heads}
     device = next(model.parameters()).device
     lengths = [len(s) for s in inputs]
-    for i in too_long:
-        for head in heads:
-            out[head][i] = np.full(len(sequences[i]), np.nan, np.float32)
     skipped = set(too_long)
     keep = [i for i in range(len(inputs)) if i not in skipped]
+    chunk = HEAD_CHUNK.get(device.type, HEAD_CHUNK[None])
     for sub in token_batches([lengths[i] for i in keep], options.batch_tokens):
         batch = [keep[j] for j in sub]
         width = lengths[batch[0]]
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         for row, i in enumerate(batch):
             ids[row, : lengths[i]] = torch.tensor(inputs[i], dtype=torch.long)
-        ids = ids.to(device)
-        with precision(model, options.dtype):
-            logits_by_head = _forward(model, ids, heads)
-        for head, logits in logits_by_head.items():
-            lp = _target_logprobs(logits, ids).cpu().numpy()  # [B, width - 1]
-            for row, i in enumerate(batch):
-                n = lengths[i]
-                scored = lp[row, : n - 1]
-                # Align with the caller's tokens: drop the EOS prefix, or mark t0 unscored.
-                arr = scored if prefix else np.concatenate([[np.nan], scored])
-                out[head][i] = arr.astype(np.float32)
+        # The (row, column) cells whose token is scored: column c is predicted from column c - 1,
+        # so column 0 never is; pads (right of each row's length) never go through the head.
+        cols = []
+        for i in batch:
+            col = np.arange(1, lengths[i])
+            if needed is not None and needed[i] is not None:
+                col = col[np.asarray(needed[i], dtype=bool)[col - len(prefix)]]
+            cols.append(col)
+        counts = [len(c) for c in cols]
+        if any(counts):  # else nothing is asked for in this batch
+            _score_batch(model, ids.to(device), heads, batch, cols, counts, len(prefix), options.dtype, chunk, out)
         if on_batch is not None:
             on_batch(sum(lengths[i] for i in batch))
     return out
 
 
-def _forward(model, ids: torch.Tensor, heads: list[int | None]) -> dict:
+def _score_batch(model, ids, heads, batch, cols, counts, shift, dtype, chunk, out) -> None:
+    rows_t = torch.from_numpy(np.repeat(np.arange(len(batch)), counts)).to(ids.device)
+    cols_t = torch.from_numpy(np.concatenate(cols)).to(ids.device)
+    with precision(model, dtype):
+        for head, (states, project) in head_inputs(model, ids, heads).items():
+            lp = _target_logprobs(states, project, ids, rows_t, cols_t, chunk).cpu().numpy()
+            for i, col, part in zip(batch, cols, np.split(lp, np.cumsum(counts)[:-1])):
+                out[head][i][col - shift] = part  # input column c is the caller's token c - shift
+
+
+# Positions whose vocabulary row is formed at once: [chunk, V] float32 logits. On a CPU a few
+# hundred rows stay in cache for the softmax that follows; a GPU wants long launches.
+HEAD_CHUNK: dict[str | None, int] = {"cpu": 256, None: 8192}
+
+
+# How to run a model up to its projection(s) to the vocabulary: model class ->
+# fn(model, ids, heads) -> {head: (states [B, T, *], project)}, ``project`` mapping the
+# states of some positions to their logits. A class not listed (any Hugging Face model,
+# Backpacks) runs its whole forward and ``project`` is the identity on the logits.
+HEAD_INPUTS: dict[type, Callable] = {}
+
+
+def head_inputs(model, ids: torch.Tensor, heads: list[int | None]) -> dict:
+    for cls in type(model).__mro__:
+        if cls in HEAD_INPUTS:
+            return HEAD_INPUTS[cls](model, ids, heads)
+    return _whole_forward(model, ids, heads)
+
+
+def _whole_forward(model, ids: torch.Tensor, heads: list[int | None]) -> dict:
     # Right padding: causal attention already keeps pads (all after the real tokens)
     # from every real token, and positions count from 0 either way, so no attention
     # mask goes in: the plain causal kernel runs (no varlen, no host syncs, one compiled
     # graph) and only real positions are read back (the loss is masked, not attention).
     if len(heads) > 1:
         result = model(input_ids=ids, output_exit_logits=True)
-        return {FINAL: result.logits, **{int(k): v for k, v in result.exit_logits.items() if int(k) in heads}}
-    return {FINAL: model(input_ids=ids).logits}
+        logits = {FINAL: result.logits, **{int(k): v for k, v in result.exit_logits.items() if int(k) in heads}}
+    else:
+        logits = {FINAL: model(input_ids=ids).logits}
+    return {head: (x, _identity) for head, x in logits.items()}
 
 
-def _target_logprobs(logits: torch.Tensor, ids: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """log_softmax(logits)[t, ids[t+1]] in float32, a few thousand positions at a time
-    (a full float32 copy of [B, T, V] logits would not fit next to a large batch)."""
-    b, t, v = logits.shape
-    flat = logits[:, :-1].reshape(-1, v)
-    targets = ids[:, 1:].reshape(-1)
-    out = torch.empty(flat.shape[0], dtype=torch.float32, device=logits.device)
-    for start in range(0, flat.shape[0], chunk):
-        part = flat[start : start + chunk].float()
-        tgt = targets[start : start + chunk]
-        out[start : start + chunk] = part.gather(1, tgt[:, None])[:, 0] - torch.logsumexp(part, dim=-1)
-    return out.view(b, t - 1)
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _ilm_head_inputs(model, ids: torch.Tensor, heads: list[int | None]) -> dict:
+    """ILMForCausalLM.forward up to its heads (the trunk, then ``output_logits`` and each
+    exit head, cut to the real vocabulary), so the heads run only where asked for."""
+    exits = [h for h in heads if h is not FINAL]
+    h, layers = model.transformer(ids, keep_layers=bool(exits))  # no mask: right padding (above)
+    vocab = model.config.vocab_size
+    out = {FINAL: (h, model.output_logits)}
+    for layer in exits:
+        head = model.exits[str(layer)]
+        out[layer] = (layers[layer], lambda x, head=head: head(x)[..., :vocab])
+    return out
+
+
+HEAD_INPUTS[ILMForCausalLM] = _ilm_head_inputs
+
+
+def _target_logprobs(states: torch.Tensor, project, ids: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                     chunk: int) -> torch.Tensor:
+    """log_softmax(project(states[r, c - 1]))[ids[r, c]] in float32 for each cell (r, c), ``chunk``
+    cells at a time: never a [B, T, V] float32 copy, only the rows asked for."""
+    out = torch.empty(rows.shape[0], dtype=torch.float32, device=ids.device)
+    for start in range(0, rows.shape[0], chunk):
+        r, c = rows[start : start + chunk], cols[start : start + chunk]
+        logits = project(states[r, c - 1]).float()
+        # log_softmax, not logit - logsumexp: one fused pass (the CPU logsumexp makes several)
+        out[start : start + chunk] = torch.log_softmax(logits, dim=-1).gather(1, ids[r, c][:, None])[:, 0]
+    return out

@@ -3,7 +3,9 @@
 For each checkpoint: gather the sequences all pending metrics need on all
 datasets, score each distinct sequence once (a sequence that is a prefix of
 another is read off the longer one's scores: causal models give a prefix the
-same log-probs), derive every metric's rows, and store them (one atomic file
+same log-probs; a metric that reads only some tokens needs only the prefix up
+to the last of them, and only those tokens go through the vocabulary
+projection), derive every metric's rows, and store them (one atomic file
 per metric and dataset). Finished (checkpoint, metric, data, settings) files
 are skipped without loading the model, so a stopped sweep resumes.
 """
@@ -14,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from impossible_lms.errors import ILMError
 from impossible_lms.evaluation.data import DEFAULT_SCHEME, EvalData
-from impossible_lms.evaluation.metrics import UNITS, Metric, MetricOptions, get_metrics
+from impossible_lms.evaluation.metrics import UNITS, AtPositions, Metric, MetricOptions, get_metrics
 from impossible_lms.evaluation.scoring import (
     SCORER_VERSION, ScoreOptions, check_dtype, model_context, score_sequences,
 )
@@ -137,22 +140,24 @@ def _score_target(model, subj: Subject, target: Target, jobs: list[Job], conditi
         requests = {j.metric.name: j.metric.requests(d) for j in mine}
         context = model_context(model)
         limit = None if context is None else context - int(condition_on_eos)
-        unique = _carriers([s for req in requests.values() for seqs in req.values() for s in seqs], limit)
+        asked = {(metric, name): _asked(r, limit) for metric, req in requests.items() for name, r in req.items()}
+        unique = _carriers([key for part in asked.values() for key, _, _ in part], limit)
         carriers = sorted(set(unique.values()))
+        needed = _needed(carriers, unique, [a for part in asked.values() for a in part])
         task = bars.add_task(f"{target.step if target.step is not None else target} {d.language}",
                              total=sum(len(c) for c in carriers))
         scored = score_sequences(
             model, [list(c) for c in carriers],
             ScoreOptions(batch_tokens=batch_tokens, condition_on_eos=condition_on_eos, eos_id=d.eos_id,
                          too_long="skip", dtype=settings["dtype"]),
-            on_batch=lambda n: bars.advance(task, n),
+            on_batch=lambda n: bars.advance(task, n), needed=[needed[c] for c in carriers],
         )
         bars.remove_task(task)
         for head, arrays in scored.items():
             by_carrier = dict(zip(carriers, arrays))
             for j in mine:
-                logprobs = {name: [by_carrier[unique[tuple(s)]][: len(s)] for s in seqs]
-                            for name, seqs in requests[j.metric.name].items()}
+                logprobs = {name: [_read(by_carrier[unique[key]], n, pos) for key, n, pos in asked[j.metric.name, name]]
+                            for name in requests[j.metric.name]}
                 rows = j.metric.compute(d, logprobs, options)
                 out.append((j, [_label(r, subj, target, d, head, settings) for r in rows]))
     # one entry per job: merge the per-head lists
@@ -160,6 +165,43 @@ def _score_target(model, subj: Subject, target: Target, jobs: list[Job], conditi
     for j, rows in out:
         merged.setdefault(id(j), (j, []))[1].extend(rows)
     return list(merged.values())
+
+
+def _asked(request, limit: int | None) -> list[tuple[tuple, int, list[int] | None]]:
+    """(what to score, the sequence's length, positions read or None for all) per requested sequence.
+
+    A request for some positions (:class:`AtPositions`) needs only the prefix that ends at
+    the last of them, unless the whole sequence is too long for the model: then it stays
+    whole, so it is skipped (all NaN) as it always was.
+    """
+    if not isinstance(request, AtPositions):
+        return [(tuple(s), len(s), None) for s in request]
+    out = []
+    for s, pos in zip(request.sequences, request.positions):
+        fits = limit is None or len(s) <= limit
+        out.append((tuple(s[: max(pos, default=0) + 1]) if fits else tuple(s), len(s), list(pos)))
+    return out
+
+
+def _needed(carriers: list[tuple], unique: dict[tuple, tuple], asked) -> dict[tuple, np.ndarray]:
+    """Per carrier, the tokens whose log-probs some request reads (a prefix reads the carrier's first ones)."""
+    mask = {c: np.zeros(len(c), dtype=bool) for c in carriers}
+    for key, _, pos in asked:
+        m = mask[unique[key]]
+        if pos is None:
+            m[: len(key)] = True
+        else:
+            m[pos] = True
+    return mask
+
+
+def _read(scores: np.ndarray, n: int, pos: list[int] | None) -> np.ndarray:
+    """A request's log-probs from its carrier's: the first ``n``, or only ``pos`` (NaN elsewhere)."""
+    if pos is None:
+        return scores[:n]
+    out = np.full(n, np.nan, np.float32)
+    out[pos] = scores[pos]
+    return out
 
 
 def _carriers(sequences: list[Sequence[int]], limit: int | None = None) -> dict[tuple, tuple]:
