@@ -226,7 +226,9 @@ class ILMPreTrainedModel(PreTrainedModel):
     def output_logits(self, h: torch.Tensor) -> torch.Tensor:
         """Hidden states → logits over the real vocabulary (padding rows cut off)."""
         weight = self.transformer.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
-        return F.linear(h, weight)[..., : self.config.vocab_size]
+        # Cut the weight's rows, not the logits' columns: the logits come out contiguous (a
+        # softmax or cross entropy of a strided slice copies it first) and pad rows cost nothing.
+        return F.linear(h, weight[: self.config.vocab_size])
 
     def head_loss(self, h: torch.Tensor, labels: torch.Tensor, attention_mask=None, head: nn.Linear | None = None):
         """``lm_loss(output_logits(h), ...)`` without the logits: chunked, fused with the head (loss.py).
