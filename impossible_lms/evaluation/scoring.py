@@ -16,7 +16,13 @@ The rules every metric builds on (tests pin each of them):
   autocast: weights, LayerNorms and the residual stream stay float32, matmuls
   run in the low dtype, and the final projection(s) to the vocabulary (and
   every exit head) run in float32 (:func:`fp32_heads`).
-- ``log_softmax`` is taken in float32 whatever the model's dtype.
+- ``log_softmax`` is taken in float32 whatever the model's dtype, over the
+  full vocabulary, but only at the positions whose log-prob is read (never at
+  pads; ``needed`` masks narrow it further), a chunk of positions at a time:
+  with a large vocabulary the projection and its softmax are most of the cost,
+  and a [B, T, V] float32 tensor is never made. Our models run their trunk and
+  then the head(s) at those positions only (``HEAD_INPUTS``); any other model
+  runs its whole forward and the positions are picked from its logits.
 - Values are natural logs (nats); metrics convert to bits explicitly.
 - A sequence longer than the model's context is an error, or with
   ``too_long="skip"`` (what ``evaluate`` uses) all-NaN, so metrics leave it
@@ -217,9 +223,10 @@ def _score_batch(model, ids, heads, batch, cols, counts, shift, dtype, chunk, ou
                 out[head][i][col - shift] = part  # input column c is the caller's token c - shift
 
 
-# Positions whose vocabulary row is formed at once: [chunk, V] float32 logits. On a CPU a few
-# hundred rows stay in cache for the softmax that follows; a GPU wants long launches.
-HEAD_CHUNK: dict[str | None, int] = {"cpu": 256, None: 8192}
+# Positions whose vocabulary rows are formed at once: [chunk, V] float32 logits. On a CPU
+# 128 rows measured best (25 MB of GPT-2 logits, mostly in cache for the softmax that
+# follows; 128-4096 were within 20%); a GPU wants long launches.
+HEAD_CHUNK: dict[str | None, int] = {"cpu": 128, None: 8192}
 
 
 # How to run a model up to its projection(s) to the vocabulary: model class ->
