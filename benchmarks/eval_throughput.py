@@ -42,6 +42,10 @@ PRESETS = {
 }
 
 
+# The loop's passes for the affected perplexity and the surprisal: what it first timed (and the targets name)
+FIRST_PASSES = ("test_affected", "with_marker", "without_marker")
+
+
 def baseline(run: Path, steps: list[int], data: EvalData, device: str) -> tuple[dict, dict]:
     """The naive loop over every checkpoint: (seconds per pass, {(metric, subset): value} per step).
 
@@ -155,10 +159,9 @@ def main() -> None:
         got = df.set_index(["checkpoint", "metric", "subset"])["value"]
         worst = max(abs(got[(step, *key)] / want - 1) for step, by_key in values.items() for key, want in by_key.items())
         print(f"numbers:           evaluate() and the loop agree to {worst:.1e} (largest relative difference)")
-        first = ("test_affected", "with_marker", "without_marker")
-        for label, names in (("loop, 3 passes", first), ("loop, 5 passes", tuple(seconds))):
+        for label, names in (("loop, 3 passes", FIRST_PASSES), ("loop, 5 passes", tuple(seconds))):
             wall, cpu = (sum(seconds[name][k] for name in names) for k in (0, 1))
-            what = "affected perplexity + surprisal" if names == first else "every number evaluate() gives"
+            what = "affected perplexity + surprisal" if names == FIRST_PASSES else "every number evaluate() gives"
             print(f"{label + ':':<19}{wall:8.2f} s  ({n / wall:10.1f} sentences/s)  cpu {cpu:8.2f} s  ({what})")
             print(f"  speed-up:        {wall / ours:8.2f}x wall, {cpu / ours_cpu:.2f}x cpu")
         if worst > 1e-4:
