@@ -22,6 +22,12 @@ def register(app: typer.Typer) -> None:
             None, "--metrics", "-m", help="Comma-separated metrics: perplexity, marker_surprisal.",
             show_default="every metric that applies to the data (marker surprisal: hop languages)"
         ),
+        subsets: Optional[List[str]] = typer.Option(
+            None, "--subsets", help="Comma-separated perplexity subsets to score: test_affected, test_unaffected, dev "
+            "(a third of the work each; marker surprisal draws its own affected sample and is unaffected). "
+            "Each is stored on its own: a later run with more subsets scores only the new ones.",
+            show_default="all three",
+        ),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),
@@ -53,6 +59,7 @@ def register(app: typer.Typer) -> None:
             str(resolve_folder(subject)), [resolve_folder(d) for d in split_csv([str(d) for d in data])],
             checkpoints=checkpoints,
             metrics=split_csv(metrics) or list(METRICS), results=results, revisions=split_csv(revision),
+            subsets=split_csv(subsets) if subsets else None,
             dtype=dtype, device=device, batch_tokens=batch_tokens,
             sentences_per_genre=sentences_per_genre or None, sample_scheme=sample_scheme, condition_on_eos=condition_on_eos, seed=seed,
             unit=unit, show_progress=show_progress,

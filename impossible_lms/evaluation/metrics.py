@@ -16,6 +16,10 @@ its tokens, in nats, NaN where unscored (see :mod:`.scoring`). A metric that
 reads only some tokens asks for ``AtPositions(sequences, positions)`` instead of
 plain sequences, and the rest are not computed (NaN). Metrics run once
 per head: rows of multi-exit heads get their ``layer`` filled in by the caller.
+A metric that scores subsets one by one (perplexity: ``PERPLEXITY_SUBSETS``)
+names them in ``subsets``: each is one of its request names and the ``subset``
+of its rows, so ``evaluate(subsets=...)`` can score only some, and each is
+stored on its own (a later run that asks for more reuses those it finds).
 Marker surprisal draws its own sample of affected test sentences, as the
 reference's ``hop_surprisal.py`` does: sentences whose length + EOS reaches
 ``REFERENCE_MAX_SEQ_LEN`` are dropped first, then the sample is drawn (the same
@@ -77,6 +81,8 @@ class Metric:
     compute: Callable[..., list[dict]]
     applies: Callable[["EvalData"], bool] = lambda data: True  # noqa: E731
     description: str = ""
+    # Subsets scored (and stored) separately: request ``s`` gives exactly the rows of subset ``s``.
+    subsets: tuple[str, ...] = ()
 
 
 METRICS: dict[str, Metric] = {}
@@ -84,11 +90,16 @@ METRICS: dict[str, Metric] = {}
 ALIASES = {"surprisal_difference": "marker_surprisal", "surprisal": "marker_surprisal"}
 
 
-def register_metric(name: str, requests: Callable, applies: Callable | None = None, description: str = ""):
-    """Decorator: register ``fn(data, logprobs, options) -> rows`` under ``name``."""
+def register_metric(name: str, requests: Callable, applies: Callable | None = None, description: str = "",
+                    subsets: tuple[str, ...] = ()):
+    """Decorator: register ``fn(data, logprobs, options) -> rows`` under ``name``.
+
+    ``subsets``: see the module docstring; ``fn`` then gets the log-probs of the chosen
+    subsets only and returns rows for those."""
 
     def deco(fn: Callable) -> Callable:
-        METRICS[name] = Metric(name, requests, fn, applies or (lambda data: True), description or (fn.__doc__ or "").strip())
+        METRICS[name] = Metric(name, requests, fn, applies or (lambda data: True), description or (fn.__doc__ or "").strip(),
+                               tuple(subsets))
         return fn
 
     return deco
@@ -103,6 +114,18 @@ def get_metrics(names) -> list[Metric]:
     if not names:
         raise ILMError(f"no metric given; choose from {', '.join(METRICS)}")
     return [METRICS[n] for n in dict.fromkeys(names)]
+
+
+def check_subsets(names) -> tuple[str, ...]:
+    """The subsets asked for, checked against those the metrics score separately (in the order given)."""
+    known = list(dict.fromkeys(s for m in METRICS.values() for s in m.subsets))
+    names = tuple(dict.fromkeys([names] if isinstance(names, str) else names))  # "dev" is one subset, not three letters
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ILMError(f"unknown subset {unknown[0]!r}{did_you_mean(unknown[0], known)}; choose from {', '.join(known)}")
+    if not names:
+        raise ILMError(f"no subset given; choose from {', '.join(known)}")
+    return names
 
 
 def row(metric: str, subset: str, values: np.ndarray, value: float, low: float, high: float, unit: str,
@@ -125,11 +148,11 @@ def _perplexity_requests(data) -> Requests:
     return {subset: data.sample(subset) for subset in PERPLEXITY_SUBSETS}
 
 
-@register_metric("perplexity", requests=_perplexity_requests)
+@register_metric("perplexity", requests=_perplexity_requests, subsets=PERPLEXITY_SUBSETS)
 def perplexity(data, logprobs: LogProbs, options: MetricOptions) -> list[dict]:
     """Geometric mean over sentences of exp(mean token loss after the first token), with a bootstrap 95% CI."""
     rows = []
-    for subset in PERPLEXITY_SUBSETS:
+    for subset in (s for s in PERPLEXITY_SUBSETS if s in logprobs):  # those evaluate() was asked for
         logs = np.array([sentence_log_perplexity(lp) for lp in logprobs[subset]], dtype=np.float64)
         logs = logs[~np.isnan(logs)]
         if len(logs) == 0:

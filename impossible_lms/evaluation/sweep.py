@@ -6,8 +6,10 @@ another is read off the longer one's scores: causal models give a prefix the
 same log-probs; a metric that reads only some tokens needs only the prefix up
 to the last of them, and only those tokens go through the vocabulary
 projection), derive every metric's rows, and store them (one atomic file
-per metric and dataset). Finished (checkpoint, metric, data, settings) files
-are skipped without loading the model, so a stopped sweep resumes.
+per metric and dataset, and per subset for a metric that scores subsets one by
+one: perplexity). Finished (checkpoint, metric[, subset], data, settings) files
+are skipped without loading the model, so a stopped sweep resumes, and a run
+asking for more subsets than an earlier one scores only the new ones.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 
 from impossible_lms.errors import ILMError
 from impossible_lms.evaluation.data import DEFAULT_SCHEME, EvalData
-from impossible_lms.evaluation.metrics import UNITS, AtPositions, Metric, MetricOptions, get_metrics
+from impossible_lms.evaluation.metrics import UNITS, AtPositions, Metric, MetricOptions, check_subsets, get_metrics
 from impossible_lms.evaluation.scoring import (
     SCORER_VERSION, ScoreOptions, check_dtype, model_context, score_sequences,
 )
@@ -32,11 +34,12 @@ from impossible_lms.io import fingerprint
 
 @dataclass
 class Job:
-    """One stored chunk: a metric on one dataset at one checkpoint."""
+    """One stored chunk: a metric (one of its subsets, if it scores them separately) on one dataset at one checkpoint."""
 
     target: Target
     data: EvalData
     metric: Metric
+    subset: str | None
     path: Path | None
 
 
@@ -47,6 +50,7 @@ def evaluate(
     metrics: Iterable[str] = ("perplexity",),
     results: str | Path | None = None,
     *,
+    subsets: Sequence[str] | None = None,
     revisions: Sequence[str] | None = None,
     dtype: str = "float32",
     device: str = "auto",
@@ -67,7 +71,10 @@ def evaluate(
     sentence sample and the bootstrap; ``sample_scheme`` how the sample is drawn
     (:mod:`.data`: ``reference`` by default). Returns the
     long-format rows (docs/ARCHITECTURE.md §6); with ``results`` they are also
-    stored there and reused on the next call.
+    stored there and reused on the next call. ``subsets``: the perplexity subsets to
+    score (default: all of ``PERPLEXITY_SUBSETS``), e.g. ``["test_affected"]``, a third
+    of the work; marker surprisal draws its own sample and is unaffected. Each subset
+    is stored on its own, so a later run with more subsets reuses these.
     """
     if unit not in UNITS:
         raise ILMError(f"unit {unit!r} is not one of {', '.join(UNITS)}")
@@ -83,6 +90,7 @@ def evaluate(
     datasets = [EvalData(f, sentences_per_genre, seed, scheme=sample_scheme) for f in folders]
     _check_tokenizers(subj, datasets)
     chosen = get_metrics(list(metrics))
+    wanted = None if subsets is None else check_subsets(subsets)
     dtype, torch_device = resolve_dtype(dtype, device)
     if batch_tokens is None:
         # [tokens, vocab] logits dominate memory: a GPU takes big batches, a CPU does better with small ones.
@@ -93,8 +101,8 @@ def evaluate(
     options = MetricOptions(seed=seed, unit=unit)
 
     jobs = [
-        Job(t, d, m, _path(results, subj, t, d, m, settings))
-        for t in subj.targets for d in datasets for m in chosen if m.applies(d)
+        Job(t, d, m, s, _path(results, subj, t, d, m, s, settings))
+        for t in subj.targets for d in datasets for m in chosen if m.applies(d) for s in _parts(m, wanted)
     ]
     if not jobs:
         raise ILMError(f"none of the metrics {', '.join(m.name for m in chosen)} applies to this data")
@@ -131,13 +139,32 @@ def evaluate(
     return out
 
 
+def _parts(m: Metric, wanted: tuple[str, ...] | None) -> list[str | None]:
+    """The stored parts of metric ``m``: its chosen subsets when it scores them separately, else the whole."""
+    if not m.subsets:
+        return [None]
+    return [s for s in m.subsets if wanted is None or s in wanted]
+
+
+def _requests(m: Metric, d: EvalData, jobs: list[Job]) -> dict:
+    """What metric ``m``'s pending jobs need: of a metric with subsets, only those subsets' requests."""
+    requests = m.requests(d)
+    if not m.subsets:
+        return requests
+    pending = {j.subset for j in jobs}
+    return {name: r for name, r in requests.items() if name in pending}
+
+
 def _score_target(model, subj: Subject, target: Target, jobs: list[Job], condition_on_eos: bool,
                   batch_tokens: int, options: MetricOptions, settings: dict, bars):
     """Rows of every job at one checkpoint; each dataset's distinct sequences scored once."""
-    out = []
+    out: dict[int, tuple[Job, list[dict]]] = {id(j): (j, []) for j in jobs}
     for d in {id(j.data): j.data for j in jobs}.values():
-        mine = [j for j in jobs if j.data is d]
-        requests = {j.metric.name: j.metric.requests(d) for j in mine}
+        by_metric: dict[str, list[Job]] = {}
+        for j in jobs:
+            if j.data is d:
+                by_metric.setdefault(j.metric.name, []).append(j)
+        requests = {name: _requests(mine[0].metric, d, mine) for name, mine in by_metric.items()}
         context = model_context(model)
         limit = None if context is None else context - int(condition_on_eos)
         asked = {(metric, name): _asked(r, limit) for metric, req in requests.items() for name, r in req.items()}
@@ -155,16 +182,14 @@ def _score_target(model, subj: Subject, target: Target, jobs: list[Job], conditi
         bars.remove_task(task)
         for head, arrays in scored.items():
             by_carrier = dict(zip(carriers, arrays))
-            for j in mine:
-                logprobs = {name: [_read(by_carrier[unique[key]], n, pos) for key, n, pos in asked[j.metric.name, name]]
-                            for name in requests[j.metric.name]}
-                rows = j.metric.compute(d, logprobs, options)
-                out.append((j, [_label(r, subj, target, d, head, settings) for r in rows]))
-    # one entry per job: merge the per-head lists
-    merged: dict[int, tuple[Job, list[dict]]] = {}
-    for j, rows in out:
-        merged.setdefault(id(j), (j, []))[1].extend(rows)
-    return list(merged.values())
+            for metric, mine in by_metric.items():
+                logprobs = {name: [_read(by_carrier[unique[key]], n, pos) for key, n, pos in asked[metric, name]]
+                            for name in requests[metric]}
+                rows = mine[0].metric.compute(d, logprobs, options)
+                for j in mine:  # a subset's job takes that subset's rows
+                    out[id(j)][1].extend(_label(r, subj, target, d, head, settings) for r in rows
+                                         if j.subset is None or r["subset"] == j.subset)
+    return list(out.values())
 
 
 def _asked(request, limit: int | None) -> list[tuple[tuple, int, list[int] | None]]:
@@ -242,11 +267,15 @@ def _label(r: dict, subj: Subject, target: Target, d: EvalData, head, settings: 
     }
 
 
-def _path(results, subj: Subject, target: Target, d: EvalData, m: Metric, settings: dict) -> Path | None:
+def _path(results, subj: Subject, target: Target, d: EvalData, m: Metric, subset: str | None,
+          settings: dict) -> Path | None:
     if results is None:
         return None
-    key = fingerprint(m.name, d.fingerprint, settings)
-    return chunk_path(Path(results), subj.name, target.step, target.revision, m.name, d.language, key)
+    if subset is None:
+        key, name = fingerprint(m.name, d.fingerprint, settings), m.name
+    else:
+        key, name = fingerprint(m.name, subset, d.fingerprint, settings), f"{m.name}.{subset}"
+    return chunk_path(Path(results), subj.name, target.step, target.revision, name, d.language, key)
 
 
 def _check_tokenizers(subj: Subject, datasets: list[EvalData]) -> None:

@@ -209,6 +209,13 @@ def check_names(cfg: ExperimentConfig) -> None:
             if name not in known:
                 hint = did_you_mean(name, known)
                 raise ILMError(f"unknown {kind} {name!r}{hint}; choose from {', '.join(known)}")
+    if cfg.eval.options.get("subsets") is not None:
+        from impossible_lms.evaluation.metrics import check_subsets
+
+        try:
+            check_subsets(cfg.eval.options["subsets"])
+        except ILMError as e:
+            raise ILMError(f"eval.options.subsets: {e}") from None
     if cfg.variants:  # a variant's train overrides are TrainConfig fields (typos fail here, not after hours)
         from impossible_lms.experiment.plan import _train_config_class, train_settings
 
