@@ -22,6 +22,7 @@ def test_gpu_check_smoke_prints_the_table():
         assert f"train  {name} [fast (dropout 0)]" in body, name
     assert "[default (dropout 0.1)]" in body
     assert "tok/s" in body and "evaluate() 2 ckpt x 20 sent" in body and "batch-8 fp32 loop" in body
+    assert "evaluate(subsets=test_affected) 2 ckpt x 20 sent" in body and "3 passes" in body and "5 passes" in body
     assert "flash_attn" in body and "skipped" in body  # a clear line for the part it cannot run here
     assert "tiny-gpt2-alibi: sdpa vs eager (bf16)" in body and "argmax agree" in body
 

@@ -321,3 +321,21 @@ def test_backend_is_chosen_for_the_autocast_dtype():
         assert compute_dtype(x) == torch.bfloat16
         logits = tiny("tiny-gpt2")(ids()).logits
     assert logits.dtype == torch.bfloat16 and logits.shape == (2, 12, V)
+
+
+def test_gelu_new_runs_fused_and_equals_hugging_faces_new_gelu():
+    """gelu_new is computed by PyTorch's one-kernel tanh GELU: Hugging Face's NewGELUActivation's
+    formula, so every value equals it to 1e-6 (gradients to 2e-6: in the far negative tail,
+    where the gradient itself is ~1e-6, the two round differently)."""
+    from transformers.activations import NewGELUActivation
+
+    model = tiny("tiny-gpt2")
+    assert model.config.activation_function == "gelu_new"
+    act = next(m.act for m in model.modules() if hasattr(m, "act"))
+    assert not isinstance(act, NewGELUActivation)
+    x = torch.cat([torch.linspace(-12, 12, 20001), torch.randn(20000, generator=torch.Generator().manual_seed(0)) * 4])
+    x.requires_grad_(True)
+    y, want = act(x), NewGELUActivation()(x)
+    torch.testing.assert_close(y, want, atol=1e-6, rtol=1e-6)
+    (g,), (g_want,) = torch.autograd.grad(y.sum(), x), torch.autograd.grad(want.sum(), x)
+    torch.testing.assert_close(g, g_want, atol=2e-6, rtol=1e-6)

@@ -88,11 +88,21 @@ class Attention(nn.Module):
         return self.resid_dropout(self.c_proj(y))
 
 
+# GPT-2's "gelu_new" is the tanh GELU; Hugging Face's NewGELUActivation writes it as five
+# elementwise ops, PyTorch's gelu(approximate="tanh") is the same formula in one kernel
+# (equal to 1e-6: tests/test_models_core.py), about 5% of a CPU evaluation.
+FUSED_ACTIVATIONS = {"gelu_new": "gelu_pytorch_tanh"}
+
+
+def activation(name: str) -> nn.Module:
+    return ACT2FN[FUSED_ACTIVATIONS.get(name, name)]
+
+
 class MLP(nn.Module):
     def __init__(self, cfg: ILMConfig, d_in: int, d_hidden: int, d_out: int):
         super().__init__()
         self.c_fc = nn.Linear(d_in, d_hidden)
-        self.act = ACT2FN[cfg.activation_function]
+        self.act = activation(cfg.activation_function)
         self.c_proj = nn.Linear(d_hidden, d_out)
         self.dropout = nn.Dropout(cfg.resid_pdrop)
 
