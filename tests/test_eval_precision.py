@@ -111,5 +111,5 @@ def test_rows_record_the_dtype_and_settings_do_not_share_stored_files(tmp_path):
     fp32 = evaluate(run, data, metrics=["perplexity"], results=tmp_path / "res")
     bf16 = evaluate(run, data, metrics=["perplexity"], results=tmp_path / "res", dtype="bf16")
     assert set(fp32["dtype"]) == {"float32"} and set(bf16["dtype"]) == {"bfloat16"}
-    assert len(list((tmp_path / "res").rglob("*.parquet"))) == 2
+    assert len(list((tmp_path / "res").rglob("*.parquet"))) == 2 * 3  # per dtype, one file per perplexity subset
     np.testing.assert_allclose(fp32["value"], bf16["value"], rtol=1e-2)
