@@ -15,6 +15,7 @@ and the report step depends on it. A new analysis registers one
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -59,18 +60,39 @@ def _is_hop(language: str) -> bool:
     return get_language(language).family == "hop"
 
 
-def _intervene(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
-    """Agreement pairs from the experiment's no_hop and word_hop data (perturbed here when the
-    experiment does not train them), then IIA for every checkpoint of the run."""
-    from impossible_lms.analysis.intervene import intervene
-    from impossible_lms.experiment.plan import run_dir, slug
+def _ensure_perturbed(cfg: "ExperimentConfig", languages: list[str]) -> None:
+    """Perturb the languages an analysis reads but the experiment does not train (their data folder absent)."""
+    from impossible_lms.experiment.plan import slug
 
-    needed = [lang for lang in ("no_hop", "word_hop") if not (cfg.data_dir / slug(lang) / "manifest.json").is_file()]
+    needed = [lang for lang in languages if not (cfg.data_dir / slug(lang) / "manifest.json").is_file()]
     if needed:
         from impossible_lms.perturb import perturb_corpus
 
         perturb_corpus(needed, cfg.corpus.source, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
                        tagger=cfg.corpus.tagger, workers=cfg.corpus.workers, corpus_options=cfg.corpus.options or None)
+
+
+def _check_options(stage: str, function: Callable, options: dict, fixed=("subject", "data", "results"),
+                   extra=()) -> None:
+    """An unknown option is one line naming those the analysis takes (not a TypeError after training)."""
+    takes = set(inspect.signature(function).parameters) - set(fixed) | set(extra)
+    for name in options:
+        if name not in takes:
+            raise ILMError(f"analyses.{stage}: unknown option {name!r}{did_you_mean(name, takes)}; "
+                           f"it takes {', '.join(sorted(takes))}")
+
+
+def _any_language(language: str) -> bool:
+    return True
+
+
+def _intervene(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
+    """Agreement pairs from the experiment's no_hop and word_hop data (perturbed here when the
+    experiment does not train them), then IIA for every checkpoint of the run."""
+    from impossible_lms.analysis.intervene import intervene
+    from impossible_lms.experiment.plan import run_dir
+
+    _ensure_perturbed(cfg, ["no_hop", "word_hop"])
     intervene(run_dir(cfg, run), [cfg.data_dir / "no_hop", cfg.data_dir / "word_hop"], results=cfg.results_dir,
               **{"show_progress": True, **options})
     return [cfg.results_dir]
@@ -95,12 +117,7 @@ def _probe(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
     folder = cfg.data_dir / slug(run.language)
     if get_language(run.language).family == "reverse":
         folder = cfg.data_dir / "no_reverse"
-        if not (folder / "manifest.json").is_file():
-            from impossible_lms.perturb import perturb_corpus
-
-            perturb_corpus(["no_reverse"], cfg.corpus.source, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
-                           tagger=cfg.corpus.tagger, workers=cfg.corpus.workers,
-                           corpus_options=cfg.corpus.options or None)
+        _ensure_perturbed(cfg, ["no_reverse"])
     probe(run_dir(cfg, run), folder, results=cfg.results_dir, **{"show_progress": True, **options})
     return [cfg.results_dir]
 
@@ -117,16 +134,10 @@ def _stimuli_stage(module: str, function: str, required: str):
 
         from impossible_lms.experiment.plan import run_dir, slug
 
-        import inspect
-
         if not options.get(required):
             raise ILMError(f"analyses.{function} needs {required}: the stimulus file(s) or folder(s) to score")
         analyse = getattr(importlib.import_module(module), function)
-        takes = set(inspect.signature(analyse).parameters) - {"subject", "data", "results"}
-        for name in options:
-            if name not in takes:
-                raise ILMError(f"analyses.{function}: unknown option {name!r}{did_you_mean(name, takes)}; "
-                               f"it takes {', '.join(sorted(takes))}")
+        _check_options(function, analyse, options)
         analyse(run_dir(cfg, run), cfg.data_dir / slug(run.language), results=cfg.results_dir,
                 **{"show_progress": True, **options})
         return [cfg.results_dir]
@@ -140,14 +151,10 @@ def _keeps_token_order(language: str) -> bool:
     return keeps_token_order(language)
 
 
-register_analysis(AnalysisStage("minimal_pairs", lambda language: True,
+register_analysis(AnalysisStage("minimal_pairs", _any_language,
                                 _stimuli_stage("impossible_lms.analysis.minimal_pairs", "minimal_pairs", "pairs")))
 register_analysis(AnalysisStage("syntaxgym", _keeps_token_order,
                                 _stimuli_stage("impossible_lms.analysis.syntaxgym", "syntaxgym", "suites")))
-
-
-def _any_language(language: str) -> bool:
-    return True
 
 
 def _treeproj(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
@@ -159,25 +166,16 @@ def _treeproj(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
     from impossible_lms.experiment.plan import run_dir, slug
     from perturbations import get_language
 
-    import inspect
-
     options = dict(options)
     family = get_language(run.language).family
     units = options.pop("units", ["token", "word"] if family in ("hop", "reverse") else ["token"])
     bad = [u for u in units if u not in UNITS]
     if bad or "unit" in options:
         raise ILMError(f"analyses.treeproj: units is a list of {', '.join(UNITS)}" + (f", not {bad[0]!r}" if bad else ""))
-    takes = set(inspect.signature(treeproj).parameters) - {"subject", "data", "results", "unit"} | {"units"}
-    for name in options:
-        if name not in takes:
-            raise ILMError(f"analyses.treeproj: unknown option {name!r}{did_you_mean(name, takes)}; "
-                           f"it takes {', '.join(sorted(takes))}")
+    _check_options("treeproj", treeproj, options, fixed=("subject", "data", "results", "unit"), extra=("units",))
     folder = cfg.data_dir / slug(run.language)
-    if "word" in units and family == "reverse" and not (cfg.data_dir / "no_reverse" / "manifest.json").is_file():
-        from impossible_lms.perturb import perturb_corpus
-
-        perturb_corpus(["no_reverse"], cfg.corpus.source, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
-                       tagger=cfg.corpus.tagger, workers=cfg.corpus.workers, corpus_options=cfg.corpus.options or None)
+    if "word" in units and family == "reverse":
+        _ensure_perturbed(cfg, ["no_reverse"])
     for unit in units:
         given = {k: v for k, v in options.items() if unit == "word" or k != "trees"}  # gold trees: word only
         treeproj(run_dir(cfg, run), folder, results=cfg.results_dir, unit=unit, **{"show_progress": True, **given})
