@@ -154,6 +154,22 @@ def test_chart_equals_the_references_per_span_masks():
     assert np.allclose(charts[0][0], 1, atol=1e-12) and (charts[0][np.triu_indices(4, 1)][3:] < 1 - 1e-4).all()
 
 
+def test_context_before_the_first_leaf_tests_every_span_start():
+    """With a context token (EOS) before leaf 0, leaf 0's spans are masked too: the chart equals
+    the reference's per-span masks over the same tokens, and its first row is no longer all 1
+    (without context it always is, which forces a left-branching projection)."""
+    model = tiny(n_layer=3)
+    tokens = ids(1, 8, seed=4)[0].tolist()
+    leaves = ((1, 3), (3, 4), (4, 7), (7, 8))  # token 0 is context outside every span
+    with_context = Stimulus(tuple(tokens), leaves)
+    alone = Stimulus(tuple(tokens), ((0, 3),) + leaves[1:])
+    charts = sci_charts(model, [with_context, alone, with_context], start_layer=1, read_layer=3, batch=2)
+    np.testing.assert_allclose(charts[0], reference_chart(model, tokens, leaves, 1, 3), atol=1e-6)
+    np.testing.assert_allclose(charts[0], charts[2], atol=1e-6)  # other batch splits: float noise only
+    assert (charts[0][0, 1:] < 1 - 1e-4).all() and np.allclose(charts[1][0], 1, atol=1e-12)
+    np.testing.assert_allclose(charts[0][1:, 1:], charts[1][1:, 1:], atol=1e-6)  # later starts: same masks
+
+
 def test_no_cross_token_information_is_perfectly_span_invariant():
     model = tiny(n_layer=3)
     with torch.no_grad():

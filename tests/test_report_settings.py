@@ -73,6 +73,14 @@ def test_rows_differing_in_a_setting_are_never_averaged(setting, other, label):
     assert t.loc[label, "value"] == 1000.0 and t.loc[label, "seeds"] == 1
 
 
+def test_subsets_of_other_stimuli_are_not_settings_but_a_regenerated_subset_is():
+    """Tree projections' token and word passes are different stimuli (fingerprints) by nature."""
+    df = pd.DataFrame([row(0, 10.0), row(0, 5.0, subset="dev", data_fingerprint="e")])
+    assert set(build_tables(df)["perplexity"]["setting"]) == {""}
+    df = pd.DataFrame([row(0, 10.0), row(1, 5.0, data_fingerprint="e")])
+    assert set(build_tables(df)["perplexity"]["setting"]) == {"data_fingerprint=d", "data_fingerprint=e"}
+
+
 def test_a_fixed_sample_seed_is_a_setting_but_the_runs_own_seed_is_not():
     # the reference samples with each run's seed: seeds 0 and 1 with their own samples average
     df = pd.DataFrame([row(0, 10.0), row(1, 40.0)])

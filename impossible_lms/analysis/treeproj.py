@@ -24,7 +24,11 @@ words, precision and recall summed over the corpus, F1 from them (percent).
 
 Causal models: a span's tokens see only tokens to their left, so the span [i, j] restricts only
 the left edge, and one forward per span start serves every span that starts there (n forwards
-per sentence of n leaves, not n²/2). Spans starting at the first leaf are exactly invariant.
+per sentence of n leaves, not n²/2). Without left context, spans starting at the first leaf are
+exactly invariant (similarity 1), so the projection of such a sentence is always left-branching
+(its first split is never scored): the token pass keeps it, as the reference does; the word pass
+puts EOS (the reference's BOS) before each sentence as context outside every span, so every span's
+left edge is tested and parse agreement can move.
 
 Two units of leaves:
 
@@ -68,7 +72,8 @@ Bracket = tuple[int, int]  # (first leaf, last leaf), inclusive
 @dataclass(frozen=True)
 class Stimulus:
     ids: tuple[int, ...]
-    leaves: tuple[tuple[int, int], ...]  # each leaf's token range [start, end), contiguous, covering ids
+    leaves: tuple[tuple[int, int], ...]  # each leaf's token range [start, end), contiguous; tokens before
+    # the first leaf (EOS in the word pass) are context outside every span
     gold: frozenset[Bracket] | None = None  # gold constituents of >= 2 leaves; None = no gold tree
 
 
@@ -94,8 +99,9 @@ def sci_charts(model, stimuli: Sequence[Stimulus], start_layer: int, read_layer:
     i..j's summed vectors restricted vs in full context; nan below the diagonal.
 
     Rows of equal token length share a batch (no padding). Row (stimulus, leaf i) runs with keys
-    before leaf i's first token masked from ``start_layer`` on; leaf 0's row (nothing masked) is
-    the full context, so each chunk runs its leaf-0 rows first. ``report(done, total)``: after each
+    before leaf i's first token masked from ``start_layer`` on; row (stimulus, -1) (nothing masked)
+    is the full context, so each chunk runs those rows first (without context before leaf 0 it is
+    leaf 0's row too). ``report(done, total)``: after each
     batch, the rows run so far."""
     import torch
 
@@ -108,7 +114,7 @@ def sci_charts(model, stimuli: Sequence[Stimulus], start_layer: int, read_layer:
     for n, s in enumerate(stimuli):
         by_len.setdefault(len(s.ids), []).append(n)
     budget = 4 * batch  # rows per chunk: bounds the full-context sums kept for a chunk
-    total, done = sum(len(s.leaves) for s in stimuli), 0
+    total, done = sum(len(s.leaves) + 1 - _first_masked(s) for s in stimuli), 0
     with torch.inference_mode():
         for group in by_len.values():
             chunks, current, rows_in = [], [], 0
@@ -120,13 +126,14 @@ def sci_charts(model, stimuli: Sequence[Stimulus], start_layer: int, read_layer:
                 rows_in += len(stimuli[n].leaves)
             chunks.append(current)
             for chunk in chunks:
-                rows = [(n, 0) for n in chunk] + [(n, i) for n in chunk for i in range(1, len(stimuli[n].leaves))]
+                rows = [(n, -1) for n in chunk] + [(n, i) for n in chunk
+                                                   for i in range(_first_masked(stimuli[n]), len(stimuli[n].leaves))]
                 full: dict[int, torch.Tensor] = {}  # stimulus -> [T+1, d] float64 cumulative sums
                 for at in range(0, len(rows), batch):
                     part = rows[at:at + batch]
                     ids = torch.tensor([stimuli[n].ids for n, _ in part], dtype=torch.long, device=device)
                     T = ids.shape[1]
-                    starts = torch.tensor([stimuli[n].leaves[i][0] for n, i in part], device=device)
+                    starts = torch.tensor([0 if i < 0 else stimuli[n].leaves[i][0] for n, i in part], device=device)
                     allowed = (torch.arange(T, device=device)[None, :] >= starts[:, None])[:, None, None, :]
                     with record_blocks(model, [read_layer - 1]) as states, \
                             restrict_attention(model, start_layer, allowed):
@@ -134,9 +141,12 @@ def sci_charts(model, stimuli: Sequence[Stimulus], start_layer: int, read_layer:
                     h = states[read_layer - 1].double()
                     cum = torch.cat((torch.zeros_like(h[:, :1]), h.cumsum(1)), dim=1)
                     for r, (n, i) in enumerate(part):
-                        if i == 0:
-                            full[n] = cum[r]
                         s = stimuli[n]
+                        if i < 0:
+                            full[n] = cum[r]
+                            if _first_masked(s) == 0:
+                                continue  # context before leaf 0: its own row comes later
+                            i = 0  # no context before leaf 0: the full row is leaf 0's row
                         a = s.leaves[i][0]
                         ends = torch.tensor([e for _, e in s.leaves[i:]], device=device)
                         inner = cum[r, ends] - cum[r, a]
@@ -146,6 +156,12 @@ def sci_charts(model, stimuli: Sequence[Stimulus], start_layer: int, read_layer:
                     if report is not None:
                         report(done, total)
     return charts
+
+
+def _first_masked(s: Stimulus) -> int:
+    """The first leaf whose row masks something: 1 when leaf 0 starts the sequence (its row is the
+    full context), else 0 (context tokens come before it)."""
+    return 1 if s.leaves[0][0] == 0 else 0
 
 
 def _cosine(x, y):
@@ -278,6 +294,7 @@ def word_stimuli(data: str | Path, trees: str | Path | None, sentences: int, see
     folder = probe_folder(folder)
     tokenizer = load_dataset_tokenizer(folder)
     parsed, keep = gold_trees(folder, trees)
+    eos = load_manifest(folder).eos_id
     out, unaligned = [], 0
     for words, spans in parsed:
         if len(words) < 2:
@@ -290,7 +307,7 @@ def word_stimuli(data: str | Path, trees: str | Path | None, sentences: int, see
         if keep is not None and ids not in keep:
             continue
         gold = frozenset((a, b - 1) for _, a, b in spans if b - a >= 2)
-        out.append(Stimulus(ids, leaves, gold))
+        out.append(Stimulus((eos,) + ids, tuple((a + 1, b + 1) for a, b in leaves), gold))  # EOS: left context
     if not out:
         raise ILMError(f"no gold-tree sentences of two or more words match {folder}'s test sentences")
     if sentences and len(out) > sentences:
@@ -409,7 +426,7 @@ def _data_identity(data: str | Path, unit: str, trees: str | Path | None) -> str
     manifest = load_manifest(folder)
     gold = None if unit == "token" else ("synthetic" if trees is None else
                                          file_fingerprint(trees) if Path(trees).is_file() else str(trees))
-    return fingerprint(manifest.identity(), manifest.counts, unit, gold)
+    return fingerprint(manifest.identity(), manifest.counts, unit, gold, "eos-context" if unit == "word" else None)
 
 
 def format_tree(tree, words: Sequence[str]) -> str:

@@ -93,12 +93,13 @@ def _drop_duplicates(df: pd.DataFrame) -> pd.DataFrame:
 def _setting_labels(df: pd.DataFrame) -> pd.Series:
     """Per row, ``name=value`` for each setting whose value differs among its metric's rows.
 
-    The data fingerprint differs from language to language by nature; it is compared
-    among rows scored on the same language's data (a regenerated dataset, say).
+    The data fingerprint differs from language to language, and from subset to subset when
+    subsets are different stimuli (tree projections' token and word passes), by nature; it is
+    compared among rows of one subset scored on the same language's data (a regenerated dataset, say).
     """
     parts = pd.DataFrame(index=df.index)
     for col in SETTINGS:
-        keys = ["metric", "eval_language"] if col == "data_fingerprint" else ["metric"]
+        keys = ["metric", "eval_language", "subset"] if col == "data_fingerprint" else ["metric"]
         varies = df.groupby(keys, sort=False)[col].transform("nunique") > 1
         parts[col] = np.where(varies, col + "=" + df[col].astype(str), "")
     return parts.apply(lambda r: ", ".join(v for v in r if v), axis=1).astype(object) if len(df) else \
