@@ -27,7 +27,8 @@ def _upstream_missing() -> str | None:
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_upstream_missing() is not None, reason=str(_upstream_missing()))]
 
 SMALL = ["corpus.options.sentences=400", "train.schedule.steps=8", "train.schedule.warmup=2",
-         "train.checkpoint.every=4", "train.batch.tokens=1024"]
+         "train.checkpoint.every=4", "train.batch.tokens=1024", "analyses.treeproj.checkpoints=8",
+         "analyses.treeproj.sentences=5"]
 
 
 @pytest.fixture
@@ -49,9 +50,11 @@ def test_demo_end_to_end_then_rerun_does_nothing(tmp_path, one_thread):
     args = ["run", str(DEMO), "--set", f"out={out}", *sum((["--set", s] for s in SMALL), [])]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "11 step(s) run" in first.output  # 1 perturb call, 4 train, 4 eval, 1 intervene (token_hop), 1 report
+    assert "15 step(s) run" in first.output  # 1 perturb call, 4 train, 4 eval, 1 intervene (token_hop), 4 treeproj, 1 report
 
     report = out / "report"
+    trees = pd.read_csv(report / "treeproj.csv")  # every language's token pass; word pass for hop + reverse
+    assert len(set(trees.language)) == 4 and set(trees.checkpoint) == {8}
     iia = pd.read_csv(report / "iia.csv")  # experiment 3: IIA per layer x position, for the hop run only
     assert set(iia.language) == {"token_hop"} and set(iia.layer) == {0, 1} and set(iia.position) == set(range(7))
     assert iia.value.between(0, 100).all() and (report / "iia_token_hop_tiny-gpt2.png").is_file()

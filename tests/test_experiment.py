@@ -28,7 +28,10 @@ def demo_train(*keys: str):
 
 @pytest.fixture
 def cfg(tmp_path):
-    return load_experiment(DEMO, [f"out={tmp_path / 'exp'}"])
+    c = load_experiment(DEMO, [f"out={tmp_path / 'exp'}"])
+    # the planner's semantics with one analysis seam (the demo's treeproj stage: tests/test_analysis_treeproj.py)
+    c.analyses = {"intervene": c.analyses["intervene"]}
+    return c
 
 
 class FakeStages:
@@ -265,7 +268,9 @@ STUDY = [
 
 @pytest.fixture
 def study(tmp_path):
-    return load_experiment(DEMO, [f"out={tmp_path / 'exp'}", *STUDY])
+    c = load_experiment(DEMO, [f"out={tmp_path / 'exp'}", *STUDY])
+    c.analyses = {"intervene": c.analyses["intervene"]}  # one analysis seam, as in ``cfg``
+    return c
 
 
 def test_study_plan_has_per_model_seeds_variants_and_cross_data(study):
