@@ -49,6 +49,14 @@ def register(app: typer.Typer) -> None:
         condition_on_eos: bool = typer.Option(False, "--condition-on-eos", help="Prepend EOS so the first token is scored too."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Sample/bootstrap seed.", show_default="the run's seed, else 0"),
         unit: str = typer.Option("bits", "--unit", help="Surprisal unit: bits or nats."),
+        pairs: Optional[List[Path]] = typer.Option(
+            None, "--pairs", help="Also BLiMP-style minimal-pair accuracy on these JSONL files/folders (as `ilm minimal-pairs`), "
+            "stimuli put into the first --data folder's language.",
+        ),
+        suites: Optional[List[Path]] = typer.Option(
+            None, "--suites", help="Also SyntaxGym accuracy on these suite JSON files/folders (as `ilm syntaxgym`), "
+            "stimuli put into the first --data folder's language.",
+        ),
         show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
     ) -> None:
         """Perplexity and marker surprisal per checkpoint, as long-format rows under --results."""
@@ -64,11 +72,31 @@ def register(app: typer.Typer) -> None:
             sentences_per_genre=sentences_per_genre or None, sample_scheme=sample_scheme, condition_on_eos=condition_on_eos, seed=seed,
             unit=unit, show_progress=show_progress,
         )
+        df = _targeted(df, subject, data, pairs, suites, dict(checkpoints=checkpoints, results=results,
+                       revisions=split_csv(revision), seed=seed, dtype=dtype, device=device, show_progress=show_progress))
         if not df.empty:
             _print_summary(df)
             console.print(ran_message(df), highlight=False, soft_wrap=True)
         if results is not None:
             console.print(f"{len(df)} row(s) in {results}")
+
+    def _targeted(df, subject, data, pairs, suites, common):
+        """Minimal pairs and SyntaxGym suites on the same checkpoints, in the model's (first) language."""
+        if not pairs and not suites:
+            return df
+        import pandas as pd
+
+        from impossible_lms.analysis.minimal_pairs import minimal_pairs
+        from impossible_lms.analysis.syntaxgym import syntaxgym
+        from impossible_lms.data import resolve_folder
+
+        own = resolve_folder(split_csv([str(d) for d in data])[0])
+        frames = [df]
+        if pairs:
+            frames.append(minimal_pairs(str(resolve_folder(subject)), own, pairs, **common))
+        if suites:
+            frames.append(syntaxgym(str(resolve_folder(subject)), own, suites, **common))
+        return pd.concat([f for f in frames if len(f)], ignore_index=True)
 
     def _print_summary(df) -> None:
         """The last checkpoint's final-layer rows, compact enough for 80 columns."""

@@ -327,6 +327,29 @@ def test_cli_reports_suite_accuracy_and_refuses_a_missing_suite(datasets, traine
     assert wrong.exit_code == 1 and "region_metric must be one of sum, first" in wrong.output
 
 
+def test_eval_scores_pairs_and_suites_beside_perplexity(datasets, trained, tmp_path):
+    """`ilm eval --pairs --suites`: the targeted evaluations as metrics of eval, stored with its rows."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from impossible_lms.evaluation import load_results
+
+    suite = write_good_bad(tmp_path / "order.json")
+    pairs = tmp_path / "order.jsonl"
+    pairs.write_text("".join(json.dumps({"sentence_good": " ".join(g), "sentence_bad": " ".join(b), "UID": "order"})
+                             + "\n" for g, b in zip(GOOD, BAD)))
+    res = tmp_path / "res"
+    ok = CliRunner().invoke(app, ["eval", str(trained / "checkpoint-80"), "--data", str(datasets / "no_shuffle"),
+                                  "--metrics", "perplexity", "--subsets", "test_affected", "--pairs", str(pairs),
+                                  "--suites", str(suite), "--results", str(res), "--device", "cpu", "--no-progress"])
+    assert ok.exit_code == 0, ok.output
+    assert "metrics: perplexity, minimal_pair_accuracy, syntaxgym_accuracy" in ok.output
+    stored = load_results(res)
+    last = stored[stored["subset"] == "all"].set_index("metric")["value"]
+    assert last["minimal_pair_accuracy"] == 100.0 and last["syntaxgym_accuracy"] == 100.0
+    assert set(stored["metric"]) == {"perplexity", "minimal_pair_accuracy", "syntaxgym_accuracy"}
+
+
 # ---------------------------------------------------------------- ilm run stages and the report
 
 
