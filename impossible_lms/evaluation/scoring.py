@@ -265,11 +265,9 @@ def _ilm_head_inputs(model, ids: torch.Tensor, heads: list[int | None]) -> dict:
     exit head, cut to the real vocabulary), so the heads run only where asked for."""
     exits = [h for h in heads if h is not FINAL]
     h, layers = model.transformer(ids, keep_layers=bool(exits))  # no mask: right padding (above)
-    vocab = model.config.vocab_size
     out = {FINAL: (h, model.output_logits)}
     for layer in exits:
-        head = model.exits[str(layer)]
-        out[layer] = (layers[layer], lambda x, head=head: head(x)[..., :vocab])
+        out[layer] = (layers[layer], lambda x, layer=layer: model.exit_head_logits(layer, x))
     return out
 
 

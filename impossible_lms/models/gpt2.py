@@ -233,9 +233,13 @@ class ILMPreTrainedModel(PreTrainedModel):
         if isinstance(module, (Attention, MLP)) and module.c_proj.out_features == self.config.n_embd:
             module.c_proj.weight.normal_(0.0, std / (2 * self.config.n_layer) ** 0.5)
 
+    def output_weight(self) -> torch.Tensor:
+        """The projection to the vocabulary: the input embeddings when tied, else ``lm_head``'s (padding rows too)."""
+        return self.transformer.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
+
     def output_logits(self, h: torch.Tensor) -> torch.Tensor:
         """Hidden states → logits over the real vocabulary (padding rows cut off)."""
-        weight = self.transformer.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
+        weight = self.output_weight()
         # Cut the weight's rows, not the logits' columns: the logits come out contiguous (a
         # softmax or cross entropy of a strided slice copies it first) and pad rows cost nothing.
         return F.linear(h, weight[: self.config.vocab_size])
@@ -244,10 +248,7 @@ class ILMPreTrainedModel(PreTrainedModel):
         """``lm_loss(output_logits(h), ...)`` without the logits: chunked, fused with the head (loss.py).
 
         ``head``: an exit head's projection instead of the output embeddings."""
-        if head is not None:
-            weight = head.weight
-        else:
-            weight = self.transformer.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
+        weight = head.weight if head is not None else self.output_weight()
         return head_cross_entropy(h, weight, labels, attention_mask, vocab=self.config.vocab_size,
                                   backend=self.config.cross_entropy)
 
@@ -287,6 +288,10 @@ class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
         for name, p in self.named_parameters():
             p.requires_grad = not frozen or name.startswith("exits.")
 
+    def exit_head_logits(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """Exit head ``layer``'s logits over the real vocabulary from that layer's residual stream."""
+        return self.exits[str(layer)](h)[..., : self.config.vocab_size]
+
     def forward(self, input_ids, attention_mask=None, labels=None, use_cache=False, output_exit_logits=False,
                 document_ids=None, output_hidden_states=False, return_logits=True, **kwargs) -> ILMOutput:
         """``hidden_states``: the residual stream after the embeddings and after each block (before ln_f).
@@ -312,8 +317,7 @@ class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
             return out
         out.logits = self.output_logits(h)
         if want_exits:
-            out.exit_logits = {l: self.exits[str(l)](layers[l])[..., : self.config.vocab_size]
-                               for l in self.config.exit_layers}
+            out.exit_logits = {l: self.exit_head_logits(l, layers[l]) for l in self.config.exit_layers}
         if labels is not None:
             out.loss = lm_loss(out.logits, labels, attention_mask)
             if want_exits:
