@@ -93,8 +93,8 @@ def restrict_attention(model: nn.Module, from_layer: int, allowed: torch.Tensor)
     documents) both allow; earlier blocks are untouched. A query left with no key sees itself.
 
     A block-input hook swaps the forward's attention context for one carrying ``AttnMask.extra``,
-    so the model's normal path has no extra branch. flash-attn has no arbitrary-mask form: those
-    blocks run SDPA instead."""
+    so the model's normal path has no extra branch. flash-attn has no arbitrary-mask form: its
+    backend runs SDPA for those blocks."""
     from dataclasses import replace
 
     from impossible_lms.models.gpt2 import Context
@@ -120,8 +120,8 @@ def restrict_attention(model: nn.Module, from_layer: int, allowed: torch.Tensor)
             if not fits:
                 raise ILMError(f"restrict_attention: mask of shape {tuple(allowed.shape)} does not fit "
                                f"[{target[0]}, 1, {mask.q_len}, {mask.k_len}]")
-            backend = "sdpa" if ctx.backend == "flash_attn" else ctx.backend
-            last[:] = [ctx, Context(backend, replace(mask, extra=allowed, _cache={}), ctx.positions)]
+            # flash-attn's backend itself hands a mask with ``extra`` to SDPA (attention.py)
+            last[:] = [ctx, Context(ctx.backend, replace(mask, extra=allowed, _cache={}), ctx.positions)]
         return (args[0], last[1], *args[2:])
 
     handles = [block.register_forward_pre_hook(hook) for block in found[from_layer:]]
