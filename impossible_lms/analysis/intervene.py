@@ -26,9 +26,8 @@ import pandas as pd
 import torch
 
 from impossible_lms.analysis.agreement import NO_HOP_PREFIX, AgreementData, agreement_data
-from impossible_lms.analysis.runner import Analysis, check_subject_vocab, run_analysis
+from impossible_lms.analysis.runner import Analysis, check_subject_vocab, percent_row, run_analysis
 from impossible_lms.errors import ILMError
-from impossible_lms.evaluation.stats import bootstrap_mean
 from impossible_lms.models.hooks import blocks, patch_block, record_blocks
 
 METRIC = "iia"
@@ -78,10 +77,8 @@ def iia_rows(wins: np.ndarray, seed: int = 0) -> list[dict]:
     rows = []
     for layer in range(wins.shape[0]):
         for position in range(wins.shape[1]):
-            values = wins[layer, position].astype(np.float64) * 100.0
-            value, low, high = bootstrap_mean(values, seed)
-            rows.append({"metric": METRIC, "subset": SUBSET, "layer": layer, "position": position, "value": value,
-                         "ci_low": low, "ci_high": high, "count": int(len(values)), "unit": "%"})
+            rows.append(percent_row(METRIC, wins[layer, position], seed, subset=SUBSET, layer=layer,
+                                    position=position))
     return rows
 
 

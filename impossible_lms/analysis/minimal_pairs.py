@@ -30,9 +30,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from impossible_lms.analysis.runner import Analysis, check_subject_vocab, run_analysis
+from impossible_lms.analysis.runner import Analysis, check_subject_vocab, percent_row, run_analysis
 from impossible_lms.errors import ILMError
-from impossible_lms.evaluation.stats import bootstrap_mean
 from impossible_lms.io import fingerprint
 
 METRIC = "minimal_pair_accuracy"
@@ -99,15 +98,10 @@ def perturb_pairs(pairs: Sequence[MinimalPair], data: str | Path, tagger="nltk")
 
 def pair_rows(good_lp: Sequence[float], bad_lp: Sequence[float], phenomena: Sequence[str], seed: int = 0) -> list[dict]:
     """Accuracy rows (percent) per phenomenon and over ``all`` from total log-probs per sentence."""
-    wins = (np.asarray(good_lp) > np.asarray(bad_lp)).astype(np.float64) * 100.0
+    wins = np.asarray(good_lp) > np.asarray(bad_lp)
     names = np.asarray(phenomena, dtype=object)
-    rows = []
-    for subset in ["all", *sorted(set(phenomena))]:
-        values = wins if subset == "all" else wins[names == subset]
-        value, low, high = bootstrap_mean(values, seed)
-        rows.append({"metric": METRIC, "subset": subset, "value": value, "ci_low": low, "ci_high": high,
-                     "count": int(len(values)), "unit": "%"})
-    return rows
+    return [percent_row(METRIC, wins if subset == "all" else wins[names == subset], seed, subset=subset)
+            for subset in ["all", *sorted(set(phenomena))]]
 
 
 def minimal_pairs(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from impossible_lms.errors import ILMError
@@ -113,6 +114,17 @@ def _label(r: dict, subj: Subject, target: Target, analysis: Analysis) -> dict:
         "scorer_version": f"{analysis.metric}-{ANALYSIS_VERSION}",
         "dtype": analysis.settings["dtype"],
     }
+
+
+def percent_row(metric: str, wins, seed: int, **fields) -> dict:
+    """A row of the share (percent) of true ``wins``, with a bootstrap 95% CI over them (``fields``:
+    subset, label, layer, ...)."""
+    from impossible_lms.evaluation.stats import bootstrap_mean
+
+    values = np.asarray(wins, dtype=np.float64) * 100.0
+    value, low, high = bootstrap_mean(values, seed)
+    return {"metric": metric, **fields, "value": value, "ci_low": low, "ci_high": high,
+            "count": int(len(values)), "unit": "%"}
 
 
 def check_subject_vocab(model, needed: int, target: Target) -> None:

@@ -51,10 +51,9 @@ from typing import Callable, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from impossible_lms.analysis.runner import Analysis, check_subject_vocab, run_analysis
+from impossible_lms.analysis.runner import Analysis, check_subject_vocab, percent_row, run_analysis
 from impossible_lms.analysis.stimuli import ORDERED_LANGUAGES, keeps_token_order, stimulus_files
 from impossible_lms.errors import ILMError
-from impossible_lms.evaluation.stats import bootstrap_mean
 from impossible_lms.io import fingerprint
 
 METRIC = "syntaxgym_accuracy"
@@ -420,19 +419,13 @@ def item_results(suite: Suite, surprisal: Callable[[int, int, str], float]) -> n
 
 def suite_rows(results: dict[str, np.ndarray], seed: int = 0) -> list[dict]:
     """Accuracy rows (percent): per suite and ``all`` (items whose every prediction holds), and per prediction."""
-    rows = []
-
-    def row(subset, label, values):
-        value, low, high = bootstrap_mean(values, seed)
-        rows.append({"metric": METRIC, "subset": subset, "label": label, "value": value, "ci_low": low,
-                     "ci_high": high, "count": int(len(values)), "unit": "%"})
-
-    passed = {name: r.all(axis=1).astype(np.float64) * 100.0 for name, r in results.items()}
-    row("all", "", np.concatenate(list(passed.values())) if passed else np.empty(0))
+    passed = {name: r.all(axis=1) for name, r in results.items()}
+    rows = [percent_row(METRIC, np.concatenate(list(passed.values())) if passed else np.empty(0), seed,
+                        subset="all", label="")]
     for name in results:
-        row(name, "", passed[name])
-        for k in range(results[name].shape[1]):
-            row(name, f"prediction {k + 1}", results[name][:, k].astype(np.float64) * 100.0)
+        rows.append(percent_row(METRIC, passed[name], seed, subset=name, label=""))
+        rows += [percent_row(METRIC, results[name][:, k], seed, subset=name, label=f"prediction {k + 1}")
+                 for k in range(results[name].shape[1])]
     return rows
 
 
