@@ -58,6 +58,20 @@ def view_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
     return written
 
 
+def _language_sorted(cells: pd.DataFrame, *by) -> pd.DataFrame:
+    """``cells`` in the languages' canonical order, then by ``by`` (column names, or Series of sort
+    keys computed from ``cells``), stable, index reset."""
+    keys = {"_language": cells["language"].map(sort_key)}
+    names = ["_language"]
+    for n, b in enumerate(by):
+        if isinstance(b, str):
+            names.append(b)
+        else:
+            keys[f"_by{n}"] = b
+            names.append(f"_by{n}")
+    return cells.assign(**keys).sort_values(names, kind="stable").drop(columns=list(keys)).reset_index(drop=True)
+
+
 # ---------------------------------------------------------------- interchange interventions
 
 
@@ -67,11 +81,10 @@ def iia_tables(rows: pd.DataFrame) -> Tables:
     rows = rows.copy()
     rows["position"] = pd.to_numeric(rows["position"], errors="coerce").astype(float)
     cells = _aggregate(rows, ["language", "model", "checkpoint", "layer", "position"], mean_interval)
-    cells = (cells.assign(_order=cells["language"].map(sort_key))
-             .sort_values(["_order", "model", "checkpoint", "layer", "position"], kind="stable").drop(columns="_order"))
+    cells = _language_sorted(cells, "model", "checkpoint", "layer", "position")
     best = (rows.groupby(["language", "model", *EXTRA_KEYS, "seed", "checkpoint"], dropna=False, sort=False)["value"]
             .max().reset_index())
-    return {"iia": cells.reset_index(drop=True),
+    return {"iia": cells,
             "iia_max": _aggregate(best, ["language", "model", "checkpoint"], mean_interval)}
 
 
@@ -135,9 +148,7 @@ def probe_tables(rows: pd.DataFrame) -> Tables:
     """``probe``: mean over seeds (t-interval) per language × model × checkpoint × layer × label
     (subset = the feature set: layer1 .. layer12, last4)."""
     cells = _aggregate(rows.copy(), ["language", "model", "checkpoint", "subset", "label"], mean_interval)
-    cells = (cells.assign(_order=cells["language"].map(sort_key))
-             .sort_values(["_order", "model", "checkpoint", "subset", "label"], kind="stable").drop(columns="_order"))
-    return {"probe": cells.reset_index(drop=True)}
+    return {"probe": _language_sorted(cells, "model", "checkpoint", "subset", "label")}
 
 
 def probe_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
@@ -250,11 +261,8 @@ def treeproj_tables(rows: pd.DataFrame) -> Tables:
     (``tree_score`` over token or word leaves; ``parse_f1`` and its precision and recall, word leaves)."""
     cells = _aggregate(rows.copy(), ["language", "model", "metric", "subset", "checkpoint"], mean_interval)
     order = {m: i for i, m in enumerate(TREEPROJ_METRICS)}
-    cells = (cells.assign(_order=cells["language"].map(sort_key), _m=cells["metric"].map(order),
-                          _u=cells["subset"] != "token")
-             .sort_values(["_order", "model", "_m", "_u", "checkpoint"], kind="stable")
-             .drop(columns=["_order", "_m", "_u"]))
-    return {"treeproj": cells.reset_index(drop=True)}
+    return {"treeproj": _language_sorted(cells, "model", cells["metric"].map(order), cells["subset"] != "token",
+                                         "checkpoint")}
 
 
 def treeproj_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
