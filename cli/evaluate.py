@@ -63,8 +63,9 @@ def register(app: typer.Typer) -> None:
         from impossible_lms.data import resolve_folder
         from impossible_lms.evaluation import METRICS, evaluate
 
+        subject, folders = str(resolve_folder(subject)), [resolve_folder(d) for d in split_csv([str(d) for d in data])]
         df = evaluate(
-            str(resolve_folder(subject)), [resolve_folder(d) for d in split_csv([str(d) for d in data])],
+            subject, folders,
             checkpoints=checkpoints,
             metrics=split_csv(metrics) or list(METRICS), results=results, revisions=split_csv(revision),
             subsets=split_csv(subsets) if subsets else None,
@@ -72,7 +73,7 @@ def register(app: typer.Typer) -> None:
             sentences_per_genre=sentences_per_genre or None, sample_scheme=sample_scheme, condition_on_eos=condition_on_eos, seed=seed,
             unit=unit, show_progress=show_progress,
         )
-        df = _targeted(df, subject, data, pairs, suites, dict(checkpoints=checkpoints, results=results,
+        df = _targeted(df, subject, folders[0], pairs, suites, dict(checkpoints=checkpoints, results=results,
                        revisions=split_csv(revision), seed=seed, dtype=dtype, device=device, show_progress=show_progress))
         if not df.empty:
             _print_summary(df)
@@ -80,7 +81,7 @@ def register(app: typer.Typer) -> None:
         if results is not None:
             console.print(f"{len(df)} row(s) in {results}")
 
-    def _targeted(df, subject, data, pairs, suites, common):
+    def _targeted(df, subject, own, pairs, suites, common):
         """Minimal pairs and SyntaxGym suites on the same checkpoints, in the model's (first) language."""
         if not pairs and not suites:
             return df
@@ -88,14 +89,12 @@ def register(app: typer.Typer) -> None:
 
         from impossible_lms.analysis.minimal_pairs import minimal_pairs
         from impossible_lms.analysis.syntaxgym import syntaxgym
-        from impossible_lms.data import resolve_folder
 
-        own = resolve_folder(split_csv([str(d) for d in data])[0])
         frames = [df]
         if pairs:
-            frames.append(minimal_pairs(str(resolve_folder(subject)), own, pairs, **common))
+            frames.append(minimal_pairs(subject, own, pairs, **common))
         if suites:
-            frames.append(syntaxgym(str(resolve_folder(subject)), own, suites, **common))
+            frames.append(syntaxgym(subject, own, suites, **common))
         return pd.concat([f for f in frames if len(f)], ignore_index=True)
 
     def _print_summary(df) -> None:
