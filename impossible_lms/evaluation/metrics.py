@@ -18,7 +18,8 @@ plain sequences, and the rest are not computed (NaN). Metrics run once
 per head: rows of multi-exit heads get their ``layer`` filled in by the caller.
 A metric that scores subsets one by one (perplexity: ``PERPLEXITY_SUBSETS``)
 names them in ``subsets``: each is one of its request names and the ``subset``
-of its rows, so ``evaluate(subsets=...)`` can score only some, and each is
+of its rows, and its ``requests(data, subsets=...)`` samples only those asked
+for, so ``evaluate(subsets=...)`` can score (and sample) only some, and each is
 stored on its own (a later run that asks for more reuses those it finds).
 Marker surprisal draws its own sample of affected test sentences, as the
 reference's ``hop_surprisal.py`` does: sentences whose length + EOS reaches
@@ -144,8 +145,8 @@ def sentence_log_perplexity(logprobs: np.ndarray) -> float:
     return float(-scored.mean()) if len(scored) else float("nan")
 
 
-def _perplexity_requests(data) -> Requests:
-    return {subset: data.sample(subset) for subset in PERPLEXITY_SUBSETS}
+def _perplexity_requests(data, subsets=PERPLEXITY_SUBSETS) -> Requests:
+    return {subset: data.sample(subset) for subset in subsets}
 
 
 @register_metric("perplexity", requests=_perplexity_requests, subsets=PERPLEXITY_SUBSETS)

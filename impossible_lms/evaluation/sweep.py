@@ -147,12 +147,12 @@ def _parts(m: Metric, wanted: tuple[str, ...] | None) -> list[str | None]:
 
 
 def _requests(m: Metric, d: EvalData, jobs: list[Job]) -> dict:
-    """What metric ``m``'s pending jobs need: of a metric with subsets, only those subsets' requests."""
-    requests = m.requests(d)
+    """What metric ``m``'s pending jobs need: of a metric with subsets, only those subsets' requests
+    (the others are not even sampled)."""
     if not m.subsets:
-        return requests
+        return m.requests(d)
     pending = {j.subset for j in jobs}
-    return {name: r for name, r in requests.items() if name in pending}
+    return m.requests(d, subsets=[s for s in m.subsets if s in pending])
 
 
 def _score_target(model, subj: Subject, target: Target, jobs: list[Job], condition_on_eos: bool,
