@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_check.py            # on one H100/H200: < 8 minutes, prints one table
     python benchmarks/gpu_check.py --smoke    # tiny sizes on CPU in seconds (CI runs this so it cannot rot)
+    bash benchmarks/gpu_session.sh OUT        # the whole lease: wheels, each part under its own time limit
 
 Runs on a bare machine with only torch, transformers and triton: flash-attn is
 imported only inside its part (a clear "skipped" row when it is missing), and
@@ -39,10 +40,18 @@ SMOKE = dict(presets=["tiny-gpt2", "tiny-gpt2-nopos", "tiny-gpt2-rotary", "tiny-
              seq=32, micro=2, steps=2, warmup=1, vocab=256, checkpoints=2, baseline_checkpoints=1, sentences=20, eval_vocab=256,
              eval_preset="tiny")
 ROWS: list[tuple[str, str, str, str]] = []  # (part, subject, value, note)
+LOG: list = []  # the --out file, when given: every row is written there the moment it is measured
 
 
 def row(part: str, subject: str, value: str, note: str = "") -> None:
+    """Keep the row for the final table, and print it now: a run cut short by its time limit
+    still shows (and, with --out, keeps) every number it reached."""
     ROWS.append((part, subject, value, note))
+    line = f"[{part}] {subject}: {value}  {note}".rstrip()
+    print(line, flush=True)
+    for f in LOG:
+        f.write(line + "\n")
+        f.flush()
 
 
 def peak_memory(device: torch.device) -> str:
@@ -110,8 +119,13 @@ def hf_gpt2(shape, vocab: int, seq: int, dropout: float):
     return GPT2LMHeadModel(c)
 
 
-def train_rate(model: nn.Module, args, device: torch.device) -> float:
-    """Tokens/s of forward+backward+fused AdamW on one fixed random batch (bf16 autocast on CUDA)."""
+def train_rate(model: nn.Module, args, device: torch.device, ilm: bool) -> float:
+    """Tokens/s of forward+backward+fused AdamW on one fixed random batch (bf16 autocast on CUDA).
+
+    ilm's models are called as the trainer calls them (``return_logits=False``: the loss
+    from the hidden states a chunk at a time, never the [B, T, V] logits); the
+    baselines as their own training code does (full logits, then cross-entropy)."""
+    kwargs = {"return_logits": False} if ilm and args.ilm_loss == "chunked" else {}
     model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     net = torch.compile(model) if args.compile else model
@@ -120,7 +134,7 @@ def train_rate(model: nn.Module, args, device: torch.device) -> float:
 
     def step():
         with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
-            loss = net(input_ids=x, labels=x).loss
+            loss = net(input_ids=x, labels=x, **kwargs).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -146,15 +160,18 @@ def part_train(args, device, peak) -> None:
     from impossible_lms.models import model_config
 
     shape = model_config(args.presets[0])
-    # Every preset in the fast setting (the targets); the default setting for the first preset and the
-    # baselines only, so the compile time of 14 models does not push the run past 8 minutes.
-    for setting, dropout in (("default (dropout 0.1)", 0.1), ("fast (dropout 0)", 0.0)):
+    # Every preset in the fast setting (the targets) first; the default setting for the first preset
+    # and the baselines only, so the compile time of 14 models does not push the run past 8 minutes.
+    settings = {"fast": ("fast (dropout 0)", 0.0), "default": ("default (dropout 0.1)", 0.1)}
+    for setting, dropout in (settings[name] for name in args.settings):
         presets = args.presets if dropout == 0.0 else args.presets[:1]
-        subjects = [(p, lambda p=p: ours(p, args.vocab, args.seq, dropout)) for p in presets]
-        subjects += [("transformers GPT2 (sdpa)", lambda: hf_gpt2(shape, args.vocab, args.seq, dropout)),
-                     ("nanoGPT-style", lambda: NanoGPT(args.vocab, args.seq, shape.n_embd, shape.n_layer,
-                                                       shape.n_head, dropout))]
-        for name, build in subjects:
+        loss = "" if args.ilm_loss == "chunked" else ", full logits"
+        subjects = [(p + loss, True, lambda p=p: ours(p, args.vocab, args.seq, dropout)) for p in presets]
+        if not args.no_baselines:
+            subjects += [("transformers GPT2 (sdpa)", False, lambda: hf_gpt2(shape, args.vocab, args.seq, dropout)),
+                         ("nanoGPT-style", False, lambda: NanoGPT(args.vocab, args.seq, shape.n_embd, shape.n_layer,
+                                                                  shape.n_head, dropout))]
+        for name, ilm, build in subjects:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
@@ -162,13 +179,16 @@ def part_train(args, device, peak) -> None:
                 model = build()
                 n = sum(p.numel() for p in model.parameters())
                 flops = 6.0 * n + 12.0 * shape.n_layer * shape.n_embd * args.seq
-                tps = train_rate(model, args, device)
+                start = time.perf_counter()
+                tps = train_rate(model, args, device, ilm)
+                wall = time.perf_counter() - start
             except Exception as e:  # one broken subject must not hide the others' numbers
                 row("train", f"{name} [{setting}]", "FAILED", f"{type(e).__name__}: {str(e)[:80]}")
                 continue
             mfu = f"MFU {100 * tps * flops / peak:.1f}%" if peak else "MFU n/a (unknown peak)"
             row("train", f"{name} [{setting}]", f"{tps:,.0f} tok/s",
-                f"{mfu}, peak mem {peak_memory(device)}, batch {args.micro}x{args.seq}")
+                f"{mfu}, peak mem {peak_memory(device)}, batch {args.micro}x{args.seq}, "
+                f"{wall:.0f} s with compile")
             del model
 
 
@@ -195,8 +215,9 @@ def part_eval(args, device) -> None:
         data = make_toy_data(tmp / "data", per_genre=math.ceil(args.sentences / 10),
                              genres=[f"g{i}" for i in range(10)], vocab_size=args.eval_vocab, min_len=4, max_len=40)
         steps = [100 * (i + 1) for i in range(args.checkpoints)]
-        run = make_toy_run(tmp / "run", steps=steps, data=data, vocab_size=args.eval_vocab,
+        run = make_toy_run(tmp / "run", steps=steps[:1], data=data, vocab_size=args.eval_vocab,
                            **PRESETS[args.eval_preset])
+        copy_checkpoints(run, steps)
         n = len(EvalData(data, None, 0).sample("test_affected"))
         ours = {}  # the default (every subset) and the issue's like for like (affected perplexity + surprisal)
         for label, subsets in (("every", None), ("affected", ["test_affected"])):
@@ -220,6 +241,28 @@ def part_eval(args, device) -> None:
             f"3 passes (affected perplexity + surprisal): {base / ours['affected']:.1f}x evaluate(subsets=test_affected); "
             f"5 passes (every number, {every:.2f} s): {every / ours['every']:.1f}x evaluate(); "
             f"timed on {len(few)} of {len(steps)} checkpoints, scaled")
+
+
+def copy_checkpoints(run: Path, steps: list[int]) -> None:
+    """Give the run every step as hard links of its first checkpoint's files, so the machine
+    spends its time on evaluation, not on initialising and writing 30 GPT-2s (each checkpoint is
+    still read from its own folder: evaluation cannot tell them apart)."""
+    import json
+    import os
+
+    from impossible_lms.training.checkpoint import STATE_JSON, write_trainer_state
+
+    first = run / f"checkpoint-{steps[0]}"
+    for step in steps[1:]:
+        target = run / f"checkpoint-{step}"
+        target.mkdir()
+        for f in first.iterdir():
+            os.link(f, target / f.name)
+        (target / STATE_JSON).unlink()
+        write_trainer_state(target, {"step": step})
+    meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    meta.update(steps=max(steps), checkpoints=list(steps))
+    (run / "run.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
 def part_agreement(args, device) -> None:
@@ -261,9 +304,24 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes on CPU in a few seconds (CI)")
     ap.add_argument("--skip", action="append", default=[], choices=["train", "eval", "agree"])
+    ap.add_argument("--presets", dest="only", help="comma-separated presets to train (default: all five of the size)")
+    ap.add_argument("--settings", default="fast,default",
+                    help="training settings, in order: fast (dropout 0), default (dropout 0.1)")
+    ap.add_argument("--ilm-loss", choices=["chunked", "full"], default="chunked",
+                    help="ilm's models: the trainer's chunked loss (default) or full [B, T, V] logits")
+    ap.add_argument("--no-baselines", action="store_true", help="time ilm's presets only")
+    ap.add_argument("--eval-checkpoints", type=int, help="evaluation: checkpoints (default 30)")
+    ap.add_argument("--out", type=Path, help="also append every row to this file as it is measured")
     args = ap.parse_args(argv)
     for k, v in (SMOKE if args.smoke else FULL).items():
         setattr(args, k, v)
+    if args.eval_checkpoints:
+        args.checkpoints = args.eval_checkpoints
+    if args.only:
+        args.presets = args.only.split(",")
+    args.settings = args.settings.split(",")
+    if args.out:
+        LOG.append(args.out.open("a", encoding="utf-8"))
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     args.compile = device.type == "cuda"
     if device.type == "cuda":
@@ -272,8 +330,9 @@ def main(argv=None) -> None:
     peak = next((v for k, v in PEAKS.items() if k in name), None)
     print(f"device {name}; peak bf16 dense used for MFU: {f'{peak / 1e12:.0f} TFLOP/s' if peak else 'unknown'}; "
           f"torch {torch.__version__}; compile {args.compile}")
-    parts = {"train": lambda: part_train(args, device, peak), "eval": lambda: part_eval(args, device),
-             "agree": lambda: part_agreement(args, device)}
+    # Agreement first: seconds, and it shows at once whether each attention backend runs at all.
+    parts = {"agree": lambda: part_agreement(args, device), "train": lambda: part_train(args, device, peak),
+             "eval": lambda: part_eval(args, device)}
     for part, fn in parts.items():
         if part in args.skip:
             row(part, "-", "skipped", "--skip")

@@ -7,15 +7,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_gpu_check_smoke_prints_the_table():
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke"], cwd=ROOT,
+def test_gpu_check_smoke_prints_the_table(tmp_path):
+    rows = tmp_path / "rows.txt"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke", "--out", str(rows)],
+                         cwd=ROOT,
                          capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1",
                                                                             **__import__("os").environ})
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
     assert lines[0].startswith("device cpu; peak bf16 dense used for MFU: unknown")
-    assert lines[1].split() == ["part", "subject", "value", "note"]
-    body = "\n".join(lines[3:])
+    # each row is printed (and written to --out) the moment it is measured, then the table at the end
+    streamed = rows.read_text().splitlines()
+    assert streamed and all(line.startswith("[") for line in streamed)
+    assert lines[1:1 + len(streamed)] == streamed
+    head = lines.index(next(l for l in lines if l.split() == ["part", "subject", "value", "note"]))
+    assert head == 1 + len(streamed)
+    body = "\n".join(lines[head + 2:])
+    assert len(body.splitlines()) == len(streamed)
     assert "FAILED" not in body, body
     for name in ("tiny-gpt2", "tiny-gpt2-nopos", "tiny-gpt2-rotary", "tiny-gpt2-alibi", "tiny-backpack",
                  "transformers GPT2 (sdpa)", "nanoGPT-style"):
