@@ -9,7 +9,6 @@ Pure Python + numpy; never imports torch or transformers.
 """
 
 from perturbations.base import (
-    FAMILIES,
     MARKER_PLURAL,
     MARKER_REVERSE,
     MARKER_SINGULAR,
@@ -22,6 +21,7 @@ from perturbations.base import (
 )
 from perturbations.ragged import Ragged
 from perturbations.registry import (
+    FAMILIES,
     REFERENCE_LANGUAGES,
     describe,
     get_language,

@@ -30,8 +30,6 @@ MARKER_PLURAL = "\U0001F13F"  # 🄿
 # The reference drops every sequence that keeps at most this many non-marker tokens.
 MIN_CONTENT_TOKENS = 2
 
-FAMILIES = ("shuffle", "reverse", "hop")
-
 
 @dataclass(frozen=True)
 class Word:
@@ -125,11 +123,19 @@ class Language:
     params: dict[str, Any] = field(default_factory=dict, compare=False)
     color: str = "#606060"
 
-    family: ClassVar[str] = ""
-    markers: ClassVar[tuple[str, ...]] = ()
-    needs_tags: ClassVar[bool] = False
+    # What the language is, for everything downstream (planner, analyses, report) to ask instead
+    # of comparing names or family strings:
+    family: ClassVar[str] = ""  # the group it is reported in ("shuffle", "reverse", "hop", "tree")
+    markers: ClassVar[tuple[str, ...]] = ()  # marker tokens it adds to the vocabulary
+    needs_tags: ClassVar[bool] = False  # reads Word.upos/feats (a tagger must run)
     keeps: ClassVar[str] = "every sentence"  # which sentences the language keeps, for error messages
     needs_tree: ClassVar[bool] = False  # reads Word.head (tree languages; sentences without one stay unchanged)
+    control: ClassVar[str | None] = None  # its family's control language (the possible twin), if any
+    keeps_token_order: ClassVar[bool] = False  # every token stays where it was (markers aside)
+    marks_agreement: ClassVar[bool] = False  # its markers carry verb agreement (marker surprisal, interventions)
+    # where word-level analyses (probing, word-level tree projections) read its sentences:
+    # "own" (its words keep their order), "control" (the control language's), None (none apply)
+    word_analyses: ClassVar[str | None] = None
 
     # -- what subclasses provide -------------------------------------------------
 

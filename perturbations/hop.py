@@ -285,6 +285,10 @@ class HopLanguage(Language):
     values: str = SELECTOR_DEFAULTS["values"]
 
     family: ClassVar[str] = "hop"
+    control: ClassVar[str | None] = "no_hop"
+    keeps_token_order: ClassVar[bool] = True  # the marker moves, every other token stays
+    marks_agreement: ClassVar[bool] = True
+    word_analyses: ClassVar[str | None] = "own"
     markers: ClassVar[tuple[str, ...]] = (MARKER_SINGULAR, MARKER_PLURAL)
     needs_tags: ClassVar[bool] = True
     keeps: ClassVar[str] = "sentences of 2+ tokens whose every verb marker completes its n-word hop"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from perturbations.errors import ILMError
-from perturbations.base import FAMILIES, Language
+from perturbations.base import Language
 from perturbations import hop, reverse, shuffle, tree
 
 REQUIRED = None  # a parameter default meaning "must be given"
@@ -82,6 +82,9 @@ for _base in ("no_hop", "token_hop", "word_hop"):
         REGISTRY[_base].cls, REGISTRY[_base].display, {**REGISTRY[_base].params, **hop.SELECTOR_DEFAULTS},
         REGISTRY[_base].color, REGISTRY[_base].summary, text=tuple(hop.SELECTOR_DEFAULTS), check=hop.check_selector,
     )
+
+# Every family, in the order reports and listings show them: the registry's own, derived.
+FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(entry.cls.family for entry in REGISTRY.values()))
 
 # The 15 languages of Kallini et al. (2024), in the paper's order.
 REFERENCE_LANGUAGES: tuple[str, ...] = (
@@ -224,11 +227,24 @@ def get_language(spec: str | Language) -> Language:
     return entry.cls(name=name, display=display, params=shown, color=color, **params)
 
 
-def list_languages(family: str | None = None) -> list[Language]:
-    """The 15 reference languages in paper order, optionally of one family."""
+# A value for each required parameter, so every registered language can be listed and shown.
+EXAMPLE_PARAMS = {"np_order": "order=N-A-Num-Dem"}
+
+
+def _check_family(family: str | None) -> None:
     if family is not None and family not in FAMILIES:
         raise ILMError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
-    langs = [get_language(name) for name in REFERENCE_LANGUAGES]
+
+
+def list_languages(family: str | None = None, every: bool = False) -> list[Language]:
+    """The 15 reference languages in paper order, then (``every``) one of each other registered
+    language at its default parameters; optionally of one family."""
+    _check_family(family)
+    names = list(REFERENCE_LANGUAGES)
+    if every:
+        names += [f"{base}:{EXAMPLE_PARAMS[base]}" if base in EXAMPLE_PARAMS else base
+                  for base in REGISTRY if not any(n.partition(":")[0] == base for n in REFERENCE_LANGUAGES)]
+    langs = [get_language(name) for name in names]
     return [lang for lang in langs if family is None or lang.family == family]
 
 
@@ -238,15 +254,17 @@ def describe(language: Language) -> str:
     return REGISTRY[base].summary
 
 
-def language_table(specs: Sequence[str] = (), family: str | None = None) -> list[dict[str, str]]:
-    """One row per language for ``ilm languages``: the 15 reference ones, or ``specs``.
+def language_table(specs: Sequence[str] = (), family: str | None = None, every: bool = False) -> list[dict[str, str]]:
+    """One row per language for ``ilm languages``: the 15 reference ones (``every``: then every
+    other registered language), or ``specs``.
 
     Rows hold name, display, family, markers (space-separated, "" for none),
-    summary and example; ``family`` keeps one family only.
+    summary and example; ``family`` keeps one family only (a family outside the 15, such as
+    ``tree``, lists its registered languages).
     """
-    if family is not None and family not in FAMILIES:
-        raise ILMError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
-    langs = [get_language(s) for s in specs] if specs else list_languages()
+    _check_family(family)
+    every = every or (family is not None and not list_languages(family))
+    langs = [get_language(s) for s in specs] if specs else list_languages(every=every)
     return [
         {
             "name": lang.name,

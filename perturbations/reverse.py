@@ -84,6 +84,8 @@ class ReverseLanguage(Language):
     seed: int = 21
 
     family: ClassVar[str] = "reverse"
+    control: ClassVar[str | None] = "no_reverse"
+    word_analyses: ClassVar[str | None] = "control"  # the reversal moves words: read NoReverse's
     keeps: ClassVar[str] = f"sentences of at least {MIN_CONTENT_TOKENS} tokens besides the marker"
     markers: ClassVar[tuple[str, ...]] = (MARKER_REVERSE,)
     mode: ClassVar[str] = "none"
@@ -106,6 +108,7 @@ class ReverseLanguage(Language):
 @dataclass(frozen=True)
 class NoReverse(ReverseLanguage):
     mode: ClassVar[str] = "none"
+    keeps_token_order: ClassVar[bool] = True  # the marker is inserted, nothing reversed
 
 
 @dataclass(frozen=True)

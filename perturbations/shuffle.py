@@ -125,6 +125,7 @@ class ShuffleLanguage(Language):
     """Base of the family: every sentence affected, 2..350 original tokens kept."""
 
     family: ClassVar[str] = "shuffle"
+    control: ClassVar[str | None] = "no_shuffle"
     keeps: ClassVar[str] = f"sentences of {MIN_TOKENS} to {MAX_TOKENS} tokens"
 
     def _shuffle(self, tokens: Ragged, kept: np.ndarray, stream: np.random.Generator | None) -> Ragged:
@@ -140,6 +141,8 @@ class ShuffleLanguage(Language):
 
 @dataclass(frozen=True)
 class NoShuffle(ShuffleLanguage):
+    keeps_token_order: ClassVar[bool] = True
+
     def _shuffle(self, tokens, kept, stream):
         return tokens.take(kept)
 

@@ -53,7 +53,7 @@ def test_unknown_language_is_one_line_exit_1() -> None:
 def test_unknown_family_is_one_line_exit_1() -> None:
     result = invoke("--family", "shufle")
     assert result.exit_code == 1
-    assert result.output.strip() == "error: unknown family 'shufle'; choose from shuffle, reverse, hop"
+    assert result.output.strip() == "error: unknown family 'shufle'; choose from shuffle, reverse, hop, tree"
 
 
 def test_listing_languages_never_imports_torch(heavy_imports) -> None:

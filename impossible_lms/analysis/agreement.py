@@ -32,6 +32,7 @@ from typing import Callable, Sequence
 
 from impossible_lms.errors import ILMError
 from impossible_lms.io import atomic_write_json, fingerprint
+from perturbations import get_language
 
 FORMAT = "ilm-agreement/1"
 SINGULAR_MARKER, PLURAL_MARKER = "\U0001F142", "\U0001F13F"  # 🅂 🄿
@@ -228,7 +229,7 @@ def agreement_data(data: str | Path | Sequence[str | Path], split: str = "test_a
     by_language = {load_manifest(f).language: f for f in items}
     if len(items) == 1:
         (language, folder), = by_language.items()
-        if not language.endswith("hop"):
+        if not get_language(language).marks_agreement:
             raise ILMError(f"{folder} holds {language}; agreement pairs come from the no_hop and word_hop datasets")
         for name in ("no_hop", "word_hop"):
             sibling = folder.parent / name

@@ -31,6 +31,7 @@ import pandas as pd
 from impossible_lms.analysis.runner import Analysis, check_subject_vocab, run_analysis
 from impossible_lms.errors import ILMError
 from impossible_lms.io import fingerprint
+from perturbations import get_language
 
 METRIC = "probe_accuracy"
 LABELS = ("NP", "VP", "ADJP", "ADVP", "PP")
@@ -181,7 +182,9 @@ def _stripped_test_ids(folder: Path) -> set[tuple[int, ...]]:
 
     manifest = load_manifest(folder)
     drop = set(manifest.marker_ids.values()) | {manifest.eos_id}
-    splits = ("test_unaffected",) if manifest.family == "hop" else ("test_affected", "test_unaffected")
+    # a language whose markers mark agreement (the hops) changes every affected sentence
+    marked = get_language(manifest.language).marks_agreement
+    splits = ("test_unaffected",) if marked else ("test_affected", "test_unaffected")
     ids: set[tuple[int, ...]] = set()
     for split in splits:
         for row in load_split(folder, split)["input_ids"]:
@@ -193,17 +196,20 @@ def probe_folder(data: str | Path) -> Path:
     """Reverse-family datasets are probed on the NoReverse sentences: ``no_reverse`` beside them."""
     from impossible_lms.data import load_manifest, resolve_folder
 
+    from impossible_lms.data import dataset_folder_name
+
     folder = resolve_folder(data)
     manifest = load_manifest(folder)
-    if manifest.family == "reverse" and manifest.language != "no_reverse":
-        sibling = folder.parent / "no_reverse"
+    lang = get_language(manifest.language)
+    if lang.word_analyses is None:
+        raise ILMError(f"edge probing is defined for languages whose words keep their order or whose control's "
+                       f"do (the hop and reverse families), not {manifest.language}")
+    if lang.word_analyses == "control" and lang.control != lang.name:
+        sibling = folder.parent / dataset_folder_name(lang.control)
         if not (sibling / "manifest.json").is_file():
-            raise ILMError(f"{manifest.language} is probed on the NoReverse test sentences: perturb no_reverse "
-                           f"into {sibling} (ilm perturb no_reverse ...) or give that folder as --data")
+            raise ILMError(f"{manifest.language} is probed on the {lang.control} test sentences: perturb "
+                           f"{lang.control} into {sibling} (ilm perturb {lang.control} ...) or give that folder as --data")
         return sibling
-    if manifest.family not in ("hop", "reverse"):
-        raise ILMError(f"edge probing is defined for the hop and reverse families, not {manifest.family} "
-                       f"({manifest.language})")
     return folder
 
 

@@ -17,16 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-# The languages whose rules keep the tokens' order (markers inserted, verbs lemmatised), so a
-# stimulus's regions keep their tokens: SyntaxGym suites are defined for these only.
-ORDERED_LANGUAGES = ("no_shuffle", "no_reverse", "no_hop", "token_hop", "word_hop")
+def ordered_languages() -> list[str]:
+    """The registered languages (at their defaults) that keep every token where it was (markers
+    inserted, verbs lemmatised), so a stimulus's regions keep their tokens: SyntaxGym suites are
+    defined for these only."""
+    from perturbations import list_languages
+
+    return [lang.name for lang in list_languages(every=True) if lang.keeps_token_order]
 
 
 def keeps_token_order(language: str) -> bool:
-    """Whether ``language`` (any spelling the registry reads) is one of :data:`ORDERED_LANGUAGES`."""
+    """Whether ``language`` (any spelling the registry reads) keeps every token where it was."""
     from perturbations import get_language
 
-    return get_language(language).name.split(":")[0] in ORDERED_LANGUAGES
+    return get_language(language).keeps_token_order
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ Languages. The reference scored its agreement models (control_agreement,
 local_agreement) on the suites' plain English. Here each sentence is put into
 the model's language (:func:`impossible_lms.analysis.stimuli.perturb_texts`)
 where a region still means something: languages that keep the tokens' order,
-:data:`ORDERED_LANGUAGES` (NoShuffle; NoReverse, which only inserts 🅁; and the
+:func:`ordered_languages` (NoShuffle; NoReverse, which only inserts 🅁; and the
 hop languages, which lemmatise agreeing verbs and insert 🅂/🄿). A region's
 tokens are those of its words; a marker belongs to the region of the token
 before it. Shuffles and reverses move tokens across regions: an ILMError names
@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from impossible_lms.analysis.runner import Analysis, check_subject_vocab, percent_row, run_analysis
-from impossible_lms.analysis.stimuli import ORDERED_LANGUAGES, keeps_token_order, stimulus_files
+from impossible_lms.analysis.stimuli import keeps_token_order, ordered_languages, stimulus_files
 from impossible_lms.errors import ILMError
 from impossible_lms.io import fingerprint
 
@@ -313,7 +313,7 @@ def perturb_suites(suites: Sequence[Suite], data: str | Path, tagger="nltk",
 
     language = get_language(load_manifest(data).language)
     if not keeps_token_order(language.name):
-        raise ILMError(f"syntaxgym needs a language that keeps the tokens' order ({', '.join(ORDERED_LANGUAGES)}): "
+        raise ILMError(f"syntaxgym needs a language that keeps the tokens' order ({', '.join(ordered_languages())}): "
                        f"{language.name} moves tokens across regions")
     if local_agreement:
         suites = [local_agreement_suite(s) for s in suites]
@@ -361,7 +361,7 @@ def region_spans(regions, ids, sentence, language, tok, markers, key) -> dict[in
 
 
 def _join_for(language):
-    if language.family == "hop":
+    if language.marks_agreement:  # the hops re-join tagged words (verbs lemmatised)
         from perturbations.hop import join_words
 
         return join_words
@@ -370,7 +370,7 @@ def _join_for(language):
 
 def _surface_pieces(regions, sentence, language, key) -> list[tuple[str, int]]:
     """(text, region index) in order, whose join is the language's marker-free sentence."""
-    if language.family != "hop":
+    if not language.marks_agreement:
         return [(t.strip(), k) for k, (_, t) in enumerate(regions) if t.strip()]
     from perturbations.hop import lemma_of
 

@@ -286,11 +286,13 @@ def word_stimuli(data: str | Path, trees: str | Path | None, sentences: int, see
     from impossible_lms.analysis.probe import probe_folder
     from impossible_lms.data import load_dataset_tokenizer, load_manifest, resolve_folder
 
+    from perturbations import get_language
+
     folder = resolve_folder(data)
-    family = load_manifest(folder).family
-    if family not in ("hop", "reverse"):
-        raise ILMError(f"word-level tree projections need the words in order: hop and reverse languages, "
-                       f"not {family}; use unit 'token' (--unit token), the reference's tree score")
+    language = load_manifest(folder).language
+    if get_language(language).word_analyses is None:
+        raise ILMError(f"word-level tree projections need the words in order (hop and reverse languages), "
+                       f"not {language}; use unit 'token' (--unit token), the reference's tree score")
     folder = probe_folder(folder)
     tokenizer = load_dataset_tokenizer(folder)
     parsed, keep = gold_trees(folder, trees)
@@ -420,8 +422,10 @@ def _data_identity(data: str | Path, unit: str, trees: str | Path | None) -> str
     from impossible_lms.data import load_manifest, resolve_folder
     from impossible_lms.io import file_fingerprint
 
+    from perturbations import get_language
+
     folder = resolve_folder(data)
-    if unit == "word" and load_manifest(folder).family in ("hop", "reverse"):
+    if unit == "word" and get_language(load_manifest(folder).language).word_analyses is not None:
         folder = probe_folder(folder)
     manifest = load_manifest(folder)
     gold = None if unit == "token" else ("synthetic" if trees is None else

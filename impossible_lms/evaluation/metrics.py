@@ -199,11 +199,23 @@ def _surprisal_requests(data) -> Requests:
     return {"with_marker": AtPositions(pairs.with_marker, at), "without_marker": AtPositions(pairs.without_marker, at)}
 
 
-def _is_hop(data) -> bool:
-    return data.family == "hop"
+# The metrics that read agreement markers: they apply to languages that mark agreement (the hops).
+MARKER_METRICS = ("marker_surprisal", "surprisal_difference")
 
 
-@register_metric("marker_surprisal", requests=_surprisal_requests, applies=_is_hop)
+def _marks_agreement(data) -> bool:
+    """The dataset's language marks agreement; a name the registry does not know falls back to
+    the family its manifest recorded."""
+    from impossible_lms.errors import ILMError
+    from perturbations import get_language
+
+    try:
+        return get_language(str(getattr(data, "language", ""))).marks_agreement
+    except ILMError:
+        return getattr(data, "family", None) == "hop"
+
+
+@register_metric("marker_surprisal", requests=_surprisal_requests, applies=_marks_agreement)
 def marker_surprisal(data, logprobs: LogProbs, options: MetricOptions) -> list[dict]:
     """Surprisal of the first marker and (surprisal_difference) that of the token at its index
     once the marker is removed minus the marker's, as means with bootstrap 95% CIs."""

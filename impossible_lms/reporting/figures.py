@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from impossible_lms.io import atomic_path
 from impossible_lms.reporting.languages import FAMILY_ORDER, language_info
 
-FAMILY_TITLES = {"shuffle": "*Shuffle", "reverse": "*Reverse", "hop": "*Hop", "other": "Other"}
+FAMILY_TITLES = {family: f"*{family.title()}" for family in FAMILY_ORDER[:-1]} | {"other": "Other"}
 
 
 def _families(languages: list[str]) -> list[str]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-FAMILY_ORDER = ("shuffle", "reverse", "hop", "other")
+from perturbations import FAMILIES
+
+FAMILY_ORDER = (*FAMILIES, "other")  # the registry's families, then names it does not know
 
 
 @dataclass(frozen=True)
