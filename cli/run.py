@@ -47,14 +47,17 @@ def register(app: typer.Typer) -> None:
             from impossible_lms.estimate import estimate_training
 
             plan = result.plan
-            estimate = estimate_training(cfg, plan.tokens_per_run, plan.runs) if plan.tokens_per_run else None
-            console.print(format_plan(plan, estimate), highlight=False, markup=False, soft_wrap=True)
+            console.print(format_plan(plan, estimate_training(cfg, plan.runs)), highlight=False, markup=False,
+                          soft_wrap=True)
             return
         _print_summary(cfg, result)
 
 
 def _print_summary(cfg, result) -> None:
-    report = cfg.report_dir / "final.csv"
+    from impossible_lms.experiment import layout
+
+    report_dir = layout(cfg).report()
+    report = report_dir / "final.csv"
     if report.is_file():
         import pandas as pd
 
@@ -62,4 +65,4 @@ def _print_summary(cfg, result) -> None:
 
         console.print(rich_table("final", pd.read_csv(report, keep_default_na=True)))
     ran = len(result.executed)
-    console.print(f"{ran} step(s) run; report in {cfg.report_dir}")
+    console.print(f"{ran} step(s) run; report in {report_dir}")

@@ -225,21 +225,17 @@ def check_babylm(root: Path, options: dict | None = None) -> Check:
 
 def estimate_disk(cfg) -> int:
     """Bytes a full run of the experiment writes: checkpoints (weights + optimiser state) and datasets."""
-    from impossible_lms.config import load_config
-    from impossible_lms.experiment import _train_config_class, select_runs
+    from impossible_lms.experiment import select_runs, train_config
 
-    TrainConfig = _train_config_class()
-    steps, every, keep = 3000, 100, None
-    if TrainConfig is not None:
-        tc = load_config(TrainConfig, overrides=dict(cfg.train))
-        steps, every, keep = tc.schedule.steps, tc.checkpoint.every, tc.checkpoint.keep
-    checkpoints = max(1, steps // max(1, every))
-    if keep:
-        checkpoints = min(checkpoints, keep)
     total = 0.0
+    checkpoints: dict[str, int] = {}  # per variant: each may change the schedule or the checkpoints kept
     for run in select_runs(cfg):
+        if run.variant not in checkpoints:
+            tc = train_config(cfg, variant=run.variant)
+            count = max(1, tc.schedule.steps // max(1, tc.checkpoint.every))
+            checkpoints[run.variant] = min(count, tc.checkpoint.keep) if tc.checkpoint.keep else count
         params = PRESET_PARAMS.get(run.model, TINY_PARAMS if run.model.startswith("tiny") else 124e6)
-        total += checkpoints * params * BYTES_PER_PARAM_PER_CHECKPOINT
+        total += checkpoints[run.variant] * params * BYTES_PER_PARAM_PER_CHECKPOINT
     source = Path(cfg.corpus.source)
     corpus_bytes = sum(p.stat().st_size for p in source.rglob("*") if p.is_file()) if source.is_dir() else 0
     # A dataset stores int32 ids (about 1 per 4 bytes of text) twice: Arrow and the packed memmap.

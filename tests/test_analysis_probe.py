@@ -182,18 +182,18 @@ def test_run_stage_probes_hop_data_and_no_reverse_for_the_reverse_family(tmp_pat
     import types
 
     from impossible_lms.experiment.analyses import ANALYSES
-    from impossible_lms.experiment.plan import Run
+    from impossible_lms.experiment.layout import Layout, Run
 
     calls = []
     monkeypatch.setattr("impossible_lms.analysis.probe.probe", lambda run, folder, **kw: calls.append((folder, kw)))
-    monkeypatch.setattr("impossible_lms.experiment.plan.run_dir", lambda cfg, run: tmp_path / "run")
+    monkeypatch.setattr(Layout, "run", lambda self, run: tmp_path / "run")
     (tmp_path / "data" / "no_reverse").mkdir(parents=True)
     (tmp_path / "data" / "no_reverse" / "manifest.json").write_text("{}")
-    cfg = types.SimpleNamespace(data_dir=tmp_path / "data", results_dir=tmp_path / "res")
+    cfg = types.SimpleNamespace(out=tmp_path)  # the layout puts data/ and results/ under it
     stage = ANALYSES["probe"]
     assert stage.applies("word_hop") and stage.applies("partial_reverse") and not stage.applies("no_shuffle")
-    assert stage.run(cfg, Run("partial_reverse", "gpt2", 0), {"trees": "stanza"}) == [tmp_path / "res"]
+    assert stage.run(cfg, Run("partial_reverse", "gpt2", 0), {"trees": "stanza"}) == [tmp_path / "results"]
     stage.run(cfg, Run("word_hop", "gpt2", 0), {})
     assert calls[0] == (tmp_path / "data" / "no_reverse",
-                        {"show_progress": True, "trees": "stanza", "results": tmp_path / "res"})
+                        {"show_progress": True, "trees": "stanza", "results": tmp_path / "results"})
     assert calls[1][0] == tmp_path / "data" / "word_hop"

@@ -386,14 +386,16 @@ def test_run_stages_score_every_checkpoint_once_and_the_report_tabulates_them(tm
                            "syntaxgym:no_shuffle/tiny-gpt2/0"]
     from impossible_lms.evaluation import load_results
 
-    rows = load_results([cfg.results_dir])
+    from impossible_lms.experiment import layout
+
+    rows = load_results([layout(cfg).results()])
     sg = rows[rows.metric == "syntaxgym_accuracy"]
     assert set(sg.checkpoint) == {2, 4} and set(sg.language) == {"no_shuffle"}
     assert set(rows[rows.metric == "minimal_pair_accuracy"].language) == {"no_shuffle", "partial_reverse"}
     again = run_experiment(load_experiment(exp), log=lambda m: None)
     assert again.executed == []  # the planner's stamps say done: nothing is scored again
 
-    report = cfg.report_dir
+    report = layout(cfg).report()
     last = pd.read_csv(report / "syntaxgym.csv")
     assert set(last.checkpoint) == {4} and set(last.subset) == {"all", "order"}
     curve = pd.read_csv(report / "minimal_pairs_curve.csv")

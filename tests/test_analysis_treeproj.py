@@ -450,7 +450,7 @@ def test_run_stage_and_report_view(tmp_path, monkeypatch):
     import pandas as pd
 
     from impossible_lms.experiment.analyses import ANALYSES
-    from impossible_lms.experiment.plan import Run
+    from impossible_lms.experiment.layout import Layout, Run
     from impossible_lms.reporting.views import treeproj_tables
 
     import functools
@@ -460,19 +460,19 @@ def test_run_stage_and_report_view(tmp_path, monkeypatch):
     calls = []
     # the stand-in keeps treeproj's signature: the stage checks option names against it
     monkeypatch.setattr(tp, "treeproj", functools.wraps(tp.treeproj)(lambda run, folder, **kw: calls.append((folder, kw))))
-    monkeypatch.setattr("impossible_lms.experiment.plan.run_dir", lambda cfg, run: tmp_path / "run")
+    monkeypatch.setattr(Layout, "run", lambda self, run: tmp_path / "run")
     (tmp_path / "data" / "no_reverse").mkdir(parents=True)
     (tmp_path / "data" / "no_reverse" / "manifest.json").write_text("{}")
-    cfg = types.SimpleNamespace(data_dir=tmp_path / "data", results_dir=tmp_path / "res")
+    cfg = types.SimpleNamespace(out=tmp_path)  # the layout puts data/ and results/ under it
     stage = ANALYSES["treeproj"]
     assert stage.applies("no_shuffle") and stage.applies("word_hop")
-    assert stage.run(cfg, Run("word_hop", "gpt2", 0), {"trees": "t.mrg", "sentences": 9}) == [tmp_path / "res"]
+    assert stage.run(cfg, Run("word_hop", "gpt2", 0), {"trees": "t.mrg", "sentences": 9}) == [tmp_path / "results"]
     stage.run(cfg, Run("full_reverse", "gpt2", 0), {"units": ["word"]})
     stage.run(cfg, Run("no_shuffle", "gpt2", 0), {})
     assert [(f.name, kw["unit"], kw.get("trees")) for f, kw in calls] == [
         ("word_hop", "token", None), ("word_hop", "word", "t.mrg"), ("full_reverse", "word", None),
         ("no_shuffle", "token", None)]
-    assert calls[0][1]["sentences"] == 9 and calls[0][1]["results"] == tmp_path / "res"
+    assert calls[0][1]["sentences"] == 9 and calls[0][1]["results"] == tmp_path / "results"
     with pytest.raises(ILMError, match="units is a list of word, token, not 'tree'"):
         stage.run(cfg, Run("no_shuffle", "gpt2", 0), {"units": ["tree"]})
     with pytest.raises(ILMError, match="unknown option 'sentence'.*did you mean 'sentences'"):

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from impossible_lms.errors import ILMError
 from impossible_lms.experiment import (
     Stages, check_names, emit_slurm, emit_torchrun, eval_languages, eval_metrics, format_plan, load_experiment,
-    plan_experiment, run_experiment, select_runs, train_settings,
+    layout, plan_experiment, run_experiment, select_runs, tokens_per_run, train_settings,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ class FakeStages:
 
     def intervene(self, cfg, run, options):  # the analysis stage seam (experiment/analyses.py)
         self.calls.append(("intervene", run.key))
-        return [self._touch(cfg.results_dir / f"{run.slug.replace('/', '_')}.iia")]
+        return [self._touch(layout(cfg).results() / f"{run.slug.replace('/', '_')}.iia")]
 
     def _touch(self, path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,19 +54,19 @@ class FakeStages:
 
     def perturb(self, cfg, languages):
         self.calls.append(("perturb", tuple(languages)))
-        return [self._touch(cfg.data_dir / lang.replace(":", "_") / "manifest.json") for lang in languages]
+        return [self._touch(layout(cfg).data_dir / lang.replace(":", "_") / "manifest.json") for lang in languages]
 
     def train(self, cfg, run):
         self.calls.append(("train", run.key))
-        return [self._touch(cfg.runs_dir / run.slug / "run.json")]
+        return [self._touch(layout(cfg).runs() / run.slug / "run.json")]
 
     def evaluate(self, cfg, run):
         self.calls.append(("eval", run.key))
-        return [self._touch(cfg.results_dir / f"{run.key.replace('/', '_')}.jsonl")]
+        return [self._touch(layout(cfg).results() / f"{run.key.replace('/', '_')}.jsonl")]
 
     def report(self, cfg, variant=""):
         self.calls.append(("report", variant) if variant else ("report",))
-        return [self._touch(cfg.variant_dir(variant) / "report" / "final.csv")]
+        return [self._touch(layout(cfg).report(variant) / "final.csv")]
 
 
 def test_yaml_and_overrides():
@@ -75,7 +75,7 @@ def test_yaml_and_overrides():
     assert cfg.seeds == [0, 1] and cfg.models == ["tiny-gpt2"]
     assert cfg.corpus.options == {"sentences": 100, "seed": 0}  # the override merges into the YAML mapping
     assert cfg.train["schedule"] == {"steps": 20, "warmup": demo_train("schedule", "warmup")}
-    assert cfg.out == Path("runs/demo") and cfg.report_dir == Path("runs/demo/report")
+    assert cfg.out == Path("runs/demo") and layout(cfg).report() == Path("runs/demo/report")
     with pytest.raises(ILMError, match="did you mean 'seeds'"):
         load_experiment(DEMO, ["sedes=[1]"])
     with pytest.raises(ILMError):
@@ -131,7 +131,7 @@ def test_dry_run_plan_and_estimate(cfg):
     assert result.executed == [] and not cfg.out.exists()
     assert [s.stage for s in plan.steps] == ["perturb"] * 4 + ["train", "eval"] * 4 + ["intervene", "report"]
     tokens = demo_train("schedule", "steps") * demo_train("batch", "tokens")
-    assert plan.tokens_per_run == tokens
+    assert tokens_per_run(cfg) == tokens
     text = format_plan(plan)
     assert "  [todo] train   token_hop/tiny-gpt2/0" in text
     assert "to do: 4 perturb, 4 train, 4 eval, 1 intervene, 1 report" in text
@@ -172,7 +172,7 @@ def test_changes_rerun_only_what_they_affect(cfg):
     assert fake.calls == [("intervene", "token_hop/tiny-gpt2/0"), ("report",)]
 
     fake.calls.clear()  # a deleted dataset: that language's whole chain reruns
-    (cfg.data_dir / "partial_reverse" / "manifest.json").unlink()
+    (layout(cfg).data_dir / "partial_reverse" / "manifest.json").unlink()
     run_experiment(cfg, stages=fake.stages(), log=lambda m: None)
     assert fake.calls == [("perturb", ("partial_reverse",)), ("train", "partial_reverse/tiny-gpt2/0"),
                           ("eval", "partial_reverse/tiny-gpt2/0"), ("report",)]
@@ -205,8 +205,8 @@ def test_emit_torchrun_and_slurm(cfg, tmp_path):
     assert len(lines) == 1
     args = shlex.split(lines[0])
     assert args[:6] == ["torchrun", "--standalone", "--nproc_per_node=1", "-m", "cli.main", "train"]
-    assert args[6:14] == ["--data", str(cfg.data_dir / "token_hop"), "--model", "tiny-gpt2", "--seed", "0",
-                          "--out", str(cfg.runs_dir)]
+    assert args[6:14] == ["--data", str(layout(cfg).data_dir / "token_hop"), "--model", "tiny-gpt2", "--seed", "0",
+                          "--out", str(layout(cfg).runs())]
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     steps, batch_tokens = demo_train("schedule", "steps"), demo_train("batch", "tokens")
     assert f"schedule.steps={steps}" in sets and f"batch.tokens={batch_tokens}" in sets and "device=cpu" in sets
@@ -216,7 +216,7 @@ def test_emit_torchrun_and_slurm(cfg, tmp_path):
     assert "#SBATCH --array=0-3" in text and text.count("torchrun --standalone") == 4
     assert 'eval "${RUNS[$SLURM_ARRAY_TASK_ID]}"' in text
     assert (f"#   ilm perturb no_shuffle local_shuffle:w=3 partial_reverse token_hop --corpus synthetic "
-            f"--corpus-option sentences={cfg.corpus.options['sentences']} --corpus-option seed=0 --out {cfg.data_dir} --tokenizer fallback "
+            f"--corpus-option sentences={cfg.corpus.options['sentences']} --corpus-option seed=0 --out {layout(cfg).data_dir} --tokenizer fallback "
             f"--tagger gold --workers 1\n") in text
 
 
@@ -227,7 +227,7 @@ def test_cli_dry_run_and_emit(tmp_path):
     res = CliRunner().invoke(app, ["run", str(DEMO), "--set", f"out={out}", "--set", "estimate.seconds=0.2",
                                       "--dry-run", "--only", "*hop*"])
     assert res.exit_code == 0, res.output
-    assert "device-hours on this machine's CPU" in res.output and "GFLOP/s in " in res.output  # the basis
+    assert "on this machine's CPU: " in res.output and "GFLOP/s)" in res.output and "on one H100: " in res.output
     assert "[todo] perturb token_hop" in res.output and "no_shuffle" not in res.output
     assert not out.exists()
     res = CliRunner().invoke(app, ["run", str(DEMO), "--set", f"out={out}", "--emit", "torchrun"])
@@ -301,9 +301,9 @@ def test_default_stages_pass_cross_data_variant_settings_and_folders(study, monk
     monkeypatch.setattr(training, "train", lambda tc, **kw: calls.setdefault("train", tc) and tc.run_dir)
     stages = default_stages()
     stages.evaluate(study, Run("local_shuffle:w=3", "tiny-gpt2", 0))
-    data = study.data_dir
+    data = layout(study).data_dir
     assert calls["eval"]["data"] == [data / "local_shuffle_w=3", data / "local_shuffle_w=5", data / "no_shuffle"]
-    assert calls["eval"]["results"] == study.results_dir
+    assert calls["eval"]["results"] == layout(study).results()
     calls.clear()
     warm = Run("token_hop", "tiny-gpt2", 2, "warm")
     stages.evaluate(study, warm)

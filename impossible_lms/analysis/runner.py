@@ -104,6 +104,7 @@ def _label(r: dict, subj: Subject, target: Target, analysis: Analysis) -> dict:
     return {
         **r,
         "subject": subj.name,
+        "path": subj.path,
         "language": subj.language or analysis.settings.get("language") or "",
         "model": subj.model or subj.name,
         "seed": seed,

@@ -27,6 +27,8 @@ COLUMNS = [
     "dtype", "sample_scheme", "sample_size", "sample_seed", "sample_short", "condition_on_eos",
     # analyses (impossible_lms/analysis): the token position and the span label a row is about
     "position", "label",
+    # where the subject lay when scored: information only (``subject`` is the key)
+    "path",
 ]
 INT_COLUMNS = ("checkpoint", "seed", "layer", "count", "sample_size", "sample_seed", "sample_short", "position")
 

@@ -29,7 +29,11 @@ class Target:
 
 @dataclass
 class Subject:
-    name: str  # the results key: a local folder's absolute path (so ./runs/x and /abs/runs/x match), or the hub id
+    # The results key. A run (or one of its checkpoints) is keyed by what it is, not where it lies:
+    # "language/model/seed<N>/<recipe>" (recipe: a fingerprint of the result-defining training
+    # config and the data), so a study copied to another disk finds its own results. A folder
+    # without run.json is keyed by its absolute path; a hub model by its id.
+    name: str
     kind: str  # "run" | "checkpoint" | "model" | "hub"
     targets: list[Target]
     language: str | None = None  # the training language when known (run.json)
@@ -37,6 +41,48 @@ class Subject:
     seed: int | None = None
     train_data: Path | None = None  # the run's training data folder (for tokenizer checks)
     info: dict = field(default_factory=dict)
+    path: str | None = None  # where a local subject lies: information only, never a key
+
+
+# run.json fields that say where or how a run was computed, not what: left out of its identity
+_RUN_JSON_PLACE = ("data", "finished", "checkpoints", "world_size", "format")
+
+
+def run_identity(run: Path, info: dict) -> str | None:
+    """``language/model/seed<N>/<recipe>`` of a run folder with a run.json; None without one.
+
+    The recipe fingerprint covers run.json's fields (data fingerprint, tokenizer, vocabulary,
+    steps, context, batch, precision, objective) and, where the run saved it, config.yaml's
+    result-defining fields: neither holds a path, so the identity survives a move."""
+    from impossible_lms.io import fingerprint
+
+    if not info or not info.get("language") or not info.get("model") or info.get("seed") is None:
+        return None
+    recipe = {k: v for k, v in info.items() if k not in _RUN_JSON_PLACE}
+    config = _read_config_yaml(run)
+    if config:
+        from impossible_lms.training.config import OPERATIONAL_FIELDS
+
+        for name in (*OPERATIONAL_FIELDS, "data"):
+            node = config
+            *parents, leaf = name.split(".")
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(leaf, None)
+        recipe["config"] = config
+    return f"{info['language']}/{info['model']}/seed{info['seed']}/{fingerprint(recipe)[:8]}"
+
+
+def _read_config_yaml(run: Path) -> dict | None:
+    """The run's saved TrainConfig (safe YAML), or None when absent or unreadable."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def parse_checkpoints(spec: str | int | list | tuple | None) -> list[int] | None:
@@ -109,10 +155,10 @@ def _run_subject(run: Path, wanted: list[int] | None) -> Subject:
         seed = int(parts[-1][4:])
     data = info.get("data")
     return Subject(
-        name=str(run.resolve()), kind="run", targets=[Target(s, str(found[s])) for s in steps],
+        name=run_identity(run, info) or str(run.resolve()), kind="run", targets=[Target(s, str(found[s])) for s in steps],
         language=info.get("language") or (parts[-3] if len(parts) >= 3 else None),
         model=info.get("model") or (parts[-2] if len(parts) >= 2 else None),
-        seed=seed, train_data=Path(data) if data else None, info=info,
+        seed=seed, train_data=Path(data) if data else None, info=info, path=str(run.resolve()),
     )
 
 
@@ -121,10 +167,12 @@ def _folder_subject(path: Path) -> Subject:
     step = int(m.group(1)) if m else None
     info = _read_run_json(path.parent) if m else {}
     data = info.get("data")
+    identity = run_identity(path.parent, info) if m else None
     return Subject(
-        name=str(path.resolve()), kind="checkpoint" if m else "model", targets=[Target(step, str(path))],
+        name=identity or str(path.resolve()), kind="checkpoint" if m else "model", targets=[Target(step, str(path))],
         language=info.get("language"), model=info.get("model") or (None if m else path.name),
         seed=info.get("seed"), train_data=Path(data) if data else None, info=info,
+        path=str((path.parent if identity else path).resolve()),
     )
 
 

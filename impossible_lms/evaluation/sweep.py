@@ -250,6 +250,7 @@ def _label(r: dict, subj: Subject, target: Target, d: EvalData, head, settings: 
     return {
         **r,
         "subject": subj.name,
+        "path": subj.path,
         "language": subj.language or d.language,
         "model": subj.model or subj.name,
         "seed": settings["seed"] if subj.seed is None else subj.seed,

@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from impossible_lms.errors import ILMError, did_you_mean
+from impossible_lms.experiment.layout import Run, layout
 
 if TYPE_CHECKING:
     from impossible_lms.experiment.config import ExperimentConfig
-    from impossible_lms.experiment.plan import Run
 
 
 @dataclass(frozen=True)
 class AnalysisStage:
     name: str
     applies: Callable[[str], bool]  # language name -> does this analysis make sense for its runs
-    run: Callable[["ExperimentConfig", "Run", dict], list[Path]]  # -> paths whose existence means done
+    run: Callable[["ExperimentConfig", Run, dict], list[Path]]  # -> paths whose existence means done
 
 
 ANALYSES: dict[str, AnalysisStage] = {}
@@ -54,21 +54,20 @@ def analysis_steps(cfg: "ExperimentConfig", language: str) -> list[AnalysisStage
     return [ANALYSES[name] for name in cfg.analyses if ANALYSES[name].applies(language)]
 
 
-def _is_hop(language: str) -> bool:
+def _marks_agreement(language: str) -> bool:
     from perturbations import get_language
 
-    return get_language(language).family == "hop"
+    return get_language(language).marks_agreement
 
 
 def _ensure_perturbed(cfg: "ExperimentConfig", languages: list[str]) -> None:
     """Perturb the languages an analysis reads but the experiment does not train (their data folder absent)."""
-    from impossible_lms.experiment.plan import slug
-
-    needed = [lang for lang in languages if not (cfg.data_dir / slug(lang) / "manifest.json").is_file()]
+    where = layout(cfg)
+    needed = [lang for lang in languages if not (where.data(lang) / "manifest.json").is_file()]
     if needed:
         from impossible_lms.perturb import perturb_corpus
 
-        perturb_corpus(needed, cfg.corpus.source, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
+        perturb_corpus(needed, cfg.corpus.source, where.data_dir, tokenizer=cfg.corpus.tokenizer,
                        tagger=cfg.corpus.tagger, workers=cfg.corpus.workers, corpus_options=cfg.corpus.options or None)
 
 
@@ -86,69 +85,77 @@ def _any_language(language: str) -> bool:
     return True
 
 
-def _intervene(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
+def _intervene(cfg: "ExperimentConfig", run: Run, options: dict) -> list[Path]:
     """Agreement pairs from the experiment's no_hop and word_hop data (perturbed here when the
     experiment does not train them), then IIA for every checkpoint of the run."""
     from impossible_lms.analysis.intervene import intervene
-    from impossible_lms.experiment.plan import run_dir
 
+    where = layout(cfg)
     _ensure_perturbed(cfg, ["no_hop", "word_hop"])
-    intervene(run_dir(cfg, run), [cfg.data_dir / "no_hop", cfg.data_dir / "word_hop"], results=cfg.results_dir,
+    results = where.results(run.variant)  # a variant's rows stay with the variant
+    intervene(where.run(run), [where.data("no_hop"), where.data("word_hop")], results=results,
               **{"show_progress": True, **options})
-    return [cfg.results_dir]
+    return [results]
 
 
-register_analysis(AnalysisStage("intervene", _is_hop, _intervene))
+register_analysis(AnalysisStage("intervene", _marks_agreement, _intervene))
 
 
-def _is_probed(language: str) -> bool:
+def _has_word_analyses(language: str) -> bool:
     from perturbations import get_language
 
-    return get_language(language).family in ("hop", "reverse")
+    return get_language(language).word_analyses is not None
 
 
-def _probe(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
+def _word_source(cfg: "ExperimentConfig", language: str) -> Path:
+    """The dataset whose sentences word-level analyses read for ``language``: its own, or its
+    control's (perturbed here when the experiment does not train the control)."""
+    from perturbations import get_language
+
+    lang = get_language(language)
+    if lang.word_analyses == "control" and lang.control != lang.name:
+        _ensure_perturbed(cfg, [lang.control])
+        return layout(cfg).data(lang.control)
+    return layout(cfg).data(language)
+
+
+def _probe(cfg: "ExperimentConfig", run: Run, options: dict) -> list[Path]:
     """Edge probing of every checkpoint of the run on its language's data (Reverse: NoReverse's,
     perturbed here when the experiment does not train it)."""
     from impossible_lms.analysis.probe import probe
-    from impossible_lms.experiment.plan import run_dir, slug
-    from perturbations import get_language
 
-    folder = cfg.data_dir / slug(run.language)
-    if get_language(run.language).family == "reverse":
-        folder = cfg.data_dir / "no_reverse"
-        _ensure_perturbed(cfg, ["no_reverse"])
-    probe(run_dir(cfg, run), folder, results=cfg.results_dir, **{"show_progress": True, **options})
-    return [cfg.results_dir]
+    where = layout(cfg)
+    results = where.results(run.variant)
+    probe(where.run(run), _word_source(cfg, run.language), results=results, **{"show_progress": True, **options})
+    return [results]
 
 
-register_analysis(AnalysisStage("probe", _is_probed, _probe))
+register_analysis(AnalysisStage("probe", _has_word_analyses, _probe))
 
 
 def _stimuli_stage(module: str, function: str, required: str):
     """A targeted evaluation (minimal pairs, SyntaxGym) of every checkpoint of the run, on stimuli put
     into the run's language with its own dataset's rules; ``required`` names the stimuli option."""
 
-    def run(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
+    def run(cfg: "ExperimentConfig", run: Run, options: dict) -> list[Path]:
         import importlib
-
-        from impossible_lms.experiment.plan import run_dir, slug
 
         if not options.get(required):
             raise ILMError(f"analyses.{function} needs {required}: the stimulus file(s) or folder(s) to score")
         analyse = getattr(importlib.import_module(module), function)
         _check_options(function, analyse, options)
-        analyse(run_dir(cfg, run), cfg.data_dir / slug(run.language), results=cfg.results_dir,
-                **{"show_progress": True, **options})
-        return [cfg.results_dir]
+        where = layout(cfg)
+        results = where.results(run.variant)
+        analyse(where.run(run), where.data(run.language), results=results, **{"show_progress": True, **options})
+        return [results]
 
     return run
 
 
 def _keeps_token_order(language: str) -> bool:
-    from impossible_lms.analysis.stimuli import keeps_token_order
+    from perturbations import get_language
 
-    return keeps_token_order(language)
+    return get_language(language).keeps_token_order
 
 
 register_analysis(AnalysisStage("minimal_pairs", _any_language,
@@ -157,29 +164,29 @@ register_analysis(AnalysisStage("syntaxgym", _keeps_token_order,
                                 _stimuli_stage("impossible_lms.analysis.syntaxgym", "syntaxgym", "suites")))
 
 
-def _treeproj(cfg: "ExperimentConfig", run: "Run", options: dict) -> list[Path]:
+def _treeproj(cfg: "ExperimentConfig", run: Run, options: dict) -> list[Path]:
     """Tree projections of every checkpoint of the run: the reference's token-level tree score on
     its language's test sentences, and for hop and reverse languages (word order kept) the
     word-level tree score and parse agreement with gold trees (Reverse: NoReverse's sentences,
     perturbed here when the experiment does not train it). ``units: [token]`` picks one pass."""
     from impossible_lms.analysis.treeproj import UNITS, treeproj
-    from impossible_lms.experiment.plan import run_dir, slug
     from perturbations import get_language
 
     options = dict(options)
-    family = get_language(run.language).family
-    units = options.pop("units", ["token", "word"] if family in ("hop", "reverse") else ["token"])
+    lang = get_language(run.language)
+    units = options.pop("units", ["token", "word"] if lang.word_analyses else ["token"])
     bad = [u for u in units if u not in UNITS]
     if bad or "unit" in options:
         raise ILMError(f"analyses.treeproj: units is a list of {', '.join(UNITS)}" + (f", not {bad[0]!r}" if bad else ""))
     _check_options("treeproj", treeproj, options, fixed=("subject", "data", "results", "unit"), extra=("units",))
-    folder = cfg.data_dir / slug(run.language)
-    if "word" in units and family == "reverse":
-        _ensure_perturbed(cfg, ["no_reverse"])
+    where = layout(cfg)
+    folder, results = where.data(run.language), where.results(run.variant)
+    if "word" in units and lang.word_analyses == "control":
+        _ensure_perturbed(cfg, [lang.control])  # the word pass reads the control's sentences beside the data
     for unit in units:
         given = {k: v for k, v in options.items() if unit == "word" or k != "trees"}  # gold trees: word only
-        treeproj(run_dir(cfg, run), folder, results=cfg.results_dir, unit=unit, **{"show_progress": True, **given})
-    return [cfg.results_dir]
+        treeproj(where.run(run), folder, results=results, unit=unit, **{"show_progress": True, **given})
+    return [results]
 
 
 register_analysis(AnalysisStage("treeproj", _any_language, _treeproj))

@@ -9,8 +9,6 @@ from typing import Any
 from impossible_lms.config import load_config
 from impossible_lms.errors import ILMError, did_you_mean
 
-HOP_ONLY_METRICS = ("marker_surprisal", "surprisal_difference")
-
 
 @dataclass
 class CorpusSpec:
@@ -40,11 +38,25 @@ class ReportSpec:
 
 @dataclass
 class EstimateSpec:
-    """How --dry-run gets a device rate (impossible_lms.estimate): recorded, else measured here."""
+    """How --dry-run estimates (impossible_lms.estimate): on a named GPU from its peak and an MFU,
+    and on a recorded device rate or one measured here."""
 
+    gpu: str = "H100"  # the GPU the study will run on (its dense bf16 peak): H100, H200, A100, L40S, ...
+    mfu: float | None = None  # its model FLOP utilisation; None = the one benchmarks/gpu_check.py measured
     flops_per_s: float | None = None  # achieved training FLOP/s measured on the target device
-    device: str = "auto"  # where to calibrate when nothing is recorded: auto (cuda if present), cpu, cuda:N
-    seconds: float = 2.0  # calibration time per model preset
+    # where to calibrate when nothing is recorded: auto (this machine's GPU; its CPU only when the
+    # experiment trains on the CPU), cpu, cuda, cuda:N
+    device: str = "auto"
+    seconds: float = 2.0  # calibration time per model preset (at least 3 timed steps after a warm-up)
+
+    def __post_init__(self) -> None:
+        from impossible_lms.config import check_range
+
+        if self.mfu is not None:
+            check_range("estimate.mfu", self.mfu, gt=0, le=1)
+        if self.flops_per_s is not None:
+            check_range("estimate.flops_per_s", self.flops_per_s, gt=0)
+        check_range("estimate.seconds", self.seconds, gt=0)
 
 
 @dataclass
@@ -75,30 +87,6 @@ class ExperimentConfig:
     # Intra-op CPU threads for in-process training and evaluation; None keeps torch's
     # default. Tiny models on a shared CPU run several times faster with 1 (no spinning).
     torch_threads: int | None = None
-
-    @property
-    def data_dir(self) -> Path:
-        return self.out / "data"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.out / "runs"
-
-    @property
-    def results_dir(self) -> Path:
-        return self.out / "results"
-
-    @property
-    def report_dir(self) -> Path:
-        return self.out / "report"
-
-    @property
-    def stamp_dir(self) -> Path:
-        return self.out / ".ilm" / "stamps"
-
-    def variant_dir(self, variant: str) -> Path:
-        """Where a variant's runs/, results/ and report/ go (OUT itself for the recipe)."""
-        return self.out / "variants" / variant if variant else self.out
 
 
 @dataclass
@@ -170,8 +158,7 @@ def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
     import inspect
 
     from impossible_lms.evaluation.subjects import parse_checkpoints
-    from impossible_lms.experiment.plan import _train_overrides
-    from impossible_lms.training.config import TrainConfig
+    from impossible_lms.experiment.layout import train_config
 
     validate(cfg)
     if cfg.corpus.workers < 1:
@@ -190,7 +177,7 @@ def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
         if name not in takes:
             raise ILMError(f"eval.options: unknown option {name!r}{did_you_mean(name, takes)}; it takes {', '.join(sorted(takes))}")
     try:  # building the TrainConfig runs every one of its checks
-        load_config(TrainConfig, overrides=_train_overrides(cfg))
+        train_config(cfg)
     except ILMError as e:
         raise ILMError(f"train: {e}") from None
     return cfg
@@ -216,22 +203,13 @@ def check_names(cfg: ExperimentConfig) -> None:
             check_subsets(cfg.eval.options["subsets"])
         except ILMError as e:
             raise ILMError(f"eval.options.subsets: {e}") from None
-    if cfg.variants:  # a variant's train overrides are TrainConfig fields (typos fail here, not after hours)
-        from impossible_lms.experiment.plan import _train_config_class, train_settings
-
-        TrainConfig = _train_config_class()
-        for name in cfg.variants:
-            try:
-                load_config(TrainConfig, overrides=train_settings(cfg, name))
-            except ILMError as e:
-                raise ILMError(f"variants.{name}.train: {e}") from None
-    from impossible_lms.experiment.plan import _train_config_class, train_settings
+    from impossible_lms.experiment.layout import train_config
     from impossible_lms.training.model import model_config
 
-    for name in ["", *cfg.variants]:  # sizes and the objective's fit, at the preset's vocabulary
+    for name in ["", *cfg.variants]:  # a variant's fields (typos fail here, not after hours), sizes, objective
         where = f"variants.{name}.train" if name else "train"
         try:
-            train = load_config(_train_config_class(), overrides=train_settings(cfg, name))
+            train = train_config(cfg, variant=name)
             for preset in (variant(cfg, name).models or cfg.models) if name else cfg.models:
                 model_config(preset, overrides=train.model_overrides, objective=train.objective)
         except ILMError as e:

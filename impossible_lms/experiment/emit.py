@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from impossible_lms.experiment.config import ExperimentConfig
-from impossible_lms.experiment.plan import Run, eval_languages, run_dir, runs_dir, select_runs, slug, train_settings
+from impossible_lms.experiment.layout import Run, layout, train_overrides
+from impossible_lms.experiment.plan import eval_languages, select_runs
 from impossible_lms.io import atomic_write_text
 
 
@@ -16,11 +17,10 @@ def train_command(cfg: ExperimentConfig, run: Run) -> list[str]:
 
     A variant's run gets its merged train settings and its own folder (``run_dir``).
     """
-    args = ["train", "--data", str(cfg.data_dir / slug(run.language)), "--model", run.model,
-            "--seed", str(run.seed), "--out", str(runs_dir(cfg, run.variant))]
-    settings = train_settings(cfg, run.variant)
-    if run.variant:
-        settings = {**settings, "run_dir": str(run_dir(cfg, run))}
+    settings = train_overrides(cfg, run)  # the TrainConfig `ilm run` itself would build
+    args = ["train", *(a for flag in ("data", "model", "seed", "out") for a in (f"--{flag}", str(settings.pop(flag))))]
+    if not run.variant:  # `ilm train` puts a run at OUT/<language>/<model>/seed<N> by itself
+        settings.pop("run_dir")
     for key, value in _flatten(settings):
         args += ["--set", f"{key}={_yaml_scalar(value)}"]
     return args
@@ -37,7 +37,7 @@ def emit_torchrun(cfg: ExperimentConfig, only: list[str] | None = None) -> list[
 def emit_slurm(cfg: ExperimentConfig, only: list[str] | None = None, path: Path | None = None) -> Path:
     """A Slurm array script, one array task per run; returns its path (default OUT/slurm_train.sh)."""
     lines = emit_torchrun(cfg, only)
-    path = Path(path or cfg.out / "slurm_train.sh")
+    path = Path(path or layout(cfg).slurm_script)
     script = "\n".join([
         "#!/bin/bash",
         f"#SBATCH --job-name=ilm-{cfg.name}",
@@ -63,7 +63,7 @@ def perturb_command(cfg: ExperimentConfig) -> str:
 
     options = [a for k, v in cfg.corpus.options.items() for a in ("--corpus-option", f"{k}={_yaml_scalar(v)}")]
     return shlex.join(["ilm", "perturb", *dict.fromkeys(y for x in cfg.languages for y in eval_languages(cfg, x)), "--corpus", cfg.corpus.source, *options,
-                       "--out", str(cfg.data_dir), "--tokenizer", cfg.corpus.tokenizer, "--tagger", cfg.corpus.tagger,
+                       "--out", str(layout(cfg).data_dir), "--tokenizer", cfg.corpus.tokenizer, "--tagger", cfg.corpus.tagger,
                        "--workers", str(cfg.corpus.workers)])
 
 

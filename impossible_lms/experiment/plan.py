@@ -7,35 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from impossible_lms.config import load_config, merge, to_dict
+from impossible_lms.config import to_dict
 from impossible_lms.errors import ILMError
 from impossible_lms.experiment.analyses import analysis_steps
-from impossible_lms.experiment.config import HOP_ONLY_METRICS, ExperimentConfig, variant
-from impossible_lms.experiment.stamps import _status
+from impossible_lms.experiment.config import ExperimentConfig, variant
+from impossible_lms.experiment.layout import Run, slug, train_config, train_settings
+from impossible_lms.experiment.stamps import status
 from impossible_lms.io import fingerprint
-
-
-
-@dataclass(frozen=True)
-class Run:
-    language: str
-    model: str
-    seed: int
-    variant: str = ""  # a named training variant (ablation); "" = the experiment's recipe
-
-    @property
-    def label(self) -> str:
-        """The model part of the key: ``gpt2``, or ``gpt2@warmup1000`` for a variant's run."""
-        return f"{self.model}@{self.variant}" if self.variant else self.model
-
-    @property
-    def key(self) -> str:
-        return f"{self.language}/{self.label}/{self.seed}"
-
-    @property
-    def slug(self) -> str:
-        """The run folder under its runs/ (a variant's runs/ is OUT/variants/<name>/runs)."""
-        return f"{slug(self.language)}/{self.model}/seed{self.seed}"
 
 
 @dataclass
@@ -52,7 +30,6 @@ class Plan:
     config: ExperimentConfig
     runs: list[Run]
     steps: list[Step]
-    tokens_per_run: int | None
 
     def todo(self, stage: str | None = None) -> list[Step]:
         return [s for s in self.steps if s.status == "todo" and (stage is None or s.stage == stage)]
@@ -63,13 +40,6 @@ class ExperimentResult:
     plan: Plan
     executed: list[str] = field(default_factory=list)  # "stage:key" for every stage call made
     report_files: list[Path] = field(default_factory=list)
-
-
-def slug(language: str) -> str:
-    """A language as a folder name, as the dataset writer spells it ("local_shuffle_w=3")."""
-    from impossible_lms.data import dataset_folder_name
-
-    return dataset_folder_name(language)
 
 
 def model_seeds(cfg: ExperimentConfig, model: str) -> list[int]:
@@ -116,8 +86,10 @@ def select_runs(cfg: ExperimentConfig, only: list[str] | None = None) -> list[Ru
 def eval_metrics(cfg: ExperimentConfig, language: str) -> list[str]:
     from perturbations import get_language
 
-    hop = get_language(language).family == "hop"
-    return [m for m in cfg.eval.metrics if hop or m not in HOP_ONLY_METRICS]
+    from impossible_lms.evaluation.metrics import MARKER_METRICS
+
+    marked = get_language(language).marks_agreement
+    return [m for m in cfg.eval.metrics if marked or m not in MARKER_METRICS]
 
 
 def eval_languages(cfg: ExperimentConfig, language: str) -> list[str]:
@@ -135,11 +107,11 @@ def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Pla
     for language in dict.fromkeys(y for r in runs for y in eval_languages(cfg, r.language)):
         fp = fingerprint("perturb", language, corpus)
         perturb_fp[language] = fp
-        steps.append(Step("perturb", language, fp, _status(cfg, "perturb", language, fp)))
+        steps.append(Step("perturb", language, fp, status(cfg, "perturb", language, fp)))
     perturbs = {s.key: s for s in steps}
     for run in runs:
         train_fp = fingerprint("train", perturb_fp[run.language], run.model, run.seed, train_settings(cfg, run.variant))
-        train = Step("train", run.key, train_fp, _status(cfg, "train", run.key, train_fp, [perturbs[run.language]]), run)
+        train = Step("train", run.key, train_fp, status(cfg, "train", run.key, train_fp, [perturbs[run.language]]), run)
         cross = eval_languages(cfg, run.language)[1:]
         # The cross data's own perturb fingerprint joins only when there is some: stamps of
         # experiments without eval.cross stay valid.
@@ -147,44 +119,33 @@ def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Pla
         eval_fp = fingerprint("eval", train_fp, eval_metrics(cfg, run.language), cfg.eval.checkpoints,
                               cfg.eval.options, *extra)
         upstream = [train, *(perturbs[y] for y in cross)]
-        steps += [train, Step("eval", run.key, eval_fp, _status(cfg, "eval", run.key, eval_fp, upstream), run)]
+        steps += [train, Step("eval", run.key, eval_fp, status(cfg, "eval", run.key, eval_fp, upstream), run)]
         for analysis in analysis_steps(cfg, run.language):  # experiment/analyses.py
             fp = fingerprint(analysis.name, train_fp, cfg.analyses[analysis.name])
-            steps.append(Step(analysis.name, run.key, fp, _status(cfg, analysis.name, run.key, fp, [train]), run))
+            steps.append(Step(analysis.name, run.key, fp, status(cfg, analysis.name, run.key, fp, [train]), run))
     # One report per variant (the recipe's first): an ablation never averages with the recipe.
     for name in dict.fromkeys(r.variant for r in runs):
         evals = [s for s in steps if s.stage not in ("perturb", "train", "report") and s.run.variant == name]
         key = f"report@{name}" if name else "report"
         report_fp = fingerprint("report", sorted(s.fingerprint for s in evals), cfg.report.formats)
-        steps.append(Step("report", key, report_fp, _status(cfg, "report", key, report_fp, evals), Run("", "", 0, name)))
-    return Plan(cfg, runs, steps, tokens_per_run(cfg))
+        steps.append(Step("report", key, report_fp, status(cfg, "report", key, report_fp, evals), Run("", "", 0, name)))
+    return Plan(cfg, runs, steps)
 
 
-def tokens_per_run(cfg: ExperimentConfig) -> int | None:
-    """Training tokens per run from the TrainConfig the runs will use (steps × global batch)."""
-    TrainConfig = _train_config_class()
-    if TrainConfig is None:
-        return None
+def tokens_per_run(cfg: ExperimentConfig, variant_name: str = "") -> int:
+    """Training tokens per run (steps × global batch) of the recipe or a variant; a batch given in
+    sequences counts each at the context of the experiment's first model preset (its own, not 1024)."""
     try:
-        tc = load_config(TrainConfig, overrides=_train_overrides(cfg))
+        tc = train_config(cfg, variant=variant_name)
     except ILMError as e:  # the configs check their numbers when built: say which section failed
         raise ILMError(f"train: {e}") from None
     batch = tc.batch.tokens
     if tc.batch.sequences:
-        context = int(tc.model_overrides.get("n_positions", tc.model_overrides.get("context", 1024)))
-        batch = tc.batch.sequences * context
+        from impossible_lms.training.model import model_config
+
+        models = (variant(cfg, variant_name).models if variant_name else []) or cfg.models
+        batch = tc.batch.sequences * int(model_config(models[0], overrides=tc.model_overrides).n_positions)
     return int(tc.schedule.steps * batch)
-
-
-def _train_config_class():
-    try:
-        from impossible_lms.training import TrainConfig
-    except ImportError:
-        try:
-            from impossible_lms.training.config import TrainConfig
-        except ImportError:
-            return None
-    return TrainConfig
 
 
 def format_plan(plan: Plan, estimate=None) -> str:
@@ -201,32 +162,3 @@ def format_plan(plan: Plan, estimate=None) -> str:
     if estimate is not None:
         lines += estimate.lines()
     return "\n".join(lines)
-
-
-def train_settings(cfg: ExperimentConfig, name: str = "") -> dict[str, Any]:
-    """The TrainConfig overrides of the recipe, or of variant ``name`` (its `train` merged on top)."""
-    return merge(cfg.train, variant(cfg, name).train) if name else dict(cfg.train)
-
-
-def _train_overrides(cfg: ExperimentConfig, run: Run | None = None) -> dict[str, Any]:
-    base = train_settings(cfg, run.variant if run else "")
-    if run is not None:
-        base.update(data=str(cfg.data_dir / slug(run.language)), model=run.model, seed=run.seed,
-                    out=str(runs_dir(cfg, run.variant)), run_dir=str(run_dir(cfg, run)))
-    return base
-
-
-def runs_dir(cfg: ExperimentConfig, variant_name: str = "") -> Path:
-    return cfg.variant_dir(variant_name) / "runs"
-
-
-def results_dir(cfg: ExperimentConfig, variant_name: str = "") -> Path:
-    return cfg.variant_dir(variant_name) / "results"
-
-
-def report_dir(cfg: ExperimentConfig, variant_name: str = "") -> Path:
-    return cfg.variant_dir(variant_name) / "report"
-
-
-def run_dir(cfg: ExperimentConfig, run: Run) -> Path:
-    return runs_dir(cfg, run.variant) / run.slug

@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from impossible_lms.config import load_config, save_config
+from impossible_lms.config import save_config
 from impossible_lms.experiment.config import ExperimentConfig, check_names, validate_experiment
-from impossible_lms.experiment.plan import (
-    ExperimentResult, Run, _train_config_class, _train_overrides, eval_languages, eval_metrics, plan_experiment,
-    report_dir, results_dir, run_dir, slug,
-)
+from impossible_lms.experiment.layout import Run, layout, slug, train_config
+from impossible_lms.experiment.plan import ExperimentResult, eval_languages, eval_metrics, plan_experiment
 from impossible_lms.experiment.stamps import write_stamp
 
 
@@ -37,16 +35,16 @@ class Stages:
 def _perturb(cfg: ExperimentConfig, languages: list[str]) -> list[Path]:
     from impossible_lms.perturb import perturb_corpus
 
-    perturb_corpus(languages, cfg.corpus.source, cfg.data_dir, tokenizer=cfg.corpus.tokenizer,
+    where = layout(cfg)
+    perturb_corpus(languages, cfg.corpus.source, where.data_dir, tokenizer=cfg.corpus.tokenizer,
                    tagger=cfg.corpus.tagger, workers=cfg.corpus.workers, corpus_options=cfg.corpus.options or None)
-    return [cfg.data_dir / slug(lang) / "manifest.json" for lang in languages]
+    return [where.data(lang) / "manifest.json" for lang in languages]
 
 
 def _train(cfg: ExperimentConfig, run: Run) -> list[Path]:
     from impossible_lms.training import train
 
-    TrainConfig = _train_config_class()
-    folder = train(load_config(TrainConfig, overrides=_train_overrides(cfg, run)))
+    folder = train(train_config(cfg, run))
     return [Path(folder) / "run.json"]
 
 
@@ -54,9 +52,10 @@ def _evaluate(cfg: ExperimentConfig, run: Run) -> list[Path]:
     from impossible_lms.evaluation import evaluate
 
     # Own test data first, then the eval.cross languages' (rows tagged eval_language=Y).
-    data = [cfg.data_dir / slug(y) for y in eval_languages(cfg, run.language)]
-    results = results_dir(cfg, run.variant)
-    evaluate(subject=run_dir(cfg, run), data=data if len(data) > 1 else data[0], checkpoints=cfg.eval.checkpoints,
+    where = layout(cfg)
+    data = [where.data(y) for y in eval_languages(cfg, run.language)]
+    results = where.results(run.variant)
+    evaluate(subject=where.run(run), data=data if len(data) > 1 else data[0], checkpoints=cfg.eval.checkpoints,
              metrics=eval_metrics(cfg, run.language), results=results,
              **{"show_progress": True, **cfg.eval.options})
     return [results]
@@ -66,7 +65,8 @@ def _report(cfg: ExperimentConfig, variant: str = "") -> list[Path]:
     from impossible_lms.evaluation import load_results
     from impossible_lms.reporting import make_report
 
-    return make_report(load_results([results_dir(cfg, variant)]), report_dir(cfg, variant), cfg.report.formats)
+    where = layout(cfg)
+    return make_report(load_results([where.results(variant)]), where.report(variant), cfg.report.formats)
 
 
 def default_stages() -> Stages:
@@ -89,7 +89,7 @@ def run_experiment(
     if stages is None:
         check_names(cfg)
         stages = default_stages()
-    save_config(cfg, cfg.out / "experiment.yaml")
+    save_config(cfg, layout(cfg).experiment_file)
     if cfg.torch_threads:
         import torch
 
@@ -116,7 +116,7 @@ def run_experiment(
     report = plan.todo("report")
     for step in report:
         name = step.run.variant if step.run else ""
-        log(f"report: {report_dir(cfg, name)}")
+        log(f"report: {layout(cfg).report(name)}")
         files = stages.report(cfg, name)
         result.report_files += files
         result.executed.append(step.key)
