@@ -32,8 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # eval_throughput's baseline loop, not a copy
 
-# Peak dense bf16 FLOP/s by device-name substring (H200 is the H100 chip with more memory).
-PEAKS = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "L40S": 362e12}
+from impossible_lms.estimate import PEAK_FLOPS as PEAKS  # dense bf16 by device-name substring (H200 = H100's chip)
 FULL = dict(presets=["gpt2", "gpt2-nopos", "gpt2-rotary", "gpt2-alibi", "backpack-gpt2"], seq=1024, micro=16,
             steps=10, warmup=3, vocab=50257, checkpoints=30, baseline_checkpoints=2, sentences=10000, eval_vocab=50259, eval_preset="gpt2")
 SMOKE = dict(presets=["tiny-gpt2", "tiny-gpt2-nopos", "tiny-gpt2-rotary", "tiny-gpt2-alibi", "tiny-backpack"],

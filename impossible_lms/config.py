@@ -3,6 +3,11 @@
 Every stage has a dataclass config. :func:`load_config` builds one from
 defaults, then a YAML mapping, then dotted CLI overrides (``optim.lr=3e-4``),
 checking names and converting types so a typo fails with a one-line error.
+
+A mapping given as ``key=value`` merges into the mapping beneath it (``--set
+"train={schedule: {steps: 20}}"`` keeps the YAML's other train fields);
+``key:=value`` replaces it whole (``--set "model_seeds:={tiny-gpt2-nopos: [53]}"``
+drops the YAML's entries).
 """
 
 from __future__ import annotations
@@ -33,14 +38,36 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+class Replace:
+    """An override value that replaces what lies beneath it instead of merging into it (``key:=value``)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Replace) and other.value == self.value
+
+    def __repr__(self) -> str:
+        return f"Replace({self.value!r})"
+
+
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["a.b=1", "c=[x, y]"]`` → ``{"a": {"b": 1}, "c": ["x", "y"]}`` (values parsed as YAML)."""
+    """``["a.b=1", "c=[x, y]"]`` → ``{"a": {"b": 1}, "c": ["x", "y"]}`` (values parsed as YAML);
+    ``"d:={x: 1}"`` gives ``{"d": Replace({"x": 1})}``, which :func:`merge` puts in place whole."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise ILMError(f"override {item!r} is not of the form key=value")
+            raise ILMError(f"override {item!r} is not of the form key=value (or key:=value to replace a mapping)")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        replace = key.endswith(":")
+        key = key[:-1] if replace else key
+        if not key.strip() or any(not part.strip() for part in key.split(".")):
+            raise ILMError(f"override {item!r}: empty field name before '='")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ILMError(f"override {item!r}: the value is not YAML ({str(e).splitlines()[0]})") from None
+        value = Replace(value) if replace else value
         node = out
         *parents, leaf = key.strip().split(".")
         for p in parents:
@@ -50,14 +77,25 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge; ``top`` wins."""
+    """Recursive dict merge; ``top`` wins, and a :class:`Replace` value replaces without merging."""
     out = dict(base)
     for k, v in top.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+        if isinstance(v, Replace):
+            out[k] = _plain(v.value)
+        elif isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
             out[k] = merge(out[k], v)
         else:
-            out[k] = v
+            out[k] = _plain(v)
     return out
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with any :class:`Replace` inside a mapping unwrapped (nothing beneath to merge with)."""
+    if isinstance(value, Replace):
+        return _plain(value.value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:

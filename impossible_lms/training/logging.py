@@ -11,8 +11,7 @@ import torch
 from impossible_lms.errors import ILMError
 from impossible_lms.training.config import LoggingConfig
 
-# Dense 16-bit peak per device (no sparsity), for MFU.
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
+from impossible_lms.estimate import PEAK_FLOPS  # dense 16-bit peak per device (no sparsity), for MFU
 
 
 def peak_flops(given: float | None, device: torch.device) -> float | None:
