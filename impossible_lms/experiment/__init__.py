@@ -31,14 +31,14 @@ from impossible_lms.experiment.plan import (
     ExperimentResult, Plan, Step, all_runs, eval_languages, eval_metrics, format_plan, model_seeds, plan_experiment,
     select_runs, tokens_per_run,
 )
-from impossible_lms.experiment.stamps import read_stamp, write_stamp
+from impossible_lms.experiment.stamps import read_stamp, stamp_path, write_stamp
 from impossible_lms.experiment.stages import Stages, default_stages, run_experiment
 
 __all__ = [
     "CorpusSpec", "EstimateSpec", "EvalSpec", "ExperimentConfig", "ExperimentResult", "Layout", "Plan",
     "ReportSpec", "Run", "Stages", "Step", "Variant", "all_runs", "check_names", "default_stages", "emit_slurm",
     "emit_torchrun", "eval_languages", "eval_metrics", "format_plan", "layout", "load_experiment", "model_seeds",
-    "perturb_command", "plan_experiment", "read_stamp", "run_experiment", "select_runs", "tokens_per_run",
+    "perturb_command", "plan_experiment", "read_stamp", "run_experiment", "stamp_path", "select_runs", "tokens_per_run",
     "train_command", "train_config", "train_overrides", "train_settings", "validate", "validate_experiment",
     "variant", "write_stamp",
 ]

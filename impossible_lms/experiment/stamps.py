@@ -17,12 +17,12 @@ if TYPE_CHECKING:
     from impossible_lms.experiment.plan import Step
 
 
-def _stamp_path(cfg: ExperimentConfig, stage: str, key: str) -> Path:
+def stamp_path(cfg: ExperimentConfig, stage: str, key: str) -> Path:
     return layout(cfg).stamps / stage / f"{fingerprint(key)}.json"
 
 
 def read_stamp(cfg: ExperimentConfig, stage: str, key: str) -> dict | None:
-    path = _stamp_path(cfg, stage, key)
+    path = stamp_path(cfg, stage, key)
     try:
         stamp = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -48,7 +48,7 @@ def status(cfg: ExperimentConfig, stage: str, key: str, fp: str, upstream: list[
 def write_stamp(cfg: ExperimentConfig, step: Step, outputs: list[Path]) -> None:
     where = layout(cfg)
     atomic_write_json(
-        _stamp_path(cfg, step.stage, step.key),
+        stamp_path(cfg, step.stage, step.key),
         {"stage": step.stage, "key": step.key, "fingerprint": step.fingerprint,
          "outputs": [where.relative(p) for p in outputs]},
     )
