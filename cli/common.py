@@ -110,3 +110,50 @@ def split_csv(values: list[str] | None) -> list[str]:
     for v in values or []:
         out.extend(p.strip() for p in v.split(",") if p.strip())
     return out
+
+
+# -- options every command spells the same way (docs/ARCHITECTURE.md, "CLI conventions") ----------------
+
+PRECISION_HELP = ("float32 (fp32; the reference's, no TF32), bfloat16 (bf16) or float16 (fp16): "
+                  "autocast with fp32 weights and an fp32 vocabulary projection")
+# `ilm train`'s TrainConfig.precision spells the same choices short
+TRAIN_PRECISION = {"float32": "fp32", "fp32": "fp32", "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16",
+                   "fp16": "fp16", "auto": "auto"}
+
+
+def precision_option(default: str | None = "float32", help: str = PRECISION_HELP, **kwargs: Any) -> Any:
+    """``--precision`` (``--dtype`` is the same option, its older name): one name, one set of spellings."""
+    return typer.Option(default, "--precision", "--dtype", help=help, **kwargs)
+
+
+def train_precision(value: str | None) -> str | None:
+    """A --precision value as TrainConfig spells it (float32 → fp32, ...); ILMError for an unknown one."""
+    if value is None:
+        return None
+    from perturbations.errors import ILMError
+
+    try:
+        return TRAIN_PRECISION[value.lower()]
+    except KeyError:
+        raise ILMError(f"--precision {value!r}: choose auto, float32 (fp32), bfloat16 (bf16) or float16 (fp16)") from None
+
+
+def device_option(default: str | None = "auto", **kwargs: Any) -> Any:
+    return typer.Option(default, "--device", help="auto (CUDA when present), cpu, cuda, cuda:N.", **kwargs)
+
+
+def progress_option() -> Any:
+    return typer.Option(True, "--progress/--no-progress",
+                        help="Progress bars on a terminal, plain lines when stderr is a log file.")
+
+
+def batch_tokens_option(help: str = "Padded tokens per forward pass.", default: int | None = None, **kwargs: Any) -> Any:
+    return typer.Option(default, "--batch-tokens", help=help, **kwargs)
+
+
+def batch_rows_option(default: int, help: str = "Sequences per forward pass.") -> Any:
+    return typer.Option(default, "--batch-rows", help=help)
+
+
+def checkpoints_option(help: str = "Steps: 3000, 100-3000:100, 500,1000 or all.", **kwargs: Any) -> Any:
+    return typer.Option(None, "--checkpoints", "-c", help=help, **kwargs)

@@ -7,7 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import command, console, split_csv
+from cli.common import (
+    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
+    progress_option, split_csv,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -15,9 +18,7 @@ def register(app: typer.Typer) -> None:
     def eval_cmd(
         subject: str = typer.Argument(..., help="A run folder, a checkpoint folder, a model folder, or hf:org/name (published checkpoints, read from the local Hugging Face cache; --checkpoints picks checkpoint-N revisions)."),
         data: List[Path] = typer.Option(..., "--data", "-d", help="Dataset folder(s) from `ilm perturb` (repeatable or comma-separated)."),
-        checkpoints: Optional[str] = typer.Option(
-            None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all.", show_default="all complete ones"
-        ),
+        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
         metrics: Optional[List[str]] = typer.Option(
             None, "--metrics", "-m", help="Comma-separated metrics: perplexity, marker_surprisal.",
             show_default="every metric that applies to the data (marker surprisal: hop languages)"
@@ -32,14 +33,9 @@ def register(app: typer.Typer) -> None:
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),
         revision: Optional[List[str]] = typer.Option(None, "--revision", help="Hub revision(s), e.g. checkpoint-3000 (repeatable)."),
-        dtype: str = typer.Option(
-            "float32", "--dtype",
-            help="float32 (the reference's; no TF32), or bf16/fp16: autocast with fp32 weights, fp32 vocabulary projection and log-softmax.",
-        ),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-        batch_tokens: Optional[int] = typer.Option(
-            None, "--batch-tokens", help="Padded tokens per forward pass.", show_default="16384 on GPU, 2048 on CPU"
-        ),
+        dtype: str = precision_option(),
+        device: str = device_option(),
+        batch_tokens: Optional[int] = batch_tokens_option(show_default="16384 on GPU, 2048 on CPU"),
         sentences_per_genre: int = typer.Option(1000, "--sentences-per-genre", help="Test sentences sampled per genre (0 = all)."),
         sample_scheme: str = typer.Option(
             "reference", "--sample-scheme",
@@ -57,7 +53,7 @@ def register(app: typer.Typer) -> None:
             None, "--suites", help="Also SyntaxGym accuracy on these suite JSON files/folders (as `ilm syntaxgym`), "
             "stimuli put into the first --data folder's language.",
         ),
-        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
+        show_progress: bool = progress_option(),
     ) -> None:
         """Perplexity and marker surprisal per checkpoint, as long-format rows under --results."""
         from impossible_lms.data import resolve_folder
@@ -73,8 +69,11 @@ def register(app: typer.Typer) -> None:
             sentences_per_genre=sentences_per_genre or None, sample_scheme=sample_scheme, condition_on_eos=condition_on_eos, seed=seed,
             unit=unit, show_progress=show_progress,
         )
-        df = _targeted(df, subject, folders[0], pairs, suites, dict(checkpoints=checkpoints, results=results,
-                       revisions=split_csv(revision), seed=seed, dtype=dtype, device=device, show_progress=show_progress))
+        common = dict(checkpoints=checkpoints, results=results, revisions=split_csv(revision), seed=seed, dtype=dtype,
+                      device=device, show_progress=show_progress)
+        if batch_tokens is not None:  # else each analysis keeps its own default
+            common["batch_tokens"] = batch_tokens
+        df = _targeted(df, subject, folders[0], pairs, suites, common)
         if not df.empty:
             _print_summary(df)
             console.print(ran_message(df), highlight=False, soft_wrap=True)
@@ -95,7 +94,8 @@ def register(app: typer.Typer) -> None:
             frames.append(minimal_pairs(subject, own, pairs, **common))
         if suites:
             frames.append(syntaxgym(subject, own, suites, **common))
-        return pd.concat([f for f in frames if len(f)], ignore_index=True)
+        filled = [f for f in frames if len(f)]
+        return pd.concat(filled, ignore_index=True) if filled else df
 
     def _print_summary(df) -> None:
         """The last checkpoint's final-layer rows, compact enough for 80 columns."""

@@ -7,7 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import command, console, split_csv
+from cli.common import (
+    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
+    progress_option, split_csv,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,9 +22,7 @@ def register(app: typer.Typer) -> None:
             help="The no_hop and word_hop dataset folders, one hop dataset folder with them beside it, "
                  "or an agreement pairs file (--save-pairs).",
         ),
-        checkpoints: Optional[str] = typer.Option(
-            None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all [default: all complete ones]."
-        ),
+        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),
@@ -34,10 +35,10 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test_affected", "--split", help="Split the pairs are drawn from (the reference: test_affected)."),
         save_pairs: Optional[Path] = typer.Option(None, "--save-pairs", help="Also write the agreement pairs to this JSON file."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Bootstrap seed [default: the run's seed, else 0]."),
-        batch_rows: int = typer.Option(512, "--batch-rows", help="Sequences per forward pass (pairs × positions)."),
-        dtype: str = typer.Option("float32", "--dtype", help="float32 (the reference), or bfloat16/float16 autocast with fp32 weights."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
+        batch_rows: int = batch_rows_option(512, "Sequences per forward pass (pairs × positions)."),
+        dtype: str = precision_option(),
+        device: str = device_option(),
+        show_progress: bool = progress_option(),
     ) -> None:
         """IIA per checkpoint × layer × position: swap a plural subject's block output into the singular sentence."""
         from impossible_lms.analysis.agreement import agreement_data

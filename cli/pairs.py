@@ -7,7 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import command, console, split_csv
+from cli.common import (
+    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
+    progress_option, split_csv,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,25 +23,24 @@ def register(app: typer.Typer) -> None:
         pairs: List[Path] = typer.Option(
             ..., "--pairs", "-p", help="JSONL files (or folders of them) with sentence_good/sentence_bad, e.g. BLiMP."
         ),
-        checkpoints: Optional[str] = typer.Option(
-            None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all.", show_default="all complete ones"
-        ),
+        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),
         revision: Optional[List[str]] = typer.Option(None, "--revision", help="Hub revision(s), e.g. checkpoint-3000 (repeatable)."),
         tagger: str = typer.Option("nltk", "--tagger", help="Tags the stimuli for hop languages (nltk, stanza, ...)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Bootstrap seed.", show_default="the run's seed, else 0"),
-        dtype: str = typer.Option("float32", "--dtype", help="float32 (the reference), or bfloat16/float16 autocast."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
+        batch_tokens: int = batch_tokens_option(default=16384),
+        dtype: str = precision_option(),
+        device: str = device_option(),
+        show_progress: bool = progress_option(),
     ) -> None:
         """Share of pairs whose good sentence is more probable, per phenomenon, for every checkpoint."""
         from impossible_lms.analysis.minimal_pairs import minimal_pairs
 
         df = minimal_pairs(subject, data, pairs, checkpoints=checkpoints, results=results,
-                           revisions=split_csv(revision), tagger=tagger, seed=seed, dtype=dtype, device=device,
-                           show_progress=show_progress)
+                           revisions=split_csv(revision), tagger=tagger, seed=seed, batch_tokens=batch_tokens,
+                           dtype=dtype, device=device, show_progress=show_progress)
         overall = df[df["subset"] == "all"].sort_values("checkpoint")
         for _, r in overall.iterrows():
             console.print(f"checkpoint {r['checkpoint']}: {r['value']:.1f}% of {r['count']} pairs")

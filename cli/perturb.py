@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import command, console
+from cli.common import command, console, progress_option
 
 HELP = """Perturb a corpus into one tokenised dataset per LANGUAGE.
 
@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache tagger output here, per corpus file, so reruns skip tagging.", show_default="no cache"),
         fallback_vocab: int = typer.Option(4096, "--fallback-vocab", min=300, help="Vocabulary size of the `fallback` tokenizer."),
         force: bool = typer.Option(False, "--force", help="Replace outputs made with another corpus, tokenizer or tagger."),
-        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
+        show_progress: bool = progress_option(),
     ) -> None:
         from impossible_lms.config import parse_overrides
         from impossible_lms.data import load_manifest

@@ -7,7 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import command, console, split_csv
+from cli.common import (
+    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
+    progress_option, split_csv,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,17 +22,15 @@ def register(app: typer.Typer) -> None:
             None, "--trees", help="Bracketed Penn-style trees of the sentences, or 'stanza' to parse the dataset's test sentences "
                  "(pip install 'ilm[stanza]') [default: the synthetic grammar's own trees]."
         ),
-        checkpoints: Optional[str] = typer.Option(
-            None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all [default: all complete ones]."
-        ),
+        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),
         revision: Optional[List[str]] = typer.Option(None, "--revision", help="Hub revision(s), e.g. checkpoint-3000 (repeatable)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="80/20 split seed [default: the run's seed, else 0]."),
-        dtype: str = typer.Option("float32", "--dtype", help="float32 (the reference), or bfloat16/float16 autocast."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
+        dtype: str = precision_option(),
+        device: str = device_option(),
+        show_progress: bool = progress_option(),
     ) -> None:
         """Probe accuracy per checkpoint × layer × label: logistic regression on span-mean hidden states."""
         from impossible_lms.analysis.probe import probe

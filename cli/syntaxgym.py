@@ -7,7 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import command, console, split_csv
+from cli.common import (
+    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
+    progress_option, split_csv,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,9 +26,7 @@ def register(app: typer.Typer) -> None:
             ..., "--suites", "-s",
             help="SyntaxGym suite JSON files (or folders of them), e.g. number_prep.json from cpllab/syntaxgym.",
         ),
-        checkpoints: Optional[str] = typer.Option(
-            None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all.", show_default="all complete ones"
-        ),
+        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),
@@ -41,17 +42,18 @@ def register(app: typer.Typer) -> None:
         ),
         tagger: str = typer.Option("nltk", "--tagger", help="Tags the stimuli for hop languages (nltk, stanza, ...)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Bootstrap seed.", show_default="the run's seed, else 0"),
-        dtype: str = typer.Option("float32", "--dtype", help="float32 (the reference), or bfloat16/float16 autocast."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
+        batch_tokens: int = batch_tokens_option(default=16384),
+        dtype: str = precision_option(),
+        device: str = device_option(),
+        show_progress: bool = progress_option(),
     ) -> None:
         """Share of items whose every prediction holds (region surprisals compared across conditions), per suite."""
         from impossible_lms.analysis.syntaxgym import syntaxgym
 
         df = syntaxgym(subject, data, suites, checkpoints=checkpoints, results=results,
                        revisions=split_csv(revision), tagger=tagger, local_agreement=local_agreement,
-                       region_metric=region_metric, seed=seed, dtype=dtype, device=device,
-                       show_progress=show_progress)
+                       region_metric=region_metric, seed=seed, batch_tokens=batch_tokens, dtype=dtype,
+                       device=device, show_progress=show_progress)
         items = df[df["label"].fillna("") == ""]
         for step, group in items.sort_values("checkpoint").groupby("checkpoint", sort=False, dropna=False):
             by = dict(zip(group["subset"], group["value"]))

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import command, console
+from cli.common import command, console, device_option, precision_option, progress_option, train_precision
 
 # Each plain flag is a shorthand for one TrainConfig field (it wins over --config and
 # --set). This table is the one place that says which; --help shows the recipe's
@@ -25,6 +25,8 @@ CONFIG_FLAGS: dict[str, str] = {
     "lr": "optim.lr",
     "warmup": "schedule.warmup",
     "checkpoint_every": "checkpoint.every",
+    "objective": "objective",
+    "init_from": "init_from",
     "precision": "precision",
     "device": "device",
     "compile": "compile",
@@ -48,8 +50,9 @@ def register(app: typer.Typer) -> None:
         warmup: Optional[int] = typer.Option(None, "--warmup", help="Linear warm-up steps.", show_default="10% of --steps"),
         checkpoint_every: Optional[int] = typer.Option(
             None, "--checkpoint-every", help="A checkpoint every N steps (and at the last).", show_default="100"),
-        precision: Optional[str] = typer.Option(
-            None, "--precision", help="auto, bf16, fp16 or fp32.", show_default="auto: bf16 on CUDA, fp32 on CPU"),
+        precision: Optional[str] = precision_option(
+            None, help="auto, float32 (fp32), bfloat16 (bf16) or float16 (fp16): mixed precision with fp32 weights.",
+            show_default="auto: bf16 on CUDA, fp32 on CPU"),
         out: Optional[Path] = typer.Option(None, "--out", help="Runs root: the run goes to OUT/<language>/<model>/seed<N>/.", show_default="runs"),
         run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Exact run folder (instead of the layout under --out).", show_default="none"),
         objective: Optional[str] = typer.Option(
@@ -63,12 +66,12 @@ def register(app: typer.Typer) -> None:
         resume: Optional[Path] = typer.Option(
             None, "--resume", help="Continue this run folder from its newest checkpoint, with its saved config."
         ),
-        device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N.", show_default="auto"),
+        device: Optional[str] = device_option(None, show_default="auto"),
         compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile.", show_default="on CUDA"),
         trust_pickle: bool = typer.Option(
             False, "--trust-pickle", help="Resume from a legacy pickled trainer_state.pt (it can run code: only your own runs)."
         ),
-        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on a terminal, plain lines in a log."),
+        show_progress: bool = progress_option(),
     ) -> None:
         """Train a model (the reference recipe by default); rerunning continues from the newest checkpoint.
 
@@ -83,6 +86,7 @@ def register(app: typer.Typer) -> None:
         given["data"] = resolve_folder(data) if data is not None else None
         resume = resolve_folder(resume) if resume is not None else None
         given["trust_pickle"] = trust_pickle or None  # off means "not given": --set or the saved config decide
+        given["precision"] = train_precision(precision)
         flags = {path: given[name] for name, path in CONFIG_FLAGS.items()}
         cfg = resolve_train_config(config, overrides or [], flags, resume)
         folder = train(cfg, progress=show_progress)

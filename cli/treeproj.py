@@ -7,7 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import command, console, split_csv
+from cli.common import (
+    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
+    progress_option, split_csv,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -36,18 +39,16 @@ def register(app: typer.Typer) -> None:
                                            "word (200); 0 = all. Cost: one forward per leaf of each sentence.",
             show_default="1000 token / 200 word"
         ),
-        batch: int = typer.Option(64, "--batch", help="Rows (sentence, span start) per forward."),
-        checkpoints: Optional[str] = typer.Option(
-            None, "--checkpoints", "-c", help="Steps: 3000, 100-3000:100, 500,1000 or all.", show_default="all complete ones"
-        ),
+        batch: int = batch_rows_option(64, "Rows (sentence, span start) per forward pass."),
+        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),
         revision: Optional[List[str]] = typer.Option(None, "--revision", help="Hub revision(s), e.g. checkpoint-3000 (repeatable)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Sample and bootstrap seed.", show_default="the run's seed, else 0"),
-        dtype: str = typer.Option("float32", "--dtype", help="float32 (the reference), or bfloat16/float16 autocast."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-        show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on a terminal, plain lines in a log."),
+        dtype: str = precision_option(),
+        device: str = device_option(),
+        show_progress: bool = progress_option(),
     ) -> None:
         """Tree score (how well a binary tree explains the model's span contextual invariance) and
         bracketing F1 of that tree against gold trees, for every checkpoint.
