@@ -33,10 +33,16 @@ def register(app: typer.Typer) -> None:
         style = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
         table = Table(title="ilm doctor", title_justify="left")
         for col in ("check", "status", "detail", "fix"):
-            table.add_column(col, overflow="fold")
+            table.add_column(col, overflow="fold", no_wrap=col == "status")
         for c in checks:
             table.add_row(escape(c.name), style[c.status], escape(c.detail), escape(c.fix))
         console.print(table)
+        commands = [c for c in checks if c.commands]
+        if commands:  # whole, one per line, never wrapped: they must copy and paste
+            console.print("commands for the fixes above:")
+            for c in commands:
+                for line in c.commands:
+                    console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False, crop=False)
         bad = fatal(checks)
         if bad:
             console.print(f"{len(bad)} fatal problem(s): {', '.join(c.name for c in bad)}")

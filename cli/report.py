@@ -22,12 +22,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Aggregate results over seeds into tables and learning-curve figures."""
         from impossible_lms.reporting import DEFAULT_FORMATS, check_formats, report
-        from impossible_lms.reporting.render import rich_table
+        from impossible_lms.reporting.render import rich_tables
 
         formats = check_formats(split_csv(format) or list(DEFAULT_FORMATS))
         tables, files = report(results, out, formats)
         if not quiet:
             for name in ("final", "auc", "marker_surprisal", "surprisal_difference", "iia_max"):
                 if name in tables:
-                    console.print(rich_table(name, tables[name]))
+                    for table in rich_tables(name, tables[name]):
+                        console.print(table)
         console.print(f"wrote {len(files)} file(s) to {out}")

@@ -61,8 +61,17 @@ def _print_summary(cfg, result) -> None:
     if report.is_file():
         import pandas as pd
 
-        from impossible_lms.reporting.render import rich_table
+        from impossible_lms.reporting.render import rich_tables
 
-        console.print(rich_table("final", pd.read_csv(report, keep_default_na=True)))
+        final = pd.read_csv(report, keep_default_na=True)
+        # A summary for the log: each model's own-language rows, one table per model (the cross-language
+        # rows and everything else are in the report's files)
+        own = final[final["eval_language"].isna() | (final["eval_language"] == final["language"])] \
+            if "eval_language" in final.columns else final
+        for table in rich_tables("final", own.reset_index(drop=True)):
+            console.print(table)
+        if len(own) < len(final):
+            console.print(f"{len(final) - len(own)} cross-language row(s) (models tested on other data) in")
+            console.print(f"  {report}", highlight=False, soft_wrap=True)  # a path stays whole
     ran = len(result.executed)
     console.print(f"{ran} step(s) run; report in {report_dir}")

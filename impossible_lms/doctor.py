@@ -39,7 +39,8 @@ class Check:
     name: str
     status: Status
     detail: str
-    fix: str = ""
+    fix: str = ""  # what to do, in words
+    commands: tuple[str, ...] = ()  # the commands that do it, each whole (printed on its own line)
 
 
 def _module_version(name: str) -> str | None:
@@ -147,7 +148,8 @@ def check_python(env: Environment) -> Check:
 def check_torch(env: Environment) -> list[Check]:
     torch_version = env.module_version("torch")
     if torch_version is None:
-        return [Check("torch", "fail", "not installed", 'pip install torch (a CUDA build on GPU machines), then pip install -e .')]
+        return [Check("torch", "fail", "not installed", "install torch (a CUDA build on GPU machines), then ilm",
+                      ("pip install torch", "pip install -e ."))]
     checks = [Check("torch", "ok", f"torch {torch_version}")]
     has_cuda, detail = env.cuda()
     checks.append(Check("cuda", "ok" if has_cuda else "warn", detail,
@@ -158,7 +160,8 @@ def check_torch(env: Environment) -> list[Check]:
     else:
         checks.append(Check("flash-attn", "warn" if has_cuda else "ok",
                             "not installed (optional: PyTorch SDPA attention is used)",
-                            'pip install -e ".[flash]" for faster GPU training' if has_cuda else ""))
+                            "flash-attn for faster GPU training" if has_cuda else "",
+                            ('pip install -e ".[flash]"',) if has_cuda else ()))
     return checks
 
 
@@ -167,32 +170,34 @@ def check_gpt2_tokenizer(env: Environment, needed: bool = False) -> Check:
         return Check("gpt2 tokenizer", "ok", "in the local Hugging Face cache")
     return Check(
         "gpt2 tokenizer", "fail" if needed else "warn", "not in the local Hugging Face cache (no download at run time)",
-        "on a machine with network: python -c \"from transformers import AutoTokenizer; "
-        "AutoTokenizer.from_pretrained('gpt2')\" and copy ~/.cache/huggingface (or set HF_HOME); "
+        "on a machine with network, run the command, then copy ~/.cache/huggingface here (or set HF_HOME); "
         "or use tokenizer: fallback",
+        ("python -c \"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained('gpt2')\"",),
     )
 
 
 def check_nltk(env: Environment, needed: bool = False) -> Check:
     if env.module_version("nltk") is None:
-        return Check("nltk tagger", "fail" if needed else "warn", "nltk not installed", "pip install nltk")
+        return Check("nltk tagger", "fail" if needed else "warn", "nltk not installed", "install nltk",
+                     ("pip install nltk",))
     missing = [name for name, path in NLTK_RESOURCES.items() if not env.nltk_has(path)]
     if not missing:
         return Check("nltk tagger", "ok", "punkt_tab and averaged_perceptron_tagger_eng found")
     return Check("nltk tagger", "fail" if needed else "warn", f"missing NLTK data: {', '.join(missing)}",
-                 f"python -m nltk.downloader -d $NLTK_DATA {' '.join(missing)} (on a machine with network; "
-                 "NLTK_DATA must point at it here)")
+                 "download them on a machine with network; NLTK_DATA must point at them here",
+                 (f"python -m nltk.downloader -d $NLTK_DATA {' '.join(missing)}",))
 
 
 def check_stanza(env: Environment, needed: bool = False) -> Check:
     status: Status = "fail" if needed else "warn"
     if env.module_version("stanza") is None:
-        return Check("stanza tagger", status, "stanza not installed (optional)", 'pip install -e ".[stanza]"')
+        return Check("stanza tagger", status, "stanza not installed (optional)", "install the stanza extra",
+                     ('pip install -e ".[stanza]"',))
     english = env.stanza_dir() / "en"
     if not english.is_dir():
         return Check("stanza tagger", status, f"no English models under {env.stanza_dir()}",
-                     "python -c \"import stanza; stanza.download('en')\" (on a machine with network; "
-                     "STANZA_RESOURCES_DIR must point at it here)")
+                     "download them on a machine with network; STANZA_RESOURCES_DIR must point at them here",
+                     ("python -c \"import stanza; stanza.download('en')\"",))
     return Check("stanza tagger", "ok", f"English models in {english}")
 
 
@@ -304,7 +309,7 @@ def check_run(setup: dict) -> Check:
               f"torch.compile {'on' if setup['compile'] else 'off'}"
               + ("" if setup["compile_available"] else " (not available here)"))
     if setup["compile"] and not setup["compile_available"]:
-        return Check("run setup", "warn", detail, "pip install triton, or train with --no-compile")
+        return Check("run setup", "warn", detail, "install triton, or train with --no-compile", ("pip install triton",))
     return Check("run setup", "ok", detail)
 
 

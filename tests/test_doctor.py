@@ -43,8 +43,8 @@ def test_bare_cpu_machine_warns_but_nothing_is_fatal():
     assert checks["gpt2 tokenizer"].status == "warn" and "tokenizer: fallback" in checks["gpt2 tokenizer"].fix
     nltk = checks["nltk tagger"]
     assert nltk.status == "warn" and nltk.detail == "missing NLTK data: punkt_tab, averaged_perceptron_tagger_eng"
-    assert "nltk.downloader" in nltk.fix
-    assert checks["stanza tagger"].status == "warn" and '".[stanza]"' in checks["stanza tagger"].fix
+    assert nltk.commands == ("python -m nltk.downloader -d $NLTK_DATA punkt_tab averaged_perceptron_tagger_eng",)
+    assert checks["stanza tagger"].status == "warn" and checks["stanza tagger"].commands == ('pip install -e ".[stanza]"',)
     assert fatal(list(checks.values())) == []
 
 
@@ -151,3 +151,18 @@ def test_a_50k_vocabulary_on_cpu_warns(tmp_path):
     assert doctor.check_speed(big, {**CPU_SETUP, "device": "cuda:0"}).status == "ok"
     names = [c.name for c in diagnose(experiment=demo, env=fake_env())]
     assert names[-2:] == ["run setup", "speed"]
+
+
+def test_commands_print_whole_on_their_own_lines(monkeypatch):
+    """At 80 columns a command in a table cell is cut mid-word: the CLI prints each one whole, alone on its line."""
+    from typer.testing import CliRunner
+
+    import impossible_lms.doctor as doctor
+    from cli.main import app
+
+    monkeypatch.setattr(doctor, "diagnose", lambda **kw: diagnose(env=fake_env()))
+    res = CliRunner().invoke(app, ["doctor"], env={"COLUMNS": "80"})
+    lines = res.output.splitlines()
+    for command in ("python -m nltk.downloader -d $NLTK_DATA punkt_tab averaged_perceptron_tagger_eng",
+                    'pip install -e ".[stanza]"'):
+        assert f"  {command}" in lines, res.output

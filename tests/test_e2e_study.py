@@ -150,3 +150,34 @@ def test_a_moved_study_resumes_where_it_lies_and_reports_the_same(study, tmp_pat
         pd.testing.assert_frame_equal(before[table], pd.read_csv(layout(moved).report() / table), obj=table)
     assert cli.exit_code == 0, cli.output
     pd.testing.assert_frame_equal(before["final.csv"], pd.read_csv(tmp_path / "r" / "final.csv"))
+
+
+def test_the_terminal_summary_reads_in_an_80_column_log(study):
+    """What `ilm run` prints at the end, as a log file shows it: no empty or constant column, no word
+    cut in the middle, every line within 80 columns."""
+    import io
+
+    from rich.console import Console
+
+    from cli.run import _print_summary
+    from impossible_lms.experiment import layout
+    import cli.run as run_cli
+
+    cfg, first, _ = study
+    buf = io.StringIO()
+    original = run_cli.console
+    run_cli.console = Console(file=buf, width=80)
+    try:
+        _print_summary(cfg, first)
+    finally:
+        run_cli.console = original
+    text = buf.getvalue()
+    lines = [line for line in text.splitlines() if not line.startswith("  /")]  # paths print whole
+    assert max(map(len, lines)) <= 80
+    assert "nan" not in text and "setting" not in text  # the empty `setting` column is gone
+    for word in ("NondeterministicShuffle", "DeterministicShuffle", "PartialReverse", "perplexity", "unaffected"):
+        assert word in text
+    for cut in ("test_affecte", "PartialRever ", "Nondeterministic\n"):
+        assert cut not in text
+    assert "model: tiny-gpt2;" in text and "model: tiny-gpt2-nopos;" in text  # one table per model
+    assert "cross-language row(s)" in text and str(layout(cfg).report() / "final.csv") in text

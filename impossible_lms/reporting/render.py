@@ -42,8 +42,10 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     # train-on-X/test-on-Y rows and rows that differ in a setting say so (reporting/tables.py)
     if "eval_language" in table.columns and (table["eval_language"] != table["language"]).any():
         out["tested on"] = table["eval_language"].map(lambda n: language_info(n).display)
-    if "setting" in table.columns and (table["setting"] != "").any():
-        out["setting"] = table["setting"]
+    if "setting" in table.columns:  # a table read back from CSV has NaN where no setting differs
+        setting = table["setting"].fillna("").astype(str)
+        if (setting != "").any():
+            out["setting"] = setting
     for col in ("model", "metric", "subset", "layer", "position", "checkpoint"):
         if col in table.columns:
             out[col] = table[col].map(lambda v: "" if pd.isna(v) else (str(int(v)) if isinstance(v, float) else str(v)))
@@ -112,7 +114,21 @@ def to_latex(name: str, table: pd.DataFrame) -> str:
 
 
 # Columns the terminal view leaves out when every row has the same value (said once in the caption).
-CONSTANT_DROPPABLE = ("model", "metric", "subset", "layer", "checkpoint", "seeds")
+CONSTANT_DROPPABLE = ("tested on", "setting", "model", "metric", "subset", "layer", "checkpoint", "seeds")
+# Columns left out, in this order, when the rest would not fit the terminal without cutting a word
+# (the written files keep them all; the caption says which are left out).
+NARROW_DROPPABLE = ("seeds", "95% CI", "setting", "checkpoint")
+TERMINAL_WIDTH = 80
+
+
+def longest_word(values) -> int:
+    return max((len(w) for v in values for w in str(v).split()), default=1)
+
+
+def table_width(view: pd.DataFrame) -> int:
+    """The narrowest a rich table of ``view`` can be without cutting a word: each column its longest
+    word (header included) plus padding and a rule (3), plus the outer rule."""
+    return sum(max(longest_word(view[c]), longest_word([c])) + 3 for c in view.columns) + 1
 
 
 def compact_interval(low: float, high: float) -> str:
@@ -122,9 +138,33 @@ def compact_interval(low: float, high: float) -> str:
     return f"{low:.3g}–{high:.3g}"
 
 
-def terminal_frame(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The view for 80 columns: constant columns dropped (returned as "name: value" notes), compact intervals."""
+def column_widths(view: pd.DataFrame, width: int = TERMINAL_WIDTH) -> list[int]:
+    """Each column's width: its longest cell, narrowed (widest slack first, never below its longest
+    word) until the table fits ``width``. Rich's own narrowing stops at the widest column, which
+    cut words in the middle when that column could not shrink."""
+    natural = [max(max((len(str(v)) for v in view[c]), default=1), len(c)) for c in view.columns]
+    least = [max(longest_word(view[c]), longest_word([c])) for c in view.columns]
+    widths = list(natural)
+    excess = sum(widths) + 3 * len(widths) + 1 - width
+    while excess > 0:
+        slack = [w - m for w, m in zip(widths, least)]
+        k = max(range(len(widths)), key=lambda i: slack[i])
+        if slack[k] <= 0:
+            break  # nothing narrows without cutting a word (terminal_frame has left out what it could)
+        widths[k] -= 1
+        excess -= 1
+    return widths
+
+
+def terminal_frame(table: pd.DataFrame, width: int = TERMINAL_WIDTH) -> tuple[pd.DataFrame, list[str]]:
+    """The view for a terminal (or a log) of ``width`` columns: constant or empty columns dropped
+    (returned as "name: value" notes), compact intervals, names split at underscores so they wrap
+    between words, and columns left out (said in a note) until no word has to be cut."""
     view = display_frame(table)
+    if "tested on" in view.columns:  # stacked into the language cell, only where it differs: "X → Y"
+        view["language"] = [lang if tested == lang else f"{lang} → {tested}"
+                            for lang, tested in zip(view["language"], view["tested on"])]
+        view = view.drop(columns="tested on")
     view["95% CI"] = [compact_interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])]
     if has_sentence_intervals(table):
         view["95% CI"] = [ci + ("*" if kind == "sentences" else "") for ci, kind in zip(view["95% CI"], table["interval"])]
@@ -137,7 +177,27 @@ def terminal_frame(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             if value != "":
                 notes.append(f"{col}: {value}")
             view = view.drop(columns=col)
+    for col in ("metric", "subset"):  # test_unaffected wraps as "test / unaffected", never "test_unaffecte / d"
+        if col in view.columns:
+            view[col] = view[col].str.replace("_", " ", regex=False)
+    left_out = []
+    for col in NARROW_DROPPABLE:
+        if table_width(view) <= width:
+            break
+        if col in view.columns:
+            view = view.drop(columns=col)
+            left_out.append(col)
+    if left_out:
+        notes.append(f"left out at {width} columns: {', '.join(left_out)} (in the written files)")
     return view, notes
+
+
+def rich_tables(name: str, table: pd.DataFrame, max_rows: int = 60) -> list:
+    """:func:`rich_table` once per model when the table holds several (each then fits the terminal
+    with its model in the caption), else once."""
+    if "model" not in table.columns or table["model"].nunique() <= 1:
+        return [rich_table(name, table, max_rows)]
+    return [rich_table(name, rows.reset_index(drop=True), max_rows) for _, rows in table.groupby("model", sort=False)]
 
 
 def rich_table(name: str, table: pd.DataFrame, max_rows: int = 60):
@@ -145,10 +205,9 @@ def rich_table(name: str, table: pd.DataFrame, max_rows: int = 60):
 
     view, notes = terminal_frame(table)
     out = Table(title=TITLES.get(name, name), title_justify="left")
-    for col in view.columns:
-        # fold (wrap), never cut: a long language name takes two lines, not an ellipsis
-        out.add_column(col, justify="left" if col in TEXT_COLUMNS else "right",
-                       overflow="fold", no_wrap=col in ("value", "seeds"))
+    for col, width in zip(view.columns, column_widths(view.head(max_rows))):
+        # wrap between words, never inside one: each column at least as wide as its longest word
+        out.add_column(col, justify="left" if col in TEXT_COLUMNS else "right", overflow="fold", width=width)
     for row in view.head(max_rows).itertuples(index=False):
         out.add_row(*map(str, row))
     if has_sentence_intervals(table):
