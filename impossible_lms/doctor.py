@@ -127,7 +127,12 @@ def diagnose(corpus: str | Path | None = None, experiment: str | Path | None = N
     if cfg is not None:
         checks.append(check_disk(cfg, env))
     if any(c.name == "torch" and c.status == "ok" for c in checks):  # a run's setup needs torch
-        setup = env.run_setup(cfg.train if cfg is not None else None)
+        if cfg is not None:
+            from impossible_lms.experiment.layout import train_overrides
+
+            setup = env.run_setup(train_overrides(cfg))  # the recipe's fields, as `ilm run` builds them
+        else:
+            setup = env.run_setup(None)
         checks.append(check_run(setup))
         if cfg is not None:
             checks.append(check_speed(cfg, setup))

@@ -109,6 +109,17 @@ def test_two_runs_with_one_seed_are_refused_with_one_line():
         build_tables(df)
 
 
+def test_results_keyed_by_path_beside_identity_keyed_ones_say_how_to_convert():
+    """A results folder from before results were keyed by the run's identity, rescored in part."""
+    df = pd.DataFrame([row(0, 10.0, subject="/old/runs/no_hop/m/seed0"), row(0, 10.0, subject="no_hop/m/seed0/abcd1234")])
+    with pytest.raises(ILMError, match=r"^no_hop m seed 0: results keyed by the run's path \(written by an older ilm\) "
+                                       r"beside results keyed by its identity; delete the folder old_runs_no_hop_m_seed0/ "
+                                       r"in the results folder and rerun `ilm eval`"):
+        build_tables(df)
+    alone = pd.DataFrame([row(0, 10.0, subject="/old/runs/no_hop/m/seed0")])
+    assert len(build_tables(alone)["perplexity"]) == 1  # an old folder on its own still reports
+
+
 def test_train_on_x_test_on_y_rows_are_reported(tmp_path):
     """A DeterministicShuffle seed-21 model scored on its own data and on seed 57's."""
     own = make_toy_data(tmp_path / "d21", per_genre=4, language="deterministic_shuffle:seed=21", family="shuffle")

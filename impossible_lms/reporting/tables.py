@@ -115,6 +115,14 @@ def _check_one_row_per_seed(df: pd.DataFrame) -> None:
         key = dict(zip(keys, clash.index[0]))
         rows = df[(df["language"] == key["language"]) & (df["model"] == key["model"]) & (df["seed"] == key["seed"])]
         subjects = sorted(set(rows["subject"].astype(str)))
+        legacy = [s for s in subjects if s.startswith("/")]
+        if legacy and len(legacy) < len(subjects):
+            # results written before results were keyed by the run's identity, beside newer ones of the same run
+            from impossible_lms.evaluation.store import slug
+
+            raise ILMError(f"{key['language']} {key['model']} seed {key['seed']}: results keyed by the run's path "
+                           f"(written by an older ilm) beside results keyed by its identity; delete the folder "
+                           f"{slug(legacy[0])}/ in the results folder and rerun `ilm eval` (it rescores only that run)")
         raise ILMError(f"{key['language']} {key['model']} seed {key['seed']}: results from {len(subjects)} different "
                        f"runs ({', '.join(subjects[:3])}); report them separately")
 
