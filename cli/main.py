@@ -27,7 +27,13 @@ def _options(
 ) -> None:
     """Impossible language models: perturb corpora, train, evaluate, report."""
     if progress_every is not None:
+        import math
+
+        from cli.common import fail
         from impossible_lms.progress import INTERVAL_ENV
+
+        if not math.isfinite(progress_every) or progress_every <= 0:
+            raise fail(f"--progress-every must be a positive number of seconds, got {progress_every:g}")
 
         # The library reads it where each loop starts; the environment also reaches torchrun workers.
         os.environ[INTERVAL_ENV] = str(progress_every)

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         from impossible_lms.reporting import DEFAULT_FORMATS, check_formats, report
         from impossible_lms.reporting.render import rich_tables
 
-        formats = check_formats(split_csv(format) or list(DEFAULT_FORMATS))
+        formats = check_formats(split_csv(format) if format else list(DEFAULT_FORMATS))  # `-f ,` names none: an error
         tables, files = report(results, out, formats)
         if not quiet:
             for name in ("final", "auc", "marker_surprisal", "surprisal_difference", "iia_max"):

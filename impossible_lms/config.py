@@ -189,22 +189,32 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 
 def check_range(where: str, value: float | int, *, gt: float | None = None, ge: float | None = None,
                 lt: float | None = None, le: float | None = None) -> None:
-    """ILMError ``"<where> must be ..., got <value>"`` unless ``value`` is within the bounds given."""
+    """ILMError ``"<where> must be ..., got <value>"`` unless ``value`` is within the bounds given
+    (and finite: ``inf`` passes every lower bound, and nan no comparison, so neither ever passes)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ILMError(f"{where} must be a finite number, got {value}")
     ok = ((gt is None or value > gt) and (ge is None or value >= ge)
           and (lt is None or value < lt) and (le is None or value <= le))
     if ok:
         return
     low, high = (gt, "(") if gt is not None else (ge, "["), (lt, ")") if lt is not None else (le, "]")
     if low[0] is not None and high[0] is not None:
-        need = f"in {low[1]}{low[0]:g}, {high[0]:g}{high[1]}"
+        need = f"in {low[1]}{_bound(low[0])}, {_bound(high[0])}{high[1]}"
     elif ge is not None and isinstance(value, int) and float(ge).is_integer():
-        need = f"at least {ge:g}"
+        need = f"at least {_bound(ge)}"
     elif low[0] is not None:
-        need = f"{'>' if gt is not None else '>='} {low[0]:g}"
+        need = f"{'>' if gt is not None else '>='} {_bound(low[0])}"
     else:
-        need = f"{'<' if lt is not None else '<='} {high[0]:g}"
+        need = f"{'<' if lt is not None else '<='} {_bound(high[0])}"
     shown = f"{value:g}" if isinstance(value, float) else repr(value)
     raise ILMError(f"{where} must be {need}, got {shown}")
+
+
+def _bound(x: float) -> str:
+    """A bound as a person writes it: whole numbers in full (4294967295, not 4.29497e+09)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
 def load_config(

@@ -21,7 +21,9 @@ from impossible_lms.errors import ILMError
 
 
 def lock_path(folder: str | Path) -> Path:
-    folder = Path(folder)
+    """The lock file of ``folder``, named from its resolved path: two names of one folder (a
+    symlink, ``..``, a relative path) share one lock."""
+    folder = Path(folder).resolve()
     return folder.parent / f".{folder.name}.lock"
 
 

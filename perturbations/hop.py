@@ -98,6 +98,10 @@ def reference_marker(word: Word) -> str | None:
 # Which marker a word takes (None: it does not agree).
 Select = Callable[[Word], "str | None"]
 
+# The 17 universal part-of-speech tags (UD v2), the only values a word's upos can take.
+UPOS_TAGS = frozenset({"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
+                       "PUNCT", "SCONJ", "SYM", "VERB", "X"})
+
 SELECTOR_DEFAULTS = {"upos": "*", "feats": "Person=3|Tense=Pres|VerbForm=Fin", "by": "Number", "values": "Sing|Plur"}
 
 
@@ -131,6 +135,10 @@ class Selector:
         if not by or "=" in by or "|" in by:
             raise ILMError(f"hop selector: by must be one feature name, e.g. Number; got {by!r}")
         tags = None if upos.strip() in ("*", "") else frozenset(u.strip() for u in upos.split("|"))
+        unknown = sorted((tags or frozenset()) - UPOS_TAGS)
+        if unknown:  # a misspelt tag would select no verb at all: 0 affected sentences, silently
+            raise ILMError(f"hop selector: upos {unknown[0]!r} is not a Universal Dependencies tag; "
+                           f"choose from {', '.join(sorted(UPOS_TAGS))} (or * for any)")
         return cls(tags, pairs, by, (vals[0], vals[1]))
 
     def __call__(self, word: Word) -> str | None:

@@ -174,6 +174,8 @@ def _parse_params(base: str, text: str, entry: Entry) -> dict[str, Any]:
         if key not in entry.params:
             takes = ", ".join(entry.params) or "no parameters"
             raise ILMError(f"{base} has no parameter {key!r}; it takes {takes}")
+        if key in given:
+            raise ILMError(f"{base}: {key} is given twice ({base}:{text}); give it once")
         if key in entry.text:
             given[key] = value.strip()
             continue

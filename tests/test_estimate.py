@@ -11,17 +11,7 @@ from impossible_lms.estimate import MEASURED_MFU, ModelCost, _median_rate, estim
 from impossible_lms.experiment import format_plan, load_experiment, plan_experiment, tokens_per_run
 from impossible_lms.models import model_config
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "experiments" / "demo.yaml"
-
-
-def demo(*keys: str):
-    import yaml
-
-    node = yaml.safe_load(DEMO.read_text())["train"]
-    for k in keys:
-        node = node[k]
-    return node
+from demo_config import DEMO, ROOT, demo_train as demo  # noqa: E402
 
 
 def test_cost_is_the_model_configs_flops_and_grows_with_the_vocabulary() -> None:

@@ -12,18 +12,7 @@ from impossible_lms.experiment import (
     layout, plan_experiment, run_experiment, select_runs, tokens_per_run, train_settings,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "experiments" / "demo.yaml"
-
-
-def demo_train(*keys: str):
-    """A value from the raw demo YAML, so the demo can be retuned without editing tests."""
-    import yaml
-
-    node = yaml.safe_load(DEMO.read_text())["train"]
-    for k in keys:
-        node = node[k]
-    return node
+from demo_config import DEMO, ROOT, demo_train  # noqa: E402
 
 
 @pytest.fixture

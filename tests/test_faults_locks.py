@@ -106,3 +106,24 @@ def test_a_killed_perturbs_temporary_folders_are_removed_by_the_next_run(tmp_pat
     (out / ".other.abc123.tmp").mkdir()  # not ours: another dataset's, left alone
     perturb_corpus(["no_shuffle"], "synthetic", out, tokenizer="fallback", progress=False, corpus_options={"sentences": 20})
     assert sorted(p.name for p in out.iterdir()) == [".other.abc123.tmp", "no_shuffle"]
+
+
+def test_a_folder_named_through_a_symlink_shares_its_lock(tmp_path):
+    """`--run-dir X/run` and `--run-dir X/alias` (alias → run) are one folder: one lock, one writer."""
+    run = tmp_path / "X" / "run"
+    run.mkdir(parents=True)
+    (tmp_path / "X" / "alias").symlink_to(run)
+    (tmp_path / "elsewhere").symlink_to(tmp_path / "X")
+    names = [run, tmp_path / "X" / "alias", tmp_path / "elsewhere" / "run", tmp_path / "X" / ".." / "X" / "run"]
+    assert len({lock_path(n) for n in names}) == 1
+    go = tmp_path / "go"
+    holder = start_holder(run, go)
+    try:
+        wait_held(holder)
+        for other in names[1:]:
+            with pytest.raises(ILMError, match=r"is in use by process \d+"):
+                with hold(other, "run folder"):
+                    pass
+    finally:
+        go.touch()
+        holder.wait(timeout=30)

@@ -85,20 +85,30 @@ def _read_config_yaml(run: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+MAX_CHECKPOINTS = 100_000  # a range that names more is a typo, not a sweep (and would take minutes to list)
+
+
 def parse_checkpoints(spec: str | int | list | tuple | None) -> list[int] | None:
     """``"100-3000:100"`` → [100, 200, ..., 3000]; ``"500,1000"``; ``"all"``/None → None (every one).
 
-    Parts are comma-separated; each is a step or ``start-stop[:every]`` (inclusive).
+    Parts are comma-separated; each is a step or ``start-stop[:every]`` (inclusive). An empty
+    spec or part is an error (not "all"), and so is a range of more than MAX_CHECKPOINTS steps.
     """
-    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "all")):
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
         return None
+    if isinstance(spec, bool):
+        raise ILMError(f"bad checkpoint spec {spec!r}; use a step (3000), a range (100-3000:100), a list or 'all'")
     if isinstance(spec, int):
         return [spec]
     if isinstance(spec, (list, tuple)):
         return sorted({s for part in spec for s in (parse_checkpoints(part) or [])})
+    if not str(spec).strip():
+        raise ILMError("empty checkpoint spec; use a step (3000), a range (100-3000:100), a list or 'all'")
     steps: set[int] = set()
     for part in str(spec).split(","):
         part = part.strip()
+        if not part:
+            raise ILMError(f"bad checkpoint spec {spec!r}: an empty part between commas")
         m = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part)
         if not m:
             raise ILMError(f"bad checkpoint spec {part!r}; use a step (3000), a range (100-3000:100), a list or 'all'")
@@ -107,6 +117,10 @@ def parse_checkpoints(spec: str | int | list | tuple | None) -> list[int] | None
         every = int(m.group(3)) if m.group(3) else 1
         if stop < start or every <= 0:
             raise ILMError(f"bad checkpoint range {part!r}: need start <= stop and a positive step")
+        count = (stop - start) // every + 1
+        if count > MAX_CHECKPOINTS:
+            raise ILMError(f"checkpoint range {part!r} names {count:,} checkpoints (at most {MAX_CHECKPOINTS:,}); "
+                           "give the step, e.g. 100-3000:100")
         steps.update(range(start, stop + 1, every))
     return sorted(steps)
 

@@ -81,11 +81,11 @@ def run_experiment(
     log: Callable[[str], None] = print,
 ) -> ExperimentResult:
     """Walk the plan, calling each stage whose stamp is missing or stale; ``dry_run`` only plans."""
+    validate_experiment(cfg)  # the whole experiment, before the first stage (and before a dry run's plan)
     plan = plan_experiment(cfg, only)
     result = ExperimentResult(plan)
     if dry_run:
         return result
-    validate_experiment(cfg)  # the whole experiment, before the first stage
     if stages is None:
         check_names(cfg)
         stages = default_stages()

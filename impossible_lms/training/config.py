@@ -164,13 +164,16 @@ class TrainConfig:
         """Check every number (and the objective's name); the nested configs check their own."""
         from impossible_lms.training.objectives import get_objective  # torch-free at import
 
-        check_range("seed", self.seed, ge=0)
+        check_range("seed", self.seed, ge=0, le=SEED_MAX)
         if self.peak_flops is not None:
             check_range("peak_flops", self.peak_flops, gt=0)
         get_objective(self.objective)
         for part in (self.optim, self.schedule, self.batch, self.checkpoint, self.logging):
             part.validate()
         return self
+
+
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeding take it; larger ones overflow deep inside
 
 
 # Fields that do not change what is computed: a run folder may be continued with
