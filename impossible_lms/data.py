@@ -68,6 +68,9 @@ class Manifest:
     format: str = FORMAT
     ilm_version: str = field(default_factory=_version)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    # a fingerprint of every other field, written by to_dict: a manifest edited by hand (its
+    # vocabulary, its markers) is refused by every stage that reads it, not trusted
+    checksum: str = field(default="", compare=False)
 
     def identity(self) -> dict[str, Any]:
         """Everything that decides the data's content (not counts, version or time)."""
@@ -87,7 +90,9 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        return {"format": d.pop("format"), **d}
+        d.pop("checksum")
+        d = {"format": d.pop("format"), **d}
+        return {**d, "checksum": fingerprint(d)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = MANIFEST) -> Manifest:
@@ -101,7 +106,38 @@ class Manifest:
         if data.get("format", FORMAT) != FORMAT:
             raise ILMError(f"{where}: format {data.get('format')!r} is not {FORMAT!r}: another ilm version "
                            "wrote it; rebuild the dataset (`ilm perturb ... --force`)")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        recorded = data.get("checksum")
+        if recorded and recorded != fingerprint({k: v for k, v in data.items() if k != "checksum"}):
+            raise ILMError(f"{where}: changed after `ilm perturb` wrote it (its checksum does not match); "
+                           "remake the dataset with `ilm perturb ... --force`")
+        manifest = cls(**{k: v for k, v in data.items() if k in known})
+        manifest.check(where)
+        return manifest
+
+    def check(self, where: str = MANIFEST) -> None:
+        """The fields every stage relies on, checked on every read (a manifest from before checksums, too)."""
+        def whole(name: str, value: Any, low: int, high: int | None) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value >= high):
+                span = f"in [{low}, {high})" if high is not None else f"at least {low}"
+                raise ILMError(f"{where}: {name} must be an integer {span}, got {value!r}; "
+                               "remake the dataset with `ilm perturb ... --force`")
+
+        whole("vocab_size", self.vocab_size, 1, None)
+        whole("eos_id", self.eos_id, 0, self.vocab_size)
+        if not isinstance(self.marker_ids, dict):
+            raise ILMError(f"{where}: marker_ids must be a mapping of marker to token id")
+        for marker, token in self.marker_ids.items():
+            whole(f"marker_ids[{marker!r}]", token, 0, self.vocab_size)
+        from perturbations import get_language
+
+        try:
+            markers = set(get_language(self.language).markers)
+        except ILMError:
+            return  # a language this version does not know: nothing more to compare with
+        if not set(self.marker_ids) <= markers or bool(self.marker_ids) != bool(markers):
+            raise ILMError(f"{where}: {self.language} marks with {' '.join(sorted(markers)) or 'no marker'}, but the "
+                           f"manifest's marker_ids hold {' '.join(sorted(self.marker_ids)) or 'none'}; "
+                           "remake the dataset with `ilm perturb ... --force`")
 
 
 def load_manifest(folder: str | Path) -> Manifest:

@@ -185,3 +185,40 @@ def test_folder_names():
     from perturbations import get_language
 
     assert get_language(dataset_folder_name("local_shuffle:w=3,seed=5")).name == "local_shuffle:w=3,seed=5"
+
+
+def test_a_manifest_edited_by_hand_is_refused_by_every_stage_that_reads_it(tmp_path):
+    """vocab_size: 100 or marker_ids: {} written into a dataset's manifest: train, eval and a perturb
+    rerun refuse it in one line instead of trusting it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from impossible_lms.data import Manifest
+    from impossible_lms.evaluation.toy import make_toy_data, make_toy_run
+    from impossible_lms.perturb import _is_done
+
+    data = make_toy_data(tmp_path / "data", per_genre=3)
+    run = make_toy_run(tmp_path / "run", steps=[1], data=data)
+    path = data / "manifest.json"
+    good = json.loads(path.read_text())
+    assert load_manifest(data).checksum == good["checksum"] != ""
+
+    edited = {**good, "vocab_size": 100}
+    path.write_text(json.dumps(edited))
+    with pytest.raises(ILMError, match=r"changed after `ilm perturb` wrote it \(its checksum does not match\)"):
+        load_manifest(data)
+    for args in (["eval", str(run), "--data", str(data)], ["train", "--data", str(data), "--model", "tiny-gpt2"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1 and "its checksum does not match" in result.output, result.output
+    with pytest.raises(ILMError, match="exists but its manifest cannot be reused.*pass --force"):
+        _is_done(data, Manifest.from_dict(good), force=False, needs_tags=False)
+
+    older = {k: v for k, v in good.items() if k != "checksum"}  # from before checksums: checked field by field
+    for field, value, message in (("marker_ids", {}, "no_hop marks with 🄿 🅂, but the manifest's marker_ids hold none"),
+                                  ("eos_id", 10**6, r"eos_id must be an integer in \[0, "),
+                                  ("vocab_size", "many", "vocab_size must be an integer at least 1")):
+        path.write_text(json.dumps({**older, field: value}))
+        with pytest.raises(ILMError, match=message):
+            load_manifest(data)

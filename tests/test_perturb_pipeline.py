@@ -35,7 +35,7 @@ def run(corpus, out, languages=SOME, tok=None, **kw):
 def contents(folder) -> dict:
     dd = datasets.load_from_disk(str(folder))
     m = load_manifest(folder).to_dict()
-    m.pop("created")
+    m.pop("created"), m.pop("checksum")  # both depend on when it was written
     return {"manifest": m, **{s: dd[s].to_dict() for s in dd}}
 
 

@@ -110,7 +110,7 @@ def test_vocabulary_mismatch_is_a_user_error(data):
 
 def test_token_ids_beyond_the_manifest_vocabulary_are_caught(tmp_path):
     d = make_toy_dataset(tmp_path / "bad", vocab_size=VOCAB, train=[[1, 2, 70]])
-    with pytest.raises(ILMError, match="contains token id 70"):
+    with pytest.raises(ILMError, match="token id 70 in the train split is outside the manifest's vocabulary of 50"):
         packed_blocks(read_dataset_info(d), 0, 2, VOCAB)
 
 
@@ -126,3 +126,44 @@ def test_too_little_data_for_one_block(tmp_path):
     d = make_toy_dataset(tmp_path / "small", vocab_size=VOCAB, train=[[1, 2]])
     with pytest.raises(ILMError, match="fewer than one block of 8"):
         packed_blocks(read_dataset_info(d), 0, 8, VOCAB)
+
+
+def _arrow(d):
+    return next((d / "train").glob("*.arrow"))
+
+
+def _replace_train(d, sentences):
+    """The train split rewritten under an unchanged manifest (as a copy from another dataset would)."""
+    other = make_toy_dataset(d.parent / "other", vocab_size=VOCAB, train=sentences)
+    for f in (other / "train").iterdir():
+        (d / "train" / f.name).write_bytes(f.read_bytes())
+
+
+TAMPERS = {
+    "deleted": lambda d: [f.unlink() for f in (d / "train").iterdir()],
+    "truncated": lambda d: _arrow(d).write_bytes(_arrow(d).read_bytes()[:100]),
+    "zeroed": lambda d: _arrow(d).write_bytes(bytes(_arrow(d).stat().st_size)),
+    "garbage": lambda d: _arrow(d).write_bytes(b"not arrow at all" * 64),
+    "a huge token id": lambda d: _replace_train(d, [[1, 2, 10**6]]),
+    "garbled state.json": lambda d: (d / "train" / "state.json").write_text("{garbled"),
+    "garbled dataset_info.json": lambda d: (d / "train" / "dataset_info.json").write_text("[1,"),
+}
+
+
+@pytest.mark.parametrize("tamper", sorted(TAMPERS))
+def test_a_cache_notices_its_split_files_changed(tmp_path, tamper):
+    """The token cache is keyed on the train split's files, not only the manifest: a damaged split
+    is read again and refused in one line, never trained on from the old cache."""
+    d = make_toy_dataset(tmp_path / "toy", vocab_size=VOCAB, train=SENTENCES)
+    token_cache(read_dataset_info(d))  # built from the good data
+    TAMPERS[tamper](d)
+    with pytest.raises(ILMError, match=r"cannot read the dataset|outside the manifest's vocabulary|no train split"):
+        token_cache(read_dataset_info(d))
+
+
+def test_a_changed_split_of_good_data_is_rebuilt_not_reused(tmp_path):
+    d = make_toy_dataset(tmp_path / "toy", vocab_size=VOCAB, train=SENTENCES)
+    assert token_cache(read_dataset_info(d)).offsets[-1] == sum(len(s) + 1 for s in SENTENCES)
+    _replace_train(d, [[1, 2, 3]])
+    cache = token_cache(read_dataset_info(d))
+    assert cache.tokens.tolist() == [1, 2, 3, EOS]

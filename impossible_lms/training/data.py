@@ -49,7 +49,7 @@ class DatasetInfo:
     eos_id: int
     tokenizer: dict
     fingerprint: str  # what the data is: manifest identity (language, corpus, tokenizer, tagger) + counts
-    cache_key: str  # this copy of the folder: manifest.json's bytes (rewritten with every write)
+    cache_key: str  # this copy of the folder: manifest.json's bytes and the train split's files (split_stamp)
 
     @property
     def slug(self) -> str:
@@ -76,13 +76,30 @@ def read_dataset_info(data_dir: str | Path) -> DatasetInfo:
             eos_id=int(m.eos_id),
             tokenizer=dict(m.tokenizer or {}),
             fingerprint=fingerprint(m.identity(), m.counts),
-            cache_key=file_fingerprint(data_dir / "manifest.json"),
+            cache_key=fingerprint(file_fingerprint(data_dir / "manifest.json"), split_stamp(data_dir, "train")),
         )
     except (ValueError, TypeError) as e:
         raise ILMError(f"{data_dir / 'manifest.json'}: invalid manifest ({e})") from None
     if not 0 <= info.eos_id < info.vocab_size:
         raise ILMError(f"{data_dir / 'manifest.json'}: eos_id {info.eos_id} is outside the vocabulary of {info.vocab_size}")
     return info
+
+
+def split_stamp(data_dir: Path, split: str) -> list:
+    """Name, size and modification time of every file the split is read from (and the dataset's
+    index): any write to them (deleted, truncated, zeroed, replaced, a garbled state.json) changes
+    it, so the token cache built from them is rebuilt, and the rebuild reads and checks the new data."""
+    files = [data_dir / "dataset_dict.json", *sorted((data_dir / split).glob("*"))] if (data_dir / split).is_dir() \
+        else [data_dir / "dataset_dict.json"]
+    stamp = []
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            stamp.append([f.name, None])
+            continue
+        stamp.append([f.relative_to(data_dir).as_posix(), st.st_size, st.st_mtime_ns])
+    return stamp
 
 
 @dataclass(frozen=True)
@@ -122,11 +139,14 @@ def _read_meta(path: Path) -> dict | None:
 
 def _train_column(data_dir: Path):
     import datasets
+    import pyarrow as pa
 
     try:
         dd = datasets.load_from_disk(str(data_dir))
-    except (FileNotFoundError, ValueError) as e:
-        raise ILMError(f"{data_dir}: cannot read the dataset ({e})") from None
+    except (FileNotFoundError, ValueError, KeyError, TypeError, pa.ArrowException, OSError) as e:
+        # ValueError covers a garbled state.json / dataset_info.json (json errors are ValueErrors)
+        raise ILMError(f"{data_dir}: cannot read the dataset ({type(e).__name__}: {str(e)[:120]}); "
+                       f"rewrite it with `ilm perturb ... --force`") from None
     if not isinstance(dd, datasets.DatasetDict) or "train" not in dd:
         raise ILMError(f"{data_dir}: the dataset has no train split")
     ds = dd["train"]
@@ -155,6 +175,9 @@ def _build_cache(info: DatasetInfo, bin_path: Path, off_path: Path, meta_path: P
                     max_id = max(max_id, int(flat.max()))
                     if flat.min() < 0:
                         raise ILMError(f"{info.path}: negative token id in the train split")
+                    if max_id >= info.vocab_size:  # also keeps ids in the cache's dtype
+                        raise ILMError(f"{info.path}: token id {max_id} in the train split is outside the "
+                                       f"manifest's vocabulary of {info.vocab_size}; rewrite it with `ilm perturb ... --force`")
                 # Each sentence is shifted right by the number of EOS tokens before it.
                 out = np.full(len(flat) + len(lengths), info.eos_id, dtype=dtype)
                 out[np.arange(len(flat)) + np.repeat(np.arange(len(lengths)), lengths)] = flat
