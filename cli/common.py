@@ -37,6 +37,11 @@ def user_errors(fn: F) -> F:
                 return fn(*args, **kwargs)
         except ILMError as e:
             raise fail(str(e), getattr(e, "exit_code", 1)) from None
+        except UnicodeDecodeError as e:  # where a reader did not name its file, still one line
+            raise fail(f"an input file is not UTF-8 text ({e.reason} at byte {e.start}); give UTF-8 files") from None
+        except RecursionError:
+            raise fail("an input is nested too deeply to read (thousands of levels of brackets or JSON); "
+                       "check the files given") from None
         except Exception as e:
             # What the system refused (a path that is a file, no permission, a full disk)
             # is the user's to fix: one line. Anything else is a bug and keeps its traceback.
@@ -74,6 +79,8 @@ OS_ERRORS: dict[int, str] = {
     errno.ENOSPC: "no space left on the device writing {path}; free space or write elsewhere, then rerun to resume "
                   "(finished outputs are kept)",
     errno.EDQUOT: "disk quota exceeded writing {path}; free space or write elsewhere, then rerun to resume",
+    errno.EFBIG: "{path}: file too large for this file system or your limit (ulimit -f); write elsewhere or "
+                 "raise the limit, then rerun to resume",
 }
 
 

@@ -33,6 +33,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ILMError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    except UnicodeDecodeError as e:
+        raise ILMError(f"{path}: not UTF-8 text (byte {e.start}); give a YAML file") from None
     if not isinstance(data, dict):
         raise ILMError(f"{path}: expected a mapping at the top level")
     return data

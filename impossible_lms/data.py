@@ -315,7 +315,12 @@ def load_split(folder: str | Path, split: str) -> datasets.Dataset:
     if split not in SPLITS or not (folder / split).is_dir():
         have = [s for s in SPLITS if (folder / s).is_dir()]
         raise ILMError(f"{folder} has no split {split!r}; it has {', '.join(have) or 'none'}")
-    return datasets.load_from_disk(str(folder / split))
+    try:
+        return datasets.load_from_disk(str(folder / split))
+    except (FileNotFoundError, ValueError, KeyError, TypeError, pa.ArrowException, OSError) as e:
+        # a truncated or overwritten .arrow file, a garbled state.json: the folder, not a traceback
+        raise ILMError(f"{folder / split}: cannot read the split ({type(e).__name__}: {str(e)[:120]}); "
+                       "remake the dataset with `ilm perturb ... --force`") from None
 
 
 def load_dataset_tokenizer(folder: str | Path) -> MarkedTokenizer:

@@ -46,6 +46,13 @@ def test_pair_file_errors_are_one_line(tmp_path):
     with pytest.raises(ILMError, match="nyu-mll/blimp"):
         load_pairs(tmp_path / "missing.jsonl")
     (tmp_path / "bad.jsonl").write_text('{"sentence_good": "x"}\n')
+    with pytest.raises(ILMError, match=r"bad.jsonl:1: sentence_bad must be a non-empty sentence \(a string\), got missing"):
+        load_pairs(tmp_path / "bad.jsonl")
+    for value, shown in ((5, "5"), (None, "None"), ("", "''")):  # the field named, not "the filters dropped them"
+        (tmp_path / "bad.jsonl").write_text(json.dumps({"sentence_good": value, "sentence_bad": "y"}) + "\n")
+        with pytest.raises(ILMError, match=rf"bad.jsonl:1: sentence_good must be a non-empty sentence \(a string\), got {shown}$"):
+            load_pairs(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.jsonl").write_text("[1, 2]\n")
     with pytest.raises(ILMError, match=r"bad.jsonl:1: not a JSON object with sentence_good and sentence_bad"):
         load_pairs(tmp_path / "bad.jsonl")
 

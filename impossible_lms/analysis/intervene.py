@@ -116,6 +116,17 @@ def intervene(
     the run's, else 0) seeds the bootstrap. Rows go to ``results`` and are
     skipped there on the next call.
     """
+    # What the user named is checked before the pairs are read (the slow part, and the one whose
+    # "no pairs" message would otherwise answer a misspelt run, checkpoint or language).
+    from impossible_lms.evaluation.subjects import resolve_subject
+    from perturbations import get_language
+
+    resolve_subject(subject, checkpoints, list(revisions or []))
+    if language is not None and not get_language(language).marks_agreement:
+        raise ILMError(f"--language {language}: interventions need a language that marks agreement "
+                       f"(no_hop, token_hop, word_hop)")
+    if tokens is not None and tokens < 1:
+        raise ILMError(f"tokens must be at least 1, got {tokens}")
     pairs = agreement_data(data, split)
     if max_pairs is not None:
         if max_pairs < 1:
@@ -123,7 +134,11 @@ def intervene(
         pairs = AgreementData(pairs.singular[:max_pairs], pairs.plural[:max_pairs], pairs.singular_marker,
                               pairs.plural_marker, pairs.tokenizer_fingerprint, pairs.source)
     if len(pairs) == 0:
-        raise ILMError(f"no agreement pairs in {data} (no 'the SUBJECT VERB w w w w' sentences whose subject pluralises)")
+        where = ", ".join(map(str, data)) if isinstance(data, (list, tuple)) else str(data)
+        raise ILMError(f"no agreement pairs in {where} (no 'the SUBJECT VERB w w w w' sentences whose subject "
+                       f"pluralises in its {split} split)")
+    if tokens is not None and tokens > len(pairs.singular[0]):
+        raise ILMError(f"tokens must be at most {len(pairs.singular[0])} (the pairs' length), got {tokens}")
     if batch_rows < 1:
         raise ILMError("batch_rows must be positive")
 

@@ -58,13 +58,20 @@ def load_pairs(paths: str | Path | Sequence[str | Path]) -> list[MinimalPair]:
                 continue
             try:
                 item = json.loads(line)
-                good, bad = str(item["sentence_good"]), str(item["sentence_bad"])
-            except (ValueError, KeyError, TypeError):
+            except ValueError:
                 raise ILMError(f"{f}:{n}: not a JSON object with sentence_good and sentence_bad") from None
+            if not isinstance(item, dict):
+                raise ILMError(f"{f}:{n}: not a JSON object with sentence_good and sentence_bad")
+            for key in ("sentence_good", "sentence_bad"):  # the field by name: 5, null and "" are not sentences
+                if not isinstance(item.get(key), str) or not item[key].strip():
+                    got = "missing" if key not in item else f"{item[key]!r}"
+                    raise ILMError(f"{f}:{n}: {key} must be a non-empty sentence (a string), got {got}")
+            good, bad = item["sentence_good"], item["sentence_bad"]
             name = next((str(item[k]) for k in _PHENOMENON_FIELDS if item.get(k)), f.stem)
             pairs.append(MinimalPair(good, bad, name))
     if not pairs:
-        raise ILMError(f"no minimal pairs in {paths}")
+        where = ", ".join(map(str, paths)) if isinstance(paths, (list, tuple)) else str(paths)
+        raise ILMError(f"no minimal pairs in {where}")
     return pairs
 
 

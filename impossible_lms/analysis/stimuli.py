@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from impossible_lms.errors import ILMError
+
+
 def ordered_languages() -> list[str]:
     """The registered languages (at their defaults) that keep every token where it was (markers
     inserted, verbs lemmatised), so a stimulus's regions keep their tokens: SyntaxGym suites are
@@ -50,8 +53,6 @@ def stimulus_files(paths: str | Path | Sequence[str | Path], suffix: str, what: 
                    local_dir: str) -> list[Path]:
     """The files ``paths`` name (a folder: its ``*suffix`` files, sorted); a missing one is an
     ILMError that says where the public set is on the Hub and how to fetch it."""
-    from impossible_lms.errors import ILMError
-
     files: list[Path] = []
     for p in [paths] if isinstance(paths, (str, Path)) else paths:
         p = Path(p)
@@ -77,6 +78,9 @@ def perturb_texts(texts: Sequence[str], data: str | Path, tagger="nltk", genre: 
     tok = load_dataset_tokenizer(data)
     if lang.needs_tags:
         tag = get_tagger(tagger)
+        if not hasattr(tag, "tag_lines"):  # gold tags live in a corpus; stimuli are plain text
+            raise ILMError(f"--tagger {tagger}: stimuli are plain text with no tags of their own; "
+                           f"{manifest.language} needs a tagger that tags text (nltk or stanza)")
         if hasattr(tag, "prepare"):
             tag.prepare()
         sentences = [one_sentence(tag.tag_lines([t], genre), t) for t in texts]

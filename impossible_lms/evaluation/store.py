@@ -30,6 +30,7 @@ COLUMNS = [
     # where the subject lay when scored: information only (``subject`` is the key)
     "path",
 ]
+REQUIRED_COLUMNS = ("language", "model", "seed", "metric", "value")  # what every report groups or aggregates by
 INT_COLUMNS = ("checkpoint", "seed", "layer", "count", "sample_size", "sample_seed", "sample_short", "position")
 
 
@@ -54,12 +55,23 @@ def _read_table(path: Path) -> pd.DataFrame:
     """One results file; ILMError naming it when it is truncated or not a table."""
     import pyarrow as pa
 
+    kind = "CSV" if path.suffix == ".csv" else "Parquet"
     try:
-        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        kind = "CSV" if path.suffix == ".csv" else "Parquet"
+        frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
         raise ILMError(f"{path} is not a readable {kind} results file (truncated, or not {kind}: {type(e).__name__}); "
                        "delete it (`ilm eval` rewrites it) or leave it out") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if len(frame) and missing:
+        raise ILMError(f"{path} is not an ilm results file (no {', '.join(missing)} column); leave it out")
+    if len(frame):
+        numbers = pd.to_numeric(frame["value"], errors="coerce")
+        if (numbers.isna() & frame["value"].notna()).any():
+            bad = frame["value"][numbers.isna() & frame["value"].notna()].iloc[0]
+            raise ILMError(f"{path}: the value column holds {bad!r}, not a number; delete the file "
+                           "(`ilm eval` rewrites it) or leave it out")
+        frame["value"] = numbers
+    return frame
 
 
 def load_results(paths: Iterable[str | Path]) -> pd.DataFrame:

@@ -152,7 +152,7 @@ def resolve_subject(subject: str | Path, checkpoints=None, revisions: list[str] 
 
 def _run_subject(run: Path, wanted: list[int] | None) -> Subject:
     found = _find_checkpoints(run)
-    info = _read_run_json(run)
+    info = read_run_json(run)
     if wanted is None:
         steps = list(found)
         if not steps:
@@ -178,8 +178,12 @@ def _run_subject(run: Path, wanted: list[int] | None) -> Subject:
 
 def _folder_subject(path: Path) -> Subject:
     m = _CHECKPOINT.match(path.name)
-    step = int(m.group(1)) if m else None
-    info = _read_run_json(path.parent) if m else {}
+    step = None
+    if m:
+        from impossible_lms.training.checkpoint import check_step
+
+        step = check_step(int(m.group(1)), path)
+    info = read_run_json(path.parent) if m else {}
     data = info.get("data")
     identity = run_identity(path.parent, info) if m else None
     return Subject(
@@ -274,7 +278,9 @@ def _find_checkpoints(run: Path) -> dict[int, Path]:
         from impossible_lms.training.checkpoint import find_checkpoints
 
         return dict(find_checkpoints(run))
-    found = {int(_CHECKPOINT.match(p.name).group(1)): p for p in _checkpoint_dirs(run)
+    from impossible_lms.training.checkpoint import check_step
+
+    found = {check_step(int(_CHECKPOINT.match(p.name).group(1)), p): p for p in _checkpoint_dirs(run)
              if (p / "config.json").is_file() and any((p / w).is_file() for w in _WEIGHTS)}
     return dict(sorted(found.items()))
 
@@ -283,8 +289,9 @@ def _checkpoint_dirs(path: Path) -> list[Path]:
     return [p for p in path.iterdir() if p.is_dir() and _CHECKPOINT.match(p.name)]
 
 
-def _read_run_json(run: Path) -> dict:
-    path = run / "run.json"
+def read_run_json(run: Path) -> dict:
+    """A run folder's run.json ({} without one); ILMError naming it when it is not JSON."""
+    path = Path(run) / "run.json"
     if not path.is_file():
         return {}
     try:

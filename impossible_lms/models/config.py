@@ -17,6 +17,9 @@ from impossible_lms.config import check_range
 from impossible_lms.errors import ILMError, did_you_mean
 
 POSITIONS = ("learned", "none", "rotary", "alibi")
+# The largest sizes a config may ask for: far beyond any model here, far below an allocation that
+# would take the machine down before failing.
+SIZE_LIMITS = {"vocab_size": 2**24, "n_positions": 2**20, "n_embd": 2**16, "n_layer": 1024, "n_head": 1024}
 ATTENTIONS = ("auto", "flash_attn", "sdpa", "math", "eager")
 # How scores become weights: softmax (GPT-2) or geometric (stick-breaking,
 # Csordás et al. 2022; the reference's models/geometric_attention.py).
@@ -83,9 +86,13 @@ class ILMConfig(PreTrainedConfig):
             raise ILMError(f"position {self.position!r} is not one of {', '.join(POSITIONS)}")
         if self.attention not in ATTENTIONS:
             raise ILMError(f"attention {self.attention!r} is not one of {', '.join(ATTENTIONS)}")
-        # Sizes first: a zero would surface later as a ZeroDivisionError or an empty model.
-        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
-            check_range(name, getattr(self, name), ge=1)
+        # Sizes first: a zero would surface later as a ZeroDivisionError or an empty model, a string
+        # as a TypeError deep inside torch, and a huge one as a petabyte allocation.
+        for name, high in SIZE_LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ILMError(f"{name} must be a whole number, got {value!r}")
+            check_range(name, value, ge=1, le=high)
         if self.n_inner is not None:
             check_range("n_inner", self.n_inner, ge=1)
         check_range("pad_vocab_to_multiple_of", self.pad_vocab_to_multiple_of, ge=0)

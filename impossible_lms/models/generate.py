@@ -9,7 +9,6 @@ beside the checkpoint: ``<ckpt>/tokenizer``, ``<run>/tokenizer``, or the
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +42,10 @@ def find_tokenizer(checkpoint: str | Path, tokenizer: str | Path | None = None) 
         looked.append(folder / "tokenizer")
         if (folder / "tokenizer").is_dir():
             return folder / "tokenizer"
-        run = folder / "run.json"
-        if run.is_file():
-            data = json.loads(run.read_text(encoding="utf-8")).get("data")
+        if (folder / "run.json").is_file():
+            from impossible_lms.evaluation.subjects import read_run_json
+
+            data = read_run_json(folder).get("data")  # garbage there is one line naming the file
             if data:  # training records the dataset's resolved path
                 looked.append(Path(data) / "tokenizer")
                 if (Path(data) / "tokenizer").is_dir():

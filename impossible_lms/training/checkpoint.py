@@ -49,8 +49,18 @@ def find_checkpoints(run_dir: str | Path) -> dict[int, Path]:
     for p in run_dir.iterdir():
         m = _NAME.match(p.name)
         if m and p.is_dir() and all((p / f).is_file() for f in _COMPLETE) and _has_state(p):
-            found[int(m.group(1))] = p
+            found[check_step(int(m.group(1)), p)] = p
     return dict(sorted(found.items()))
+
+
+MAX_STEP = 2**62  # steps are int64 everywhere downstream (Arrow, numpy, torch)
+
+
+def check_step(step: int, where: Path) -> int:
+    """``step`` unless it is larger than any int64 column can hold: then one line naming the folder."""
+    if step > MAX_STEP:
+        raise ILMError(f"{where}: step {step} is too large to be a training step; rename or remove that folder")
+    return step
 
 
 def _has_state(checkpoint: Path) -> bool:
