@@ -321,10 +321,19 @@ def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], state: dict[str
             for item in items:
                 yield fn(item)
             return
-        with _no_tokenizer_threads(), multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
-            yield from pool.imap(fn, items)
+        pool_of = multiprocessing.get_context("fork").Pool
+        with _no_tokenizer_threads(), pool_of(min(workers, len(items)), initializer=_ignore_sigint) as pool:
+            yield from pool.imap(fn, items)  # on Ctrl-C the parent alone stops, and leaving `with` ends the pool
     finally:
         _STATE.clear()
+
+
+def _ignore_sigint() -> None:
+    """In each worker: Ctrl-C goes to the whole process group, and the parent alone answers it
+    (one line, exit 130, the pool terminated), instead of every worker printing a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

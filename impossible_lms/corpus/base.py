@@ -97,6 +97,10 @@ def sort_files(files: Iterable[CorpusFile]) -> tuple[CorpusFile, ...]:
     return tuple(sorted(files, key=lambda f: (order.get(f.split, 99), f.name)))
 
 
+# The longest line a corpus may hold: BabyLM's longest are a few kB (children_stories: 5.5 kB).
+MAX_LINE_BYTES = 100_000
+
+
 def read_lines(
     path: Path,
     errors: str,
@@ -122,6 +126,9 @@ def read_lines(
         for index, raw in enumerate(handle):
             if keep is not None and not keep(index):
                 continue
+            if len(raw) > MAX_LINE_BYTES:  # before any work: a megabyte "sentence" would stall every stage
+                raise ILMError(f"{path}:{index + 1}: a line of {len(raw):,} bytes (at most {MAX_LINE_BYTES:,}); "
+                               "a corpus has one sentence or utterance per line: split the file into lines")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:

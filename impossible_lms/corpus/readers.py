@@ -136,11 +136,15 @@ def _is_path(source: Any) -> bool:
     return isinstance(source, Path) or (isinstance(source, str) and not source.startswith("hf:") and source != "synthetic")
 
 
+SYNTHETIC_MAX_SENTENCES = 10_000_000
+
+
 def _open_synthetic(source: Any, errors: str, options: dict) -> tuple[str, list[CorpusFile]]:
     from impossible_lms.corpus import synthetic
 
-    total = _int_option(options, "sentences", 30000, minimum=1)
-    seed = _int_option(options, "seed", 0)
+    # the synthetic grammar makes ~10k sentences/s: a bound keeps a typo from running for days
+    total = _int_option(options, "sentences", 30000, minimum=1, maximum=SYNTHETIC_MAX_SENTENCES)
+    seed = _int_option(options, "seed", 0, minimum=0, maximum=2**32 - 1)
     files = []
     for (genre, split), count in synthetic.split_sizes(total).items():
         cache: list = []
@@ -164,13 +168,16 @@ def _open_synthetic(source: Any, errors: str, options: dict) -> tuple[str, list[
     return f"synthetic-{total}-seed{seed}", files
 
 
-def _int_option(options: dict, key: str, default: int, minimum: int | None = None) -> int:
+def _int_option(options: dict, key: str, default: int, minimum: int | None = None,
+                maximum: int | None = None) -> int:
     value = options.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
         raise ILMError(f"corpus option {key} must be an integer, got {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ILMError(f"corpus option {key} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ILMError(f"corpus option {key} must be at most {maximum:,}, got {value:,}")
     return value
 
 
