@@ -56,12 +56,52 @@ def test_formulas_parse_with_syntaxgym_precedence_and_never_eval():
     assert g(lambda n, c: s[c, n]) is True
     s[("a", 3)] = 4.0  # 4 - 1.5 = 2.5 is not < 2: the conjunction fails
     assert g(lambda n, c: s[c, n]) is False
-    # SyntaxGym's level order: + binds tighter than -, so 10 - 2 + 3 reads 10 - (2 + 3).
-    assert parse_formula("10 - 2 + 3 = 5")(lambda n, c: 0.0) is True
+    # SyntaxGym's own precedence cases (syntaxgym-core test/test_prediction.py, written here by hand):
+    # + and - are one left-associative level.
+    zero = lambda n, c: 0.0  # noqa: E731
+    for holds in ("5 - 4 - 3 < 0", "5+4=9-1+1", "5-(3+2)=0", "(5-3)+2=4", "(5-3)+((2+1)-(2+2))=1"):
+        assert parse_formula(holds)(zero) is True, holds
+    assert parse_formula("10 - 2 + 3 = 11")(zero) is True and parse_formula("10 - 2 + 3 = 5")(zero) is False
+    conj = parse_formula("((5;%a%) > (5;%b%)) & ((5;%a%) > (5;%c%)) & (((5;%a%) - (5;%b%)) > ((5;%c%) - (5;%d%)))")
+    assert conj.tree.op == "&" and conj.tree.left.op == "&"  # left-associative conjunction
     assert parse_formula("(1;%x%) = 1.0005")(lambda n, c: 1.0) is True  # SyntaxGym's atol 1e-3
     for bad in ["(3;%a%) >", "(3;%a%) > (3;%b%))", "__import__('os')", "(3;%a%) >> 2", "((1;%a%) > 2"]:
         with pytest.raises(ILMError, match="formula"):
             parse_formula(bad)
+
+
+def test_bracket_alternation_and_star_forms_read():
+    """The cpllab/syntactic-generalization copy groups with [ ]; syntaxgym-core also has | and (*;%c%)."""
+    s = {("match", 7): 1.0, ("mismatch", 7): 3.0, ("match", 1): 2.0, ("mismatch", 1): 0.5}
+    f = parse_formula("[(7;%match%) < (7;%mismatch%)] & [(1;%match%) > (1;%mismatch%)]")
+    assert f(lambda n, c: s[c, n]) is True
+    assert parse_formula("[(7;%match%) > (7;%mismatch%)] | [(1;%match%) > (1;%mismatch%)]")(lambda n, c: s[c, n])
+    assert not parse_formula("[(7;%match%) > (7;%mismatch%)] & [(1;%match%) > (1;%mismatch%)]")(lambda n, c: s[c, n])
+    star = parse_formula("(*;%match%) > 2.5")
+    assert star.regions()[0].number is None and star.regions()[0].condition == "match"
+    with pytest.raises(ILMError, match=r"missing '\]'"):
+        parse_formula("[(7;%a%) < 2")
+
+
+def test_a_syntactic_generalization_suite_reads_its_string_predictions(tmp_path):
+    """The same suites as cpllab/syntactic-generalization stores them: meta.string_predictions, [ ] groups."""
+    import json
+
+    raw = {"meta": {"name": "number_src", "metric": "sum",
+                    "string_predictions": ["[(2;%match%) < (2;%mismatch%)] & [(*;%match%) < (*;%mismatch%)]"]},
+           "region_meta": {"1": "np", "2": "verb"}, "predictions": [],
+           "items": [{"item_number": 1, "conditions": [
+               {"condition_name": "match", "regions": [{"region_number": 1, "content": "the dog"},
+                                                       {"region_number": 2, "content": "sees"}]},
+               {"condition_name": "mismatch", "regions": [{"region_number": 1, "content": "the dog"},
+                                                          {"region_number": 2, "content": "see"}]}]}]}
+    (tmp_path / "number_src.json").write_text(json.dumps(raw))
+    (suite,) = load_suites(tmp_path / "number_src.json")
+    assert len(suite.predictions) == 1 and suite.predictions[0].tree.op == "&"
+    bits = {(1, "match"): 5.0, (2, "match"): 1.0, (1, "mismatch"): 5.0, (2, "mismatch"): 4.0}
+    assert item_results(suite, lambda it, n, c: bits[n, c]).tolist() == [[True]]
+    bits[(1, "mismatch")] = 1.0  # the sum over the condition's regions now favours mismatch: 5 + 1 > 1 + 4
+    assert item_results(suite, lambda it, n, c: bits[n, c]).tolist() == [[False]]
 
 
 # ---------------------------------------------------------------- suites

@@ -12,10 +12,12 @@ as in SyntaxGym, the sum over its tokens of ``-log2 p`` (bits), or with
 reference's ``get_target_surprisal`` reads it.
 
 Formulas (:func:`parse_formula`) follow SyntaxGym's grammar without ``eval``:
-region references ``(N;%condition%)`` and numbers, combined by ``+``, ``-``,
-``<``, ``>``, ``=`` (equal within rtol 1e-5, atol 1e-3) and ``&``, each a
-left-associative level in that order of binding (``+`` tightest), with
-parentheses. An item is correct when all its suite's predictions hold; the
+region references ``(N;%condition%)`` (``(*;%condition%)``: the sum over all of the
+condition's regions) and numbers, combined at three left-associative levels, tightest
+first: ``+`` and ``-`` (one level: ``5+4=9-1+1`` holds), ``<``, ``>`` and ``=`` (equal
+within rtol 1e-5, atol 1e-3), then ``&`` and ``|``; grouped by parentheses, or by
+square brackets as the cpllab/syntactic-generalization copy of the suites writes them
+(``[(7;%a%) < (7;%b%)] & [...]``, in ``meta.string_predictions``). An item is correct when all its suite's predictions hold; the
 rows give the share of correct items per suite (subset = suite name, label
 empty), over all items (subset ``all``), and per prediction (label
 ``prediction N``: the reference's singular_acc/plural_acc or pred1..3, whose
@@ -68,7 +70,7 @@ LN2 = math.log(2.0)
 
 @dataclass(frozen=True)
 class Region:
-    number: int
+    number: int | None  # None: every region of the condition, summed ("(*;%c%)")
     condition: str
 
 
@@ -81,9 +83,10 @@ class Op:
 
 Node = Union[Region, float, Op]
 _FLIP = {">": "<", "<": ">"}
-# Binding levels, tightest first (SyntaxGym's infixNotation order); each is left-associative.
-_LEVELS = ("+", "-", "<", ">", "=", "&")
-_TOKEN = re.compile(r"\s*(?:(\(\s*\d+\s*;\s*%[A-Za-z0-9_-]+%\s*\))|(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|([-+<>=&()]))")
+# Binding levels, tightest first; the operators of one level are one left-associative chain.
+_LEVELS = (("+", "-"), ("<", ">", "="), ("&", "|"))
+_TOKEN = re.compile(r"\s*(?:(\(\s*(?:\d+|\*)\s*;\s*%[A-Za-z0-9_-]+%\s*\))|(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|([-+<>=&|()\[\]]))")
+_CLOSE = {"(": ")", "[": "]"}
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def parse_formula(text: str) -> Formula:
         ref, number, sym = m.groups()
         if ref:
             n, _, cond = ref.strip("() \t").partition(";")
-            tokens.append(Region(int(n), cond.strip().strip("%")))
+            tokens.append(Region(None if n.strip() == "*" else int(n), cond.strip().strip("%")))
         elif number:
             tokens.append(float(number))
         else:
@@ -146,9 +149,9 @@ def _parse_level(tokens: list, level: int, text: str) -> tuple[Node, list]:
     if level < 0:
         return _parse_atom(tokens, text)
     left, tokens = _parse_level(tokens, level - 1, text)
-    while tokens and tokens[0] == _LEVELS[level]:
-        right, tokens = _parse_level(tokens[1:], level - 1, text)
-        left = Op(_LEVELS[level], left, right)
+    while tokens and isinstance(tokens[0], str) and tokens[0] in _LEVELS[level]:
+        right, rest = _parse_level(tokens[1:], level - 1, text)
+        left, tokens = Op(tokens[0], left, right), rest
     return left, tokens
 
 
@@ -158,17 +161,17 @@ def _parse_atom(tokens: list, text: str) -> tuple[Node, list]:
     head, rest = tokens[0], tokens[1:]
     if isinstance(head, (Region, float)):
         return head, rest
-    if head == "(":
+    if head in _CLOSE:
         inner, rest = _parse_level(rest, len(_LEVELS) - 1, text)
-        if not rest or rest[0] != ")":
-            raise ILMError(f"formula {text!r}: missing ')'")
+        if not rest or rest[0] != _CLOSE[head]:
+            raise ILMError(f"formula {text!r}: missing {_CLOSE[head]!r}")
         return inner, rest[1:]
     raise ILMError(f"formula {text!r}: unexpected {head!r}")
 
 
 def _evaluate(node: Node, surprisal: Callable[[int, str], float]):
     if isinstance(node, Region):
-        return surprisal(node.number, node.condition)
+        return surprisal(node.number, node.condition)  # number None: the caller sums the condition
     if isinstance(node, float):
         return node
     a, b = _evaluate(node.left, surprisal), _evaluate(node.right, surprisal)
@@ -182,6 +185,8 @@ def _evaluate(node: Node, surprisal: Callable[[int, str], float]):
         return a > b
     if node.op == "=":
         return bool(np.isclose(a, b, rtol=EQUALITY_RTOL, atol=EQUALITY_ATOL))
+    if node.op == "|":
+        return bool(a) or bool(b)
     return bool(a) and bool(b)  # "&"
 
 
@@ -226,17 +231,21 @@ def _read_suite(path: Path) -> Suite:
                 regions = tuple((int(r["region_number"]), str(r.get("content") or "")) for r in c["regions"])
                 conditions[str(c["condition_name"])] = regions
             items.append(Item(int(it.get("item_number", len(items) + 1)), conditions))
-        formulas = [p["formula"] if isinstance(p, dict) else p for p in raw["predictions"]]
+        formulas = [p["formula"] if isinstance(p, dict) else p for p in raw.get("predictions") or []]
+        # the cpllab/syntactic-generalization copy keeps them as meta.string_predictions
+        formulas = formulas or list((raw.get("meta") or {}).get("string_predictions") or [])
+        if "predictions" not in raw and not formulas:
+            raise KeyError("predictions")
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ILMError(f"{path}: not a SyntaxGym suite (meta, items[].conditions[].regions[], "
-                       f"predictions[].formula): {type(e).__name__} {e}") from None
+                       f"predictions[].formula or meta.string_predictions): {type(e).__name__} {e}") from None
     predictions = tuple(parse_formula(str(f)) for f in formulas)
     if not items or not predictions:
         raise ILMError(f"{path}: a suite needs items and predictions")
     for item in items:
         for ref in (r for f in predictions for r in f.regions()):
             regions = item.conditions.get(ref.condition)
-            if regions is None or ref.number not in {n for n, _ in regions}:
+            if regions is None or (ref.number is not None and ref.number not in {n for n, _ in regions}):
                 raise ILMError(f"{path}: item {item.number}: prediction region ({ref.number};%{ref.condition}%) "
                                "is not in the item")
     return Suite(name, tuple(items), predictions, {str(k): str(v) for k, v in (raw.get("region_meta") or {}).items()})
@@ -412,8 +421,15 @@ def region_surprisals(logprobs: np.ndarray, spans: dict[int, tuple[int, int]], m
 
 
 def item_results(suite: Suite, surprisal: Callable[[int, int, str], float]) -> np.ndarray:
-    """[items × predictions] bools; ``surprisal(item, region, condition)`` in bits."""
-    return np.array([[f(lambda n, c, it=it.number: surprisal(it, n, c)) for f in suite.predictions]
+    """[items × predictions] bools; ``surprisal(item, region, condition)`` in bits (``(*;%c%)``: the
+    sum over every region of the condition, as SyntaxGym reads it)."""
+
+    def value(item: Item, n: int | None, c: str) -> float:
+        if n is None:
+            return sum(surprisal(item.number, r, c) for r, _ in item.conditions[c])
+        return surprisal(item.number, n, c)
+
+    return np.array([[f(lambda n, c, it=it: value(it, n, c)) for f in suite.predictions]
                      for it in suite.items], dtype=bool).reshape(len(suite.items), len(suite.predictions))
 
 
