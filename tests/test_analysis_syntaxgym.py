@@ -455,3 +455,21 @@ def test_run_stage_without_its_stimuli_is_one_line(tmp_path):
         ANALYSES["syntaxgym"].run(cfg, Run("no_shuffle", "tiny-gpt2", 0), {})
     with pytest.raises(ILMError, match="analyses.syntaxgym: unknown option 'local_agrement'.*local_agreement"):
         ANALYSES["syntaxgym"].run(cfg, Run("no_shuffle", "tiny-gpt2", 0), {"suites": "x", "local_agrement": True})
+
+
+def test_two_region_metrics_in_one_folder_report_as_two_labelled_variants(datasets, trained, tmp_path):
+    """`sum` then `first` into one results folder: both rows stay, each labelled with its options."""
+    from impossible_lms.evaluation import load_results
+    from impossible_lms.reporting import all_tables
+
+    suite = write_good_bad(tmp_path / "order.json")
+    for metric in ("sum", "first"):
+        syntaxgym(trained / "checkpoint-80", datasets / "no_shuffle", suite, results=tmp_path / "res",
+                  region_metric=metric, device="cpu")
+    rows = load_results([tmp_path / "res"])
+    assert set(rows["options"]) == {"region_metric=sum, local_agreement=False",
+                                    "region_metric=first, local_agreement=False"}
+    table = all_tables(rows)["syntaxgym"]
+    overall = table[table["subset"] == "all"]
+    assert sorted(overall["setting"]) == ["options=region_metric=first, local_agreement=False",
+                                          "options=region_metric=sum, local_agreement=False"]

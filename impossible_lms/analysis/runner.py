@@ -12,6 +12,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,12 @@ class Analysis:
     data_name: str  # the store's eval_language slot (e.g. "agreement")
     data_fingerprint: str
     settings: dict
+    # the options that change the numbers, written into every row's `options` column so that two
+    # runs with different ones in one results folder report as two labelled variants, never one
+    shown: tuple[str, ...] = ()
+
+    def options(self) -> str:
+        return ", ".join(f"{k}={self.settings[k]}" for k in self.shown)
 
     def key(self) -> str:
         return fingerprint(self.metric, self.data_fingerprint, self.settings, ANALYSIS_VERSION)
@@ -64,8 +71,7 @@ def run_analysis(subject: str | Path, prepare: Callable[[Subject], tuple[Analysi
     analysis, compute = prepare(subj)
     dtype, torch_device = sweep.resolve_dtype(dtype, device)
     # the canonical dtype is what the numbers depend on (fp32 weights; a low dtype is autocast, as in eval)
-    analysis = Analysis(analysis.metric, analysis.data_name, analysis.data_fingerprint,
-                        {**analysis.settings, "dtype": dtype})
+    analysis = dataclasses.replace(analysis, settings={**analysis.settings, "dtype": dtype})
     key = analysis.key()
     frames, todo = [], []
     for target in subj.targets:
@@ -114,6 +120,7 @@ def _label(r: dict, subj: Subject, target: Target, analysis: Analysis) -> dict:
         "data_fingerprint": analysis.data_fingerprint,
         "scorer_version": f"{analysis.metric}-{ANALYSIS_VERSION}",
         "dtype": analysis.settings["dtype"],
+        "options": analysis.options(),
     }
 
 

@@ -490,6 +490,7 @@ def syntaxgym(
                          for s in stimuli.suites}
             return suite_rows(per_suite, run_seed)
 
-        return Analysis(METRIC, f"syntaxgym:{stimuli.language}", stimuli.fingerprint, settings), compute
+        return Analysis(METRIC, f"syntaxgym:{stimuli.language}", stimuli.fingerprint, settings,
+                        shown=("region_metric", "local_agreement")), compute
 
     return run_analysis(subject, prepare, checkpoints, revisions, results, dtype, device, show_progress)

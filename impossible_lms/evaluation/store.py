@@ -29,6 +29,8 @@ COLUMNS = [
     "position", "label",
     # where the subject lay when scored: information only (``subject`` is the key)
     "path",
+    # an analysis's options that change its numbers ("region_metric=first, local_agreement=True")
+    "options",
 ]
 REQUIRED_COLUMNS = ("language", "model", "seed", "metric", "value")  # what every report groups or aggregates by
 INT_COLUMNS = ("checkpoint", "seed", "layer", "count", "sample_size", "sample_seed", "sample_short", "position")

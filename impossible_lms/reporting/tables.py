@@ -32,7 +32,7 @@ AGGREGATE_COLUMNS = ["value", "ci_low", "ci_high", "seeds"]
 # What a stored number depends on besides the run (docs/ARCHITECTURE.md §6); "sample_seed" is
 # reported as a rule: "run" when the sample was drawn with the run's own seed (the reference's way).
 SETTINGS = ("unit", "dtype", "sample_scheme", "sample_size", "sample_seed", "condition_on_eos",
-            "scorer_version", "data_fingerprint")
+            "scorer_version", "data_fingerprint", "options")
 # Every table groups by these beyond its own keys.
 EXTRA_KEYS = ["eval_language", "setting"]
 UNKNOWN = "?"  # results written before a setting was recorded
