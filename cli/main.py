@@ -32,8 +32,8 @@ def _options(
         from cli.common import fail
         from impossible_lms.progress import INTERVAL_ENV
 
-        if not math.isfinite(progress_every) or progress_every <= 0:
-            raise fail(f"--progress-every must be a positive number of seconds, got {progress_every:g}")
+        if not math.isfinite(progress_every) or progress_every < 0:  # 0: a line at every update
+            raise fail(f"--progress-every must be a number of seconds >= 0, got {progress_every:g}")
 
         # The library reads it where each loop starts; the environment also reaches torchrun workers.
         os.environ[INTERVAL_ENV] = str(progress_every)

@@ -400,9 +400,12 @@ def probe(
     Reverse family). ``trees``: a bracketed tree file (default: the synthetic grammar's own trees).
     ``seed`` (default the run's, else 0) seeds the 80/20 split."""
     _sklearn()  # fail in one line before loading anything
+    from impossible_lms.data import load_manifest, resolve_folder
+
     sentences = probe_data(data, trees)
     needed = max(max(s.ids) for s in sentences) + 1
     data_fp = fingerprint([(s.ids, s.spans) for s in sentences])
+    language = load_manifest(resolve_folder(data)).language  # rows of a hub model are labelled with it
 
     def prepare(subj):
         run_seed = seed if seed is not None else (subj.seed if subj.seed is not None else 0)
@@ -411,6 +414,6 @@ def probe(
             check_subject_vocab(model, needed, target)
             return probe_rows(model, sentences, run_seed)
 
-        return Analysis(METRIC, "probe", data_fp, {"seed": run_seed}), compute
+        return Analysis(METRIC, "probe", data_fp, {"seed": run_seed, "language": language}), compute
 
     return run_analysis(subject, prepare, checkpoints, revisions, results, dtype, device, show_progress)

@@ -116,7 +116,7 @@ def _label(r: dict, subj: Subject, target: Target, analysis: Analysis) -> dict:
         "seed": seed,
         "checkpoint": target.step,
         "metric": r.get("metric") or analysis.metric,  # an analysis may write several metrics in one file
-        "eval_language": subj.language or "",
+        "eval_language": subj.language or analysis.settings.get("language") or "",
         "data_fingerprint": analysis.data_fingerprint,
         "scorer_version": f"{analysis.metric}-{ANALYSIS_VERSION}",
         "dtype": analysis.settings["dtype"],

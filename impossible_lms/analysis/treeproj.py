@@ -396,6 +396,9 @@ def treeproj(
     # The data's identity, not the sample's: runs of different seeds draw different sentences from the
     # same data and must average in one table row (the seed and the sample size are in the settings).
     data_fp = _data_identity(data, unit, trees)
+    from impossible_lms.data import load_manifest, resolve_folder
+
+    language = load_manifest(resolve_folder(data)).language  # rows of a hub model are labelled with it
 
     def prepare(subj):
         run_seed = seed if seed is not None else (subj.seed if subj.seed is not None else 0)
@@ -411,7 +414,7 @@ def treeproj(
             return treeproj_rows(model, stimuli, run_seed, start_layer, read_layer, unit, batch)
 
         settings = {"unit": unit, "start_layer": start_layer, "read_layer": read_layer, "seed": run_seed,
-                    "sentences": count, "unaligned": unaligned}
+                    "sentences": count, "unaligned": unaligned, "language": language}
         return Analysis(METRIC, f"treeproj-{unit}", data_fp, settings), compute
 
     return run_analysis(subject, prepare, checkpoints, revisions, results, dtype, device, show_progress)

@@ -25,7 +25,7 @@ TITLES = {
 }
 
 
-TEXT_COLUMNS = ("language", "tested on", "setting", "model", "metric", "subset")  # left-aligned
+TEXT_COLUMNS = ("language", "tested on", "setting", "model", "metric", "subset", "label")  # left-aligned
 
 
 def fmt(value: float) -> str:
@@ -46,8 +46,8 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
         setting = table["setting"].fillna("").astype(str)
         if (setting != "").any():
             out["setting"] = setting
-    for col in ("model", "metric", "subset", "layer", "position", "checkpoint"):
-        if col in table.columns:
+    for col in ("model", "metric", "subset", "label", "layer", "position", "checkpoint"):
+        if col in table.columns and not (col == "label" and table[col].fillna("").eq("").all()):
             out[col] = table[col].map(lambda v: "" if pd.isna(v) else (str(int(v)) if isinstance(v, float) else str(v)))
     out["value"] = table["value"].map(fmt)
     out["95% CI"] = [
@@ -60,7 +60,23 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-INTERVAL_NOTE = "(*) one seed: the run's own 95% interval over sentences (bootstrap, from `ilm eval`), not over seeds."
+# What a one-seed interval (the run's own bootstrap) resamples, by table: each analysis says its own.
+INTERVAL_UNITS = {
+    "minimal_pairs": ("pairs", "ilm minimal-pairs"), "minimal_pairs_curve": ("pairs", "ilm minimal-pairs"),
+    "syntaxgym": ("items", "ilm syntaxgym"), "syntaxgym_curve": ("items", "ilm syntaxgym"),
+    "syntaxgym_predictions": ("items", "ilm syntaxgym"),
+    "iia": ("agreement pairs", "ilm intervene"), "iia_max": ("agreement pairs", "ilm intervene"),
+    "probe": ("test spans", "ilm probe"), "treeproj": ("sentences", "ilm treeproj"),
+}
+
+
+def interval_note(name: str = "") -> str:
+    """The caption of a one-seed interval (marked *), naming what it is over and which command made it."""
+    what, command = INTERVAL_UNITS.get(name, ("sentences", "ilm eval"))
+    return f"(*) one seed: the run's own 95% interval over {what} (bootstrap, from `{command}`), not over seeds."
+
+
+INTERVAL_NOTE = interval_note()
 
 
 def has_sentence_intervals(table: pd.DataFrame) -> bool:
@@ -83,7 +99,7 @@ def to_markdown(name: str, table: pd.DataFrame) -> str:
     for row in view.itertuples(index=False):
         lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
     if has_sentence_intervals(table):
-        lines += ["", INTERVAL_NOTE]
+        lines += ["", interval_note(name)]
     return "\n".join(lines) + "\n"
 
 
@@ -109,12 +125,12 @@ def to_latex(name: str, table: pd.DataFrame) -> str:
         "\\end{tabular}",
     ]
     if has_sentence_intervals(table):
-        lines.append(f"% {INTERVAL_NOTE}")
+        lines.append(f"% {interval_note(name)}")
     return "\n".join(lines) + "\n"
 
 
 # Columns the terminal view leaves out when every row has the same value (said once in the caption).
-CONSTANT_DROPPABLE = ("tested on", "setting", "model", "metric", "subset", "layer", "checkpoint", "seeds")
+CONSTANT_DROPPABLE = ("tested on", "setting", "model", "metric", "subset", "label", "layer", "checkpoint", "seeds")
 # Columns left out, in this order, when the rest would not fit the terminal without cutting a word
 # (the written files keep them all; the caption says which are left out).
 NARROW_DROPPABLE = ("seeds", "95% CI", "setting", "checkpoint")
@@ -211,7 +227,7 @@ def rich_table(name: str, table: pd.DataFrame, max_rows: int = 60):
     for row in view.head(max_rows).itertuples(index=False):
         out.add_row(*map(str, row))
     if has_sentence_intervals(table):
-        notes.append(INTERVAL_NOTE)
+        notes.append(interval_note(name))
     if len(view) > max_rows:
         notes.append(f"{len(view) - max_rows} more rows in the written files")
     out.caption = "; ".join(notes) or None
