@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -36,7 +37,7 @@ def write_pairs(path, goods=GOOD, bads=BAD, field="UID"):
 def test_pairs_load_with_their_phenomenon(tmp_path):
     f = write_pairs(tmp_path / "agr.jsonl")
     pairs = load_pairs(f)
-    assert pairs[1] == MinimalPair("a bird sings .", "sings a bird .", "p1")
+    assert pairs[1] == MinimalPair("a bird sings .", "sings a bird .", "p1", "p1")  # UID: the paradigm
     (tmp_path / "plain.jsonl").write_text(json.dumps({"sentence_good": "a", "sentence_bad": "b"}) + "\n")
     assert load_pairs(tmp_path / "plain.jsonl")[0].phenomenon == "plain"
     assert len(load_pairs(tmp_path)) == 4  # a folder: every *.jsonl, sorted
@@ -55,6 +56,41 @@ def test_pair_file_errors_are_one_line(tmp_path):
     (tmp_path / "bad.jsonl").write_text("[1, 2]\n")
     with pytest.raises(ILMError, match=r"bad.jsonl:1: not a JSON object with sentence_good and sentence_bad"):
         load_pairs(tmp_path / "bad.jsonl")
+
+
+def test_blimp_rows_group_by_paradigm_and_by_phenomenon_and_keep_the_dropped(tmp_path):
+    """BLiMP's UID is the paradigm (67), linguistics_term the phenomenon (13): both levels, and the
+    pairs a language drops, per paradigm."""
+    lines = [{"sentence_good": "a b", "sentence_bad": "b a", "UID": uid, "linguistics_term": term}
+             for uid, term in (("anaphor_gender_agreement", "anaphor_agreement"),
+                               ("anaphor_number_agreement", "anaphor_agreement"),
+                               ("animate_subject_passive", "argument_structure"))]
+    (tmp_path / "blimp.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    pairs = load_pairs(tmp_path / "blimp.jsonl")
+    assert [(p.paradigm, p.phenomenon) for p in pairs] == [(x["UID"], x["linguistics_term"]) for x in lines]
+    rows = pair_rows([-1.0, -5.0, -2.0], [-2.0, -4.0, -9.0], [p.phenomenon for p in pairs],
+                     paradigms=[p.paradigm for p in pairs], dropped={"anaphor_gender_agreement": 0,
+                                                                     "anaphor_number_agreement": 2,
+                                                                     "animate_subject_passive": 0})
+    acc = {(r.get("label", ""), r["subset"]): r["value"] for r in rows if r["metric"] == "minimal_pair_accuracy"}
+    assert acc == {("", "all"): pytest.approx(200 / 3), ("paradigm", "anaphor_gender_agreement"): 100.0,
+                   ("paradigm", "anaphor_number_agreement"): 0.0, ("paradigm", "animate_subject_passive"): 100.0,
+                   ("phenomenon", "anaphor_agreement"): 50.0, ("phenomenon", "argument_structure"): 100.0}
+    dropped = {r["subset"]: r["value"] for r in rows if r["metric"] == "minimal_pair_dropped"}
+    assert dropped == {"anaphor_gender_agreement": 0, "anaphor_number_agreement": 2, "animate_subject_passive": 0}
+
+    from impossible_lms.reporting.views import targeted_tables
+
+    from impossible_lms.reporting.tables import prepare
+
+    frame = pd.DataFrame([{**r, "language": "no_shuffle", "model": "m", "seed": 0, "checkpoint": 1,
+                           "label": r.get("label", "")} for r in rows])
+    tables = targeted_tables(prepare(frame))
+    assert set(tables["minimal_pairs"]["subset"]) == {"all", "anaphor_gender_agreement", "anaphor_number_agreement",
+                                                      "animate_subject_passive"}
+    assert set(tables["minimal_pairs_phenomena"]["subset"]) == {"all", "anaphor_agreement", "argument_structure"}
+    assert dict(zip(tables["minimal_pairs_dropped"]["subset"], tables["minimal_pairs_dropped"]["value"]))[
+        "anaphor_number_agreement"] == 2
 
 
 def test_accuracy_rows_per_phenomenon_and_overall():
@@ -142,7 +178,7 @@ def test_a_model_that_learned_the_good_sentences_prefers_them(datasets, tmp_path
     pairs = write_pairs(tmp_path / "p.jsonl")
     df = minimal_pairs(ckpt, datasets / "no_shuffle", pairs, results=tmp_path / "results", device="cpu")
     by = df.set_index("subset")["value"]
-    assert by["all"] == 100.0 and set(df["metric"]) == {"minimal_pair_accuracy"}
+    assert by["all"] == 100.0 and set(df["metric"]) == {"minimal_pair_accuracy", "minimal_pair_dropped"}
     # The chance model does not: swap the roles and the same model scores 0.
     flipped = write_pairs(tmp_path / "flipped.jsonl", BAD, GOOD)
     assert minimal_pairs(ckpt, datasets / "no_shuffle", flipped, device="cpu").set_index("subset")["value"]["all"] == 0.0

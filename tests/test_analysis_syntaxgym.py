@@ -383,11 +383,11 @@ def test_eval_scores_pairs_and_suites_beside_perplexity(datasets, trained, tmp_p
                                   "--metrics", "perplexity", "--subsets", "test_affected", "--pairs", str(pairs),
                                   "--suites", str(suite), "--results", str(res), "--device", "cpu", "--no-progress"])
     assert ok.exit_code == 0, ok.output
-    assert "metrics: perplexity, minimal_pair_accuracy, syntaxgym_accuracy" in ok.output
+    assert "metrics: perplexity, minimal_pair_accuracy, minimal_pair_dropped, syntaxgym_accuracy" in ok.output
     stored = load_results(res)
     last = stored[stored["subset"] == "all"].set_index("metric")["value"]
     assert last["minimal_pair_accuracy"] == 100.0 and last["syntaxgym_accuracy"] == 100.0
-    assert set(stored["metric"]) == {"perplexity", "minimal_pair_accuracy", "syntaxgym_accuracy"}
+    assert set(stored["metric"]) == {"perplexity", "minimal_pair_accuracy", "minimal_pair_dropped", "syntaxgym_accuracy"}
 
 
 # ---------------------------------------------------------------- ilm run stages and the report

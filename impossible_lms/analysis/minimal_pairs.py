@@ -2,11 +2,14 @@
 
 Stimuli are JSON lines with ``sentence_good`` and ``sentence_bad`` (BLiMP's own
 field names; the public set is ``nyu-mll/blimp`` on the Hugging Face Hub, one
-file per paradigm) and a phenomenon taken from ``phenomenon``, else
-``linguistics_term``, else ``UID``, else the file's name. Accuracy is the
-share of pairs (in percent) whose good sentence has the higher total
-log-probability, per phenomenon and over all pairs (subset ``all``), with a
-bootstrap interval over pairs.
+file per paradigm). Each pair has a paradigm (BLiMP's ``UID``, else the file's
+name: BLiMP's 67) and a phenomenon (``phenomenon``, else ``linguistics_term``:
+BLiMP's 13 groups; else the paradigm). Accuracy is the share of pairs (in
+percent) whose good sentence has the higher total log-probability: over all
+pairs (subset ``all``), per paradigm (label ``paradigm``) and per phenomenon
+(label ``phenomenon``), with a bootstrap interval over pairs; the pairs the
+language's filters drop are stored too, per paradigm (metric
+``minimal_pair_dropped``, in pairs).
 
 Each sentence is first put into the model's language with the rules of the
 dataset given as ``data`` (its manifest names the language, its tokenizer
@@ -35,8 +38,9 @@ from impossible_lms.errors import ILMError
 from impossible_lms.io import fingerprint
 
 METRIC = "minimal_pair_accuracy"
+DROPPED_METRIC = "minimal_pair_dropped"
 HUB_ID = "nyu-mll/blimp"
-_PHENOMENON_FIELDS = ("phenomenon", "linguistics_term", "UID")
+_PHENOMENON_FIELDS = ("phenomenon", "linguistics_term")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class MinimalPair:
     good: str
     bad: str
     phenomenon: str
+    paradigm: str = ""  # BLiMP's UID (one file per paradigm); "" = the phenomenon
 
 
 def load_pairs(paths: str | Path | Sequence[str | Path]) -> list[MinimalPair]:
@@ -67,8 +72,9 @@ def load_pairs(paths: str | Path | Sequence[str | Path]) -> list[MinimalPair]:
                     got = "missing" if key not in item else f"{item[key]!r}"
                     raise ILMError(f"{f}:{n}: {key} must be a non-empty sentence (a string), got {got}")
             good, bad = item["sentence_good"], item["sentence_bad"]
-            name = next((str(item[k]) for k in _PHENOMENON_FIELDS if item.get(k)), f.stem)
-            pairs.append(MinimalPair(good, bad, name))
+            paradigm = str(item.get("UID") or f.stem)
+            name = next((str(item[k]) for k in _PHENOMENON_FIELDS if item.get(k)), paradigm)
+            pairs.append(MinimalPair(good, bad, name, paradigm))
     if not pairs:
         where = ", ".join(map(str, paths)) if isinstance(paths, (list, tuple)) else str(paths)
         raise ILMError(f"no minimal pairs in {where}")
@@ -83,10 +89,12 @@ class PerturbedPairs:
     dropped: int
     language: str
     eos_id: int
+    paradigms: list[str] = None  # per kept pair; None: the phenomena
+    dropped_by_paradigm: dict = None  # paradigm -> pairs its filters dropped (every paradigm named)
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.good, self.bad, self.phenomena)
+        return fingerprint(self.good, self.bad, self.phenomena, self.paradigms, self.dropped_by_paradigm)
 
 
 def perturb_pairs(pairs: Sequence[MinimalPair], data: str | Path, tagger="nltk") -> PerturbedPairs:
@@ -94,21 +102,35 @@ def perturb_pairs(pairs: Sequence[MinimalPair], data: str | Path, tagger="nltk")
     from impossible_lms.analysis.stimuli import perturb_texts
 
     done = perturb_texts([t for p in pairs for t in (p.good, p.bad)], data, tagger, genre="minimal_pairs")
-    good, bad, phenomena = [], [], []
+    good, bad, phenomena, paradigms = [], [], [], []
+    dropped = {p.paradigm or p.phenomenon: 0 for p in pairs}
     for p, g, b in zip(pairs, done.ids[0::2], done.ids[1::2]):
         if g is not None and b is not None:
             good.append(g)
             bad.append(b)
             phenomena.append(p.phenomenon)
-    return PerturbedPairs(good, bad, phenomena, len(pairs) - len(good), done.language_name, done.eos_id)
+            paradigms.append(p.paradigm or p.phenomenon)
+        else:
+            dropped[p.paradigm or p.phenomenon] += 1
+    return PerturbedPairs(good, bad, phenomena, len(pairs) - len(good), done.language_name, done.eos_id,
+                          paradigms, dropped)
 
 
-def pair_rows(good_lp: Sequence[float], bad_lp: Sequence[float], phenomena: Sequence[str], seed: int = 0) -> list[dict]:
-    """Accuracy rows (percent) per phenomenon and over ``all`` from total log-probs per sentence."""
+def pair_rows(good_lp: Sequence[float], bad_lp: Sequence[float], phenomena: Sequence[str], seed: int = 0,
+              paradigms: Sequence[str] | None = None, dropped: dict | None = None) -> list[dict]:
+    """Accuracy rows (percent) over ``all``, per paradigm and per phenomenon, from total log-probs per
+    sentence; and the dropped pairs per paradigm (``dropped``: paradigm -> count)."""
     wins = np.asarray(good_lp) > np.asarray(bad_lp)
-    names = np.asarray(phenomena, dtype=object)
-    return [percent_row(METRIC, wins if subset == "all" else wins[names == subset], seed, subset=subset)
-            for subset in ["all", *sorted(set(phenomena))]]
+    rows = [percent_row(METRIC, wins, seed, subset="all")]
+    groups = {"paradigm": paradigms if paradigms is not None else phenomena, "phenomenon": phenomena}
+    for label, names in groups.items():
+        names = np.asarray(names, dtype=object)
+        rows += [percent_row(METRIC, wins[names == subset], seed, subset=subset, label=label)
+                 for subset in sorted(set(names))]
+    for paradigm, count in sorted((dropped or {}).items()):
+        rows.append({"metric": DROPPED_METRIC, "subset": paradigm, "label": "paradigm", "value": float(count),
+                     "ci_low": np.nan, "ci_high": np.nan, "count": int(count), "unit": "pairs"})
+    return rows
 
 
 def minimal_pairs(
@@ -146,7 +168,8 @@ def minimal_pairs(
             scores = score_sequences(model, stimuli.good + stimuli.bad, options)[None]
             totals = [float(np.nansum(s)) for s in scores]
             n = len(stimuli.good)
-            return pair_rows(totals[:n], totals[n:], stimuli.phenomena, run_seed)
+            return pair_rows(totals[:n], totals[n:], stimuli.phenomena, run_seed, stimuli.paradigms,
+                             stimuli.dropped_by_paradigm)
 
         return Analysis(METRIC, f"minimal_pairs:{stimuli.language}", stimuli.fingerprint, settings), compute
 

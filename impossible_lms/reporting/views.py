@@ -191,12 +191,15 @@ TARGETED = {"minimal_pair_accuracy": "minimal_pairs", "syntaxgym_accuracy": "syn
 def _register_targeted_titles() -> None:
     from impossible_lms.reporting.render import TITLES
 
-    what = {"minimal_pairs": "Minimal-pair accuracy (%; per phenomenon", "syntaxgym": "SyntaxGym accuracy (%; items "
+    what = {"minimal_pairs": "Minimal-pair accuracy (%; per paradigm", "syntaxgym": "SyntaxGym accuracy (%; items "
             "whose every prediction holds, per suite"}
     for name, text in what.items():
         TITLES.setdefault(name, f"{text}, last checkpoint; mean over seeds, 95% t-interval)")
         TITLES.setdefault(f"{name}_curve", f"{text.split(' (')[0]} over all stimuli per checkpoint "
                                            "(%; mean over seeds, 95% t-interval)")
+    TITLES.setdefault("minimal_pairs_phenomena", "Minimal-pair accuracy (%; per phenomenon, last checkpoint; "
+                                                 "mean over seeds, 95% t-interval)")
+    TITLES.setdefault("minimal_pairs_dropped", "Minimal pairs the language's filters dropped (pairs, per paradigm)")
     TITLES.setdefault("syntaxgym_predictions", "SyntaxGym accuracy per prediction (%; last checkpoint; "
                                                "the reference's singular/plural or pred1..3)")
 
@@ -214,6 +217,16 @@ def targeted_tables(rows: pd.DataFrame) -> Tables:
         own = rows[rows["metric"] == metric]
         if own.empty:
             continue
+        if metric == "minimal_pair_accuracy":  # BLiMP: per paradigm (its 67) and per phenomenon (its 13)
+            phenomena = own[own["label"].isin(["", "phenomenon"])]
+            if (own["label"] == "phenomenon").any():
+                out[f"{name}_phenomena"] = _last_checkpoint(
+                    _aggregate(phenomena, ["language", "model", "checkpoint", "subset"], mean_interval))
+            own = own[own["label"].isin(["", "paradigm"])].assign(label="")
+            dropped = rows[(rows["metric"] == "minimal_pair_dropped") & (rows["subset"] != "")]
+            if not dropped.empty:
+                out[f"{name}_dropped"] = _last_checkpoint(
+                    _aggregate(dropped, ["language", "model", "checkpoint", "subset"], mean_interval))
         items = own[own["label"] == ""]
         out[name] = _last_checkpoint(_aggregate(items, ["language", "model", "checkpoint", "subset"], mean_interval))
         out[f"{name}_curve"] = _aggregate(items[items["subset"] == "all"], ["language", "model", "checkpoint", "subset"],
