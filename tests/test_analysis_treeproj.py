@@ -370,8 +370,10 @@ def test_word_unit_end_to_end_stored_resumed_and_cli(tmp_path, hop_data, monkeyp
     run = make_toy_run(tmp_path / "run", steps=(100, 200), language="word_hop", vocab_size=400, seed=3,
                        n_positions=128)
     df = tp.treeproj(run, hop_data, results=tmp_path / "results", sentences=6)
-    assert sorted(set(df["metric"])) == ["parse_f1", "parse_precision", "parse_recall", "tree_score"]
-    assert len(df) == 8 and set(df["checkpoint"]) == {100, 200} and set(df["subset"]) == {"word"}
+    assert sorted(set(df["metric"])) == ["parse_f1", "parse_f1_nontrivial", "parse_precision",
+                                         "parse_precision_nontrivial", "parse_recall", "parse_recall_nontrivial",
+                                         "tree_score"]
+    assert len(df) == 14 and set(df["checkpoint"]) == {100, 200} and set(df["subset"]) == {"word"}
     assert set(df["layer"]) == {1} and (df.loc[df["metric"] == "tree_score", "count"] == 6).all()
     f1 = df[df["metric"] == "parse_f1"]
     assert f1["value"].between(0, 100).all() and (f1["ci_low"] <= f1["value"]).all()
@@ -385,15 +387,21 @@ def test_word_unit_end_to_end_stored_resumed_and_cli(tmp_path, hop_data, monkeyp
     assert got["tree_score"] == pytest.approx(np.mean([p.tree_score for p in projections]))
     assert got["parse_f1"] == pytest.approx(parse_scores([p.brackets for p in projections],
                                                          [s.gold for s in stimuli])["parse_f1"])
+    # without the whole-sentence bracket (the field's unlabelled F1): recomputed by hand as well
+    whole = [{(0, len(c) - 1)} for c in sci_charts(model, stimuli, 0, 1)]
+    trimmed = parse_scores([p.brackets - w for p, w in zip(projections, whole)],
+                           [s.gold - w for s, w in zip(stimuli, whole)])
+    assert got["parse_f1_nontrivial"] == pytest.approx(trimmed["parse_f1"])
+    assert got["parse_f1_nontrivial"] != got["parse_f1"]  # the whole-sentence bracket no longer counts either way
     # a rerun reads the stored rows and computes nothing
     monkeypatch.setattr(tp, "treeproj_rows", lambda *a, **k: pytest.fail("recomputed a stored checkpoint"))
     again = tp.treeproj(run, hop_data, results=tmp_path / "results", sentences=6)
-    assert len(again) == 8
+    assert len(again) == 14
     monkeypatch.undo()
     result = CliRunner().invoke(app, ["treeproj", str(run), "--data", str(hop_data), "--sentences", "6",
                                       "--results", str(tmp_path / "results"), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "checkpoint 100: tree score" in result.output and "parse F1" in result.output and "8 row(s)" in result.output
+    assert "checkpoint 100: tree score" in result.output and "parse F1" in result.output and "14 row(s)" in result.output
     for args, message in ((["--unit", "tree"], "unknown unit 'tree'"),
                           (["--trees", str(tmp_path / "none.mrg")], "trees file not found"),
                           (["--unit", "token", "--trees", str(tmp_path / "none.mrg")], "needs --unit word"),

@@ -20,7 +20,9 @@ reference's ``normalize=True`` baseline, here its expectation, the mean over the
 rather than one unseeded draw) and divides by the number of leaves (get_tree_scores.py).
 **Parse agreement** is Murty et al.'s bracketing score against gold trees: every internal node of
 the projection (the whole sentence included) against every gold constituent of two or more
-words, precision and recall summed over the corpus, F1 from them (percent).
+words, precision and recall summed over the corpus, F1 from them (percent): ``parse_f1``. The
+field's unlabelled F1 leaves out the trivial whole-sentence bracket: ``parse_f1_nontrivial`` (and
+its precision and recall).
 
 Causal models: a span's tokens see only tokens to their left, so the span [i, j] restricts only
 the left edge, and one forward per span start serves every span that starts there (n forwards
@@ -60,6 +62,9 @@ from impossible_lms.io import fingerprint
 
 METRIC = "tree_score"
 PARSE_METRICS = ("parse_f1", "parse_precision", "parse_recall")
+# The field's unlabelled F1 leaves the trivial spans out: the whole-sentence bracket (always right
+# when the gold tree has it) besides single words (never brackets here). Both are reported, named.
+NONTRIVIAL = "_nontrivial"
 UNITS = ("word", "token")
 START_LAYER = 4  # the reference's st_threshold
 FILE_SAMPLE_SIZE = 1000  # token unit: sentences per genre file (get_tree_scores.py)
@@ -350,10 +355,14 @@ def treeproj_rows(model, stimuli: Sequence[Stimulus], seed: int, start_layer: in
              "count": len(scores), "unit": "sci"}]
     if all(s.gold is not None for s in stimuli):
         predicted, gold = [p.brackets for p in projections], [s.gold for s in stimuli]
-        values, intervals = parse_scores(predicted, gold), _bootstrap_parse(predicted, gold, seed)
-        for name in PARSE_METRICS:
-            rows.append({**common, "metric": name, "value": values[name], "ci_low": intervals[name][0],
-                         "ci_high": intervals[name][1], "count": len(gold), "unit": "%"})
+        whole = [frozenset({(0, len(chart) - 1)}) for chart in charts]
+        for suffix, (pred, ref) in (("", (predicted, gold)),
+                                    (NONTRIVIAL, ([p - w for p, w in zip(predicted, whole)],
+                                                  [g - w for g, w in zip(gold, whole)]))):
+            values, intervals = parse_scores(pred, ref), _bootstrap_parse(pred, ref, seed)
+            for name in PARSE_METRICS:
+                rows.append({**common, "metric": name + suffix, "value": values[name], "ci_low": intervals[name][0],
+                             "ci_high": intervals[name][1], "count": len(gold), "unit": "%"})
     return rows
 
 

@@ -266,7 +266,8 @@ register_view(View(tuple(TARGETED), targeted_tables, targeted_figures))
 
 # ---------------------------------------------------------------- tree projections
 
-TREEPROJ_METRICS = ("tree_score", "parse_f1", "parse_precision", "parse_recall")
+TREEPROJ_METRICS = ("tree_score", "parse_f1", "parse_precision", "parse_recall", "parse_f1_nontrivial",
+                    "parse_precision_nontrivial", "parse_recall_nontrivial")
 
 
 def treeproj_tables(rows: pd.DataFrame) -> Tables:
@@ -287,7 +288,8 @@ def treeproj_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path
     if cells is None or not formats:
         return written
     labels = {("tree_score", "token"): "Tree score (token leaves)", ("tree_score", "word"): "Tree score (word leaves)",
-              ("parse_f1", "word"): "Parse F1 (%)"}
+              ("parse_f1", "word"): "Parse F1 (%)",
+              ("parse_f1_nontrivial", "word"): "Parse F1 without the whole-sentence span (%)"}
     for (model, metric, subset), t in cells.groupby(["model", "metric", "subset"], sort=False):
         if (metric, subset) in labels:
             written += fig.learning_curves(t, out / f"treeproj_{metric}_{subset}_{_slug(model)}", formats,
