@@ -142,6 +142,7 @@ class ShuffleLanguage(Language):
 @dataclass(frozen=True)
 class NoShuffle(ShuffleLanguage):
     keeps_token_order: ClassVar[bool] = True
+    word_analyses: ClassVar[str | None] = "own"  # the control keeps word order: probing and word trees apply
 
     def _shuffle(self, tokens, kept, stream):
         return tokens.take(kept)

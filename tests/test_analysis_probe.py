@@ -191,9 +191,27 @@ def test_run_stage_probes_hop_data_and_no_reverse_for_the_reverse_family(tmp_pat
     (tmp_path / "data" / "no_reverse" / "manifest.json").write_text("{}")
     cfg = types.SimpleNamespace(out=tmp_path)  # the layout puts data/ and results/ under it
     stage = ANALYSES["probe"]
-    assert stage.applies("word_hop") and stage.applies("partial_reverse") and not stage.applies("no_shuffle")
+    assert stage.applies("word_hop") and stage.applies("partial_reverse") and stage.applies("no_shuffle")
+    assert not stage.applies("local_shuffle:w=3")  # its words are out of order
     assert stage.run(cfg, Run("partial_reverse", "gpt2", 0), {"trees": "stanza"}) == [tmp_path / "results"]
     stage.run(cfg, Run("word_hop", "gpt2", 0), {})
     assert calls[0] == (tmp_path / "data" / "no_reverse",
                         {"show_progress": True, "trees": "stanza", "results": tmp_path / "results"})
     assert calls[1][0] == tmp_path / "data" / "word_hop"
+
+
+def test_sentences_longer_than_the_context_are_skipped_and_counted():
+    """One sentence of 344 tokens must not abort a probe of a model with a 256-token context."""
+    import types
+
+    import pytest as _pytest
+
+    from impossible_lms.analysis.probe import ProbeSentence, fitting
+
+    model = types.SimpleNamespace(config=types.SimpleNamespace(n_positions=8))
+    short, long_ = ProbeSentence((1, 2, 3), (("NP", 0, 2),)), ProbeSentence(tuple(range(12)), (("NP", 0, 2),))
+    with _pytest.warns(UserWarning, match=r"skipped 1 of 2 sentences longer than the model's context of 8 tokens "
+                                          r"\(the longest has 12\)"):
+        assert fitting([short, long_], model) == [short]
+    with _pytest.raises(ILMError, match="every probe sentence is longer than the model's context of 8 tokens"):
+        fitting([long_], model)

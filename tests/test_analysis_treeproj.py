@@ -479,7 +479,7 @@ def test_run_stage_and_report_view(tmp_path, monkeypatch):
     stage.run(cfg, Run("no_shuffle", "gpt2", 0), {})
     assert [(f.name, kw["unit"], kw.get("trees")) for f, kw in calls] == [
         ("word_hop", "token", None), ("word_hop", "word", "t.mrg"), ("full_reverse", "word", None),
-        ("no_shuffle", "token", None)]
+        ("no_shuffle", "token", None), ("no_shuffle", "word", None)]  # the control keeps word order
     assert calls[0][1]["sentences"] == 9 and calls[0][1]["results"] == tmp_path / "results"
     with pytest.raises(ILMError, match="units is a list of word, token, not 'tree'"):
         stage.run(cfg, Run("no_shuffle", "gpt2", 0), {"units": ["tree"]})

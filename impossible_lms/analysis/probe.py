@@ -362,6 +362,25 @@ def probe_accuracy(features: np.ndarray, labels: Sequence[str], seed: int) -> di
     return out
 
 
+def fitting(sentences: Sequence[ProbeSentence], model, target=None) -> list[ProbeSentence]:
+    """The sentences within the model's context; the others are skipped and counted in one warning
+    line (one long sentence must not abort a probe of thousands)."""
+    import warnings
+
+    from impossible_lms.training.model import context_length
+
+    context = context_length(model)
+    kept = [s for s in sentences if len(s.ids) <= context]
+    if len(kept) < len(sentences):
+        longest = max(len(s.ids) for s in sentences)
+        warnings.warn(f"probe{f' {target}' if target is not None else ''}: skipped {len(sentences) - len(kept)} of "
+                      f"{len(sentences)} sentences longer than the model's context of {context} tokens "
+                      f"(the longest has {longest})", stacklevel=2)
+    if not kept:
+        raise ILMError(f"every probe sentence is longer than the model's context of {context} tokens")
+    return kept
+
+
 def probe_rows(model, sentences: Sequence[ProbeSentence], seed: int) -> list[dict]:
     from impossible_lms.evaluation.stats import bootstrap_mean
     from impossible_lms.models.hooks import blocks
@@ -412,7 +431,7 @@ def probe(
 
         def compute(model, target) -> list[dict]:
             check_subject_vocab(model, needed, target)
-            return probe_rows(model, sentences, run_seed)
+            return probe_rows(model, fitting(sentences, model, target), run_seed)
 
         return Analysis(METRIC, "probe", data_fp, {"seed": run_seed, "language": language}), compute
 
