@@ -26,9 +26,11 @@ from impossible_lms.evaluation.toy import EOS, MARKER, make_toy_data, make_toy_r
 
 FILE_SAMPLE_SIZE = 1000
 MAX_SEQ_LEN = 1024
-# '-' sorts before '.', so "bnc-spoken.test" is read before "bnc.test" though "bnc" < "bnc-spoken";
-# "mid" has exactly 1000 sentences (the reference still draws a permutation there).
-SIZES = {"bnc": 1200, "bnc-spoken": 1100, "aochildes": 1300, "mid": 1000}
+# The reference globs its babylm_test_affected/<genre>_affected.test files and sorts the file names:
+# '-' < '1' < '_', so "bnc-spoken_affected.test" comes first, then "bnc1_...", then "bnc_..." (sorting
+# "<genre>.test" would put bnc before bnc1: '.' < '1'). "mid" has exactly 1000 sentences (the
+# reference still draws a permutation there).
+SIZES = {"bnc": 1200, "bnc-spoken": 1100, "bnc1": 1300, "aochildes": 1300, "mid": 1000}
 
 
 def reference_perplexity_sample(folder: Path, seed: int) -> list[list[int]]:
@@ -85,7 +87,7 @@ def corpus(tmp_path_factory):
     files.mkdir()
     for genre in SIZES:
         lines = [" ".join(map(str, s)) for g, s in rows if g == genre]
-        (files / f"{genre}.test").write_text("\n".join(lines) + "\n")
+        (files / f"{genre}_affected.test").write_text("\n".join(lines) + "\n")
     assert sum(len(s) + 1 >= MAX_SEQ_LEN for s in ids) > 0  # the filter has work to do
     return data, files
 
@@ -94,7 +96,7 @@ def corpus(tmp_path_factory):
 def test_perplexity_sample_is_the_references(corpus, seed):
     data, files = corpus
     got = EvalData(data, FILE_SAMPLE_SIZE, seed).sample("test_affected")
-    assert len(got) == 4000
+    assert len(got) == 5000
     assert got == reference_perplexity_sample(files, seed)
 
 
@@ -121,10 +123,12 @@ def test_a_genre_smaller_than_asked_is_taken_whole_and_reported(corpus):
     assert d.shortfall("test_affected") == 150 + 50 + 250
     # the reference crashes here; ilm takes the small files whole, in file order, drawing nothing for them,
     # so aochildes (the only file big enough) gets the stream's first draw
-    by_file = {g: [[int(t) for t in line.split()] for line in (files / f"{g}.test").read_text().splitlines()]
+    by_file = {g: [[int(t) for t in line.split()] for line in (files / f"{g}_affected.test").read_text().splitlines()]
                for g in SIZES}
-    first = [by_file["aochildes"][i] for i in default_rng(0).choice(1300, 1250, replace=False)]
-    assert got == first + by_file["bnc-spoken"] + by_file["bnc"] + by_file["mid"]
+    rng = default_rng(0)
+    first = [by_file["aochildes"][i] for i in rng.choice(1300, 1250, replace=False)]
+    bnc1 = [by_file["bnc1"][i] for i in rng.choice(1300, 1250, replace=False)]
+    assert got == first + by_file["bnc-spoken"] + bnc1 + by_file["bnc"] + by_file["mid"]
 
 
 def test_shortfall_is_a_warning_and_a_count_in_the_rows(tmp_path):
@@ -144,7 +148,7 @@ def test_per_genre_scheme_is_an_option_and_recorded(corpus, tmp_path):
     data, files = corpus
     ref = EvalData(data, 50, 0).sample("test_affected")
     per = EvalData(data, 50, 0, scheme="per_genre").sample("test_affected")
-    assert len(per) == len(ref) == 200 and per != ref
+    assert len(per) == len(ref) == 250 and per != ref  # 5 genres x 50
     # per_genre: one genre's sample does not depend on the others
     assert per == EvalData(data, 50, 0, scheme="per_genre").sample("test_affected")
     with pytest.raises(ILMError, match="unknown sample scheme 'nope'; choose from reference, per_genre"):
@@ -162,3 +166,15 @@ def test_the_sample_seed_is_the_runs_seed(tmp_path):
     assert set(df["sample_seed"]) == {14} and set(df["seed"]) == {14}
     same = evaluate(run, data, metrics=["perplexity"], sentences_per_genre=4, seed=14)
     assert list(same["value"]) == list(df["value"])
+
+
+def test_a_reference_run_folder_samples_with_the_seed_in_its_name(tmp_path):
+    """The reference trainer's folders carry no run.json: the seed comes from the name, and says so."""
+    from impossible_lms.evaluation.subjects import resolve_subject
+    from impossible_lms.evaluation.toy import tiny_gpt2
+
+    run = tmp_path / "runs" / "babylm_shuffle_control_10M_randinit_seed14"
+    tiny_gpt2().save_pretrained(run / "checkpoint-100")
+    with pytest.warns(UserWarning, match=r"seed 14 taken from the folder's name"):
+        subj = resolve_subject(run)
+    assert subj.seed == 14

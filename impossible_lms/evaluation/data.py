@@ -53,8 +53,9 @@ def register_scheme(name: str):
 
 def reference_file_order(genres) -> list[str]:
     """Genres in the order the reference's ``sorted(glob(.../babylm_test_affected/*))`` reads their
-    ``<genre>.test`` files (sorting the file names, not the genres: '-' sorts before '.')."""
-    return sorted(set(genres), key=lambda g: f"{g}.test")
+    ``<genre>_affected.test`` files: sorting the file names, not the genres ('-' < '1' < '_', so
+    ``weblog1`` comes before ``weblog``; every ``_<split>`` suffix gives the same order)."""
+    return sorted(set(genres), key=lambda g: f"{g}_affected.test")
 
 
 @register_scheme("reference")

@@ -14,6 +14,7 @@ from pathlib import Path
 from impossible_lms.errors import ILMError
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_REFERENCE_RUN = re.compile(r"_seed(\d+)$")  # e.g. babylm_shuffle_control_10M_randinit_seed14
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 
@@ -167,6 +168,13 @@ def _run_subject(run: Path, wanted: list[int] | None) -> Subject:
     seed = info.get("seed")
     if seed is None and parts and parts[-1].startswith("seed") and parts[-1][4:].isdigit():
         seed = int(parts[-1][4:])
+    named = _REFERENCE_RUN.search(parts[-1]) if parts and seed is None else None
+    if named:  # the reference trainer's folders: babylm_<language>_<train set>_randinit_seed<N>
+        import warnings
+
+        seed = int(named.group(1))
+        warnings.warn(f"{run.name}: seed {seed} taken from the folder's name (the reference samples with the "
+                      f"run's seed; --seed overrides)", stacklevel=2)
     data = info.get("data")
     return Subject(
         name=run_identity(run, info) or str(run.resolve()), kind="run", targets=[Target(s, str(found[s])) for s in steps],
