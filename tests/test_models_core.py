@@ -339,3 +339,38 @@ def test_gelu_new_runs_fused_and_equals_hugging_faces_new_gelu():
     torch.testing.assert_close(y, want, atol=1e-6, rtol=1e-6)
     (g,), (g_want,) = torch.autograd.grad(y.sum(), x), torch.autograd.grad(want.sum(), x)
     torch.testing.assert_close(g, g_want, atol=2e-6, rtol=1e-6)
+
+
+def test_backpack_sense_output_is_initialised_as_the_backpack_training_code():
+    """Every c_proj.weight at std initializer_range / sqrt(2 n_layer), the sense network's output MLP
+    included (its initial sense vectors start as small as the original's)."""
+    import torch
+
+    from impossible_lms.models import build_model, model_config
+
+    torch.manual_seed(0)
+    cfg = model_config("tiny-backpack", vocab_size=500, n_embd=64, n_layer=8)
+    model = build_model(cfg)
+    want = cfg.initializer_range / (2 * cfg.n_layer) ** 0.5
+    weight = model.sense_network.final_mlp.c_proj.weight
+    assert weight.std().item() == pytest.approx(want, rel=0.05)
+    assert model_config("tiny-backpack").scale_attn_by_inverse_layer_idx == \
+        model_config("backpack-gpt2").scale_attn_by_inverse_layer_idx is True
+
+
+@pytest.mark.parametrize("preset", ["tiny-gpt2", "tiny-gpt2-nopos", "tiny-gpt2-exits"])
+def test_gpt2_residual_projections_get_the_scaled_init(preset):
+    """GPT-2's init (and the reference's, through HF GPT2): every c_proj at std 0.02 / sqrt(2 n_layer),
+    every other weight at 0.02. transformers 5 initialises leaf modules only: the rule must live there."""
+    import torch
+
+    from impossible_lms.models import build_model, model_config
+
+    torch.manual_seed(0)
+    cfg = model_config(preset, vocab_size=500, n_embd=64, n_layer=8)
+    model = build_model(cfg)
+    scaled = cfg.initializer_range / (2 * cfg.n_layer) ** 0.5
+    for block in model.transformer.h:
+        assert block.attn.c_proj.weight.std().item() == pytest.approx(scaled, rel=0.1)
+        assert block.mlp.c_proj.weight.std().item() == pytest.approx(scaled, rel=0.1)
+        assert block.mlp.c_fc.weight.std().item() == pytest.approx(cfg.initializer_range, rel=0.1)

@@ -214,7 +214,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny-gpt2-alibi": {**_TINY, **_REFERENCE, "position": "alibi"},
     "tiny-gpt2-exits": {**_TINY, **_REFERENCE, "position": "learned", "exit_layers": [1]},
     "tiny-gpt2-geometric": {**_TINY, **_REFERENCE, "position": "learned", "attention_kind": "geometric"},
-    "tiny-backpack": {**_TINY, "arch": "backpack", "num_senses": 4},
+    # the same attention flags as backpack-gpt2, at the tiny size
+    "tiny-backpack": {**_TINY, "arch": "backpack", "num_senses": 4, "scale_attn_by_inverse_layer_idx": True},
 }
 
 

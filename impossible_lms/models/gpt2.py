@@ -61,13 +61,20 @@ class Context:
     positions: torch.Tensor  # [B, T] absolute positions of the queries
 
 
+def residual_projection(d_in: int, d_out: int) -> nn.Linear:
+    """A ``c_proj``: marked so that initialisation gives it GPT-2's scaled std (see _init_weights)."""
+    linear = nn.Linear(d_in, d_out)
+    linear.scaled_init = True
+    return linear
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ILMConfig, layer_idx: int):
         super().__init__()
         self.cfg = cfg
         self.layer_idx = layer_idx
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.c_proj = residual_projection(cfg.n_embd, cfg.n_embd)
         self.resid_dropout = nn.Dropout(cfg.resid_pdrop)
         self.scale = cfg.head_dim**-0.5
         if cfg.scale_attn_by_inverse_layer_idx:
@@ -103,7 +110,7 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(d_in, d_hidden)
         self.act = activation(cfg.activation_function)
-        self.c_proj = nn.Linear(d_hidden, d_out)
+        self.c_proj = residual_projection(d_hidden, d_out)
         self.dropout = nn.Dropout(cfg.resid_pdrop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,7 +228,12 @@ class ILMPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Embedding)):
-            module.weight.normal_(0.0, std)
+            # GPT-2's scaled init of every c_proj (the projections into the residual stream, and, as
+            # the Backpack training code scales every parameter named c_proj.weight, the sense
+            # network's output MLP). Decided on the Linear itself: transformers 5 calls this for
+            # modules that hold parameters, never for the Attention/MLP around them.
+            scale = (2 * self.config.n_layer) ** -0.5 if getattr(module, "scaled_init", False) else 1.0
+            module.weight.normal_(0.0, std * scale)
             if getattr(module, "bias", None) is not None:
                 module.bias.zero_()
         elif isinstance(module, nn.LayerNorm):
@@ -229,9 +241,6 @@ class ILMPreTrainedModel(PreTrainedModel):
             module.bias.zero_()
         elif isinstance(module, Transformer):
             module.reset_derived()
-        # GPT-2's scaled init of the projections into the residual stream.
-        if isinstance(module, (Attention, MLP)) and module.c_proj.out_features == self.config.n_embd:
-            module.c_proj.weight.normal_(0.0, std / (2 * self.config.n_layer) ** 0.5)
 
     def output_weight(self) -> torch.Tensor:
         """The projection to the vocabulary: the input embeddings when tied, else ``lm_head``'s (padding rows too)."""
