@@ -239,6 +239,24 @@ def test_stanford_backpack_missing_sense_weight_is_refused(tmp_path):
         load_model(tmp_path)
 
 
+def test_the_backpack_remote_codes_own_save_folder_is_recognised(tmp_path):
+    """Its save_pretrained writes model_type "gpt2" (the GPT-2 loader would say "missing transformer.h.0…"):
+    the Backpack weights route it to the Backpack loader, and a damaged one says what it found."""
+    forward = _stanford_backpack(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(model_type="gpt2", architectures=["BackpackGPT2LMHeadModel"])
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model = load_model(tmp_path)
+    assert isinstance(model, BackpackForCausalLM)
+    torch.testing.assert_close(model(ids()).logits, forward(ids()), atol=1e-4, rtol=1e-4)
+    state = torch.load(tmp_path / "pytorch_model.bin", weights_only=True)
+    del state["backpack.sense_network.final_mlp.c_fc.bias"]
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ILMError, match=r"a Backpack-GPT2 folder \(architectures \['BackpackGPT2LMHeadModel'\], "
+                                       r"model_type 'gpt2'\) that does not load as one: .*final_mlp\.c_fc\.bias"):
+        load_model(tmp_path)
+
+
 # ------------------------------------------------------------------ any other causal LM
 
 

@@ -167,6 +167,15 @@ def _load_ours(folder: Path, raw: dict[str, Any]):
 
 def _load_reference_gpt2(folder: Path, raw: dict[str, Any]):
     state = read_state_dict(folder)
+    named = [a for a in raw.get("architectures") or [] if "backpack" in str(a).lower()]
+    if named or any(k.startswith("backpack.") for k in state):
+        # The Backpack remote code's own save_pretrained writes model_type "gpt2": its weights say otherwise.
+        try:
+            return _load_stanford_backpack(folder, raw)
+        except ILMError as e:
+            found = f"architectures {named}" if named else "backpack.* weights"
+            raise ILMError(f"{folder}: a Backpack-GPT2 folder ({found}, model_type 'gpt2') that does not load "
+                           f"as one: {e}") from None
     if not any(k.startswith("transformer.") for k in state):  # saved from GPT2Model: no prefix
         state = {("lm_head.weight" if k == "lm_head.weight" else f"transformer.{k}"): v for k, v in state.items()}
     untied = _untie_or_drop(state, "lm_head.weight", "transformer.wte.weight")
