@@ -75,13 +75,49 @@ def test_generate_text_is_the_models_greedy_continuation(run):
     assert 4 in lengths
 
 
+def ibm_contrast(upper, lower, alpha=0.1, minimum_candidates=1):
+    """Gera et al.'s rule in the probability domain, transcribed from its description: plausible =
+    p_upper >= min(alpha * max p_upper, the k-th largest p_upper); their mass redistributed by
+    softmax(log p_upper - log p_lower); every other token keeps p_upper; log of the result."""
+    p_u, p_l = upper.softmax(-1), lower.softmax(-1)
+    threshold = torch.minimum(p_u.max(-1, keepdim=True).values * alpha,
+                              p_u.sort(-1, descending=True).values[..., minimum_candidates - 1:minimum_candidates])
+    keep = p_u >= threshold
+    scores = torch.where(keep, torch.log(p_u) - torch.log(p_l), torch.tensor(-float("inf")))
+    mass = torch.where(keep, p_u, torch.zeros_like(p_u)).sum(-1, keepdim=True)
+    return torch.log(torch.where(keep, scores.softmax(-1) * mass, p_u))
+
+
 def test_contrastive_scores_rule():
     final = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
     amateur = torch.log(torch.tensor([0.7, 0.1, 0.1, 0.1]))
     s = contrastive_scores(final, amateur, alpha=0.2)  # plausible: p ≥ 0.1 → tokens 0, 1, 2
-    assert torch.isinf(s[3]) and s[3] < 0
-    torch.testing.assert_close(s[:3], final[:3] - amateur[:3])
+    torch.testing.assert_close(s[3], final[3])  # outside the plausible set: the expert's own log-prob
+    torch.testing.assert_close(s.exp().sum(), torch.tensor(1.0))  # a distribution: sampling and scoring work
+    torch.testing.assert_close(s[:3].exp().sum(), torch.tensor(0.95))  # the plausible mass, redistributed
     assert int(s.argmax()) == 1  # the amateur's favourite loses to the token the expert alone likes
+
+
+@pytest.mark.parametrize("alpha, k", [(0.1, 1), (0.5, 1), (0.9, 3)])
+def test_contrastive_scores_equal_the_ibm_rule_on_random_logits(alpha, k):
+    torch.manual_seed(0)
+    upper, lower = torch.randn(5, 50) * 3, torch.randn(5, 50) * 3
+    torch.testing.assert_close(contrastive_scores(upper, lower, alpha, k), ibm_contrast(upper, lower, alpha, k),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_final_always_means_the_lm_head(tmp_path):
+    """With an exit head on the top layer too, "final" is the LM head, not that exit head."""
+    from impossible_lms.models import build_model, model_config
+
+    torch.manual_seed(0)
+    model = build_model(model_config("tiny-gpt2", vocab_size=40, exit_layers=[1, 2])).eval()
+    assert parse_contrast("final,1", model) == ("final", 1) and parse_contrast("2,1", model) == (2, 1)
+    x = torch.tensor([[1, 3, 5]])
+    out = model(x, output_exit_logits=True)
+    assert not torch.allclose(out.logits[0, -1], out.exit_logits[2][0, -1])  # two different heads
+    new = generate_ids(model, x, 1, contrast=("final", 1))
+    assert new[0] == int(contrastive_scores(out.logits[0, -1], out.exit_logits[1][0, -1]).argmax())
 
 
 def test_contrastive_generation_uses_the_chosen_heads(run):
@@ -89,9 +125,10 @@ def test_contrastive_generation_uses_the_chosen_heads(run):
     from impossible_lms.models import load_model
 
     model = load_model(run_dir / "checkpoint-20")
-    assert parse_contrast("final,1", model) == (2, 1) and parse_contrast("auto", model) == (2, 1)
+    assert parse_contrast("final,1", model) == ("final", 1) and parse_contrast("auto", model) == ("final", 1)
+    assert parse_contrast("2,1", model) == ("final", 1)  # the top layer without an exit head: the LM head
     x = torch.tensor([[1, 3]])
-    new = generate_ids(model, x, 3, contrast=(2, 1), alpha=0.1)
+    new = generate_ids(model, x, 3, contrast=("final", 1), alpha=0.1)
     out = model(x, output_exit_logits=True)
     assert new[0] == int(contrastive_scores(out.logits[0, -1], out.exit_logits[1][0, -1], 0.1).argmax())
     with pytest.raises(ILMError, match="layer '3' has no head"):

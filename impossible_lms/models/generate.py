@@ -70,31 +70,50 @@ def load_with_tokenizer(checkpoint, tokenizer=None, dtype=None, device=None) -> 
 # ---------------------------------------------------------------- decoding
 
 
-def contrastive_scores(final_logits: torch.Tensor, amateur_logits: torch.Tensor, alpha: float = 0.1) -> torch.Tensor:
-    """log p(final) − log p(amateur) on tokens with p(final) ≥ α·max p(final); −inf elsewhere."""
+def contrastive_scores(final_logits: torch.Tensor, amateur_logits: torch.Tensor, alpha: float = 0.1,
+                       minimum_candidates: int = 1) -> torch.Tensor:
+    """Auto-contrastive log-probabilities as Gera et al. (2023) compute them (IBM's
+    auto-contrastive-generation): a distribution, so sampling and scoring agree with theirs.
+
+    Plausible tokens are those with p_expert ≥ α·max p_expert (at least ``minimum_candidates`` of
+    them). Among them the expert's probability mass is shared out by softmax(log p_expert −
+    log p_amateur); every other token keeps its expert probability. Greedy decoding picks the
+    plausible token with the largest contrast."""
     final = final_logits.float().log_softmax(-1)
     amateur = amateur_logits.float().log_softmax(-1)
-    plausible = final >= final.max(-1, keepdim=True).values + torch.log(torch.tensor(alpha))
-    return torch.where(plausible, final - amateur, torch.full_like(final, float("-inf")))
+    threshold = final.max(-1, keepdim=True).values + torch.log(torch.tensor(alpha))
+    kth = final.topk(minimum_candidates, dim=-1).values[..., -1:]
+    plausible = final >= torch.minimum(threshold, kth)
+    mass = torch.logsumexp(final.masked_fill(~plausible, float("-inf")), dim=-1, keepdim=True)
+    shared = (final - amateur).masked_fill(~plausible, float("-inf")).log_softmax(-1) + mass
+    return torch.where(plausible, shared, final)
 
 
-def parse_contrast(spec: str, model) -> tuple[int, int]:
-    """``"final,4"`` / ``"12,4"`` / ``"auto"`` → (expert layer, amateur layer); layers must have heads."""
+FINAL = "final"  # the LM head, always (an exit head on the top layer is the number n_layer)
+
+
+def parse_contrast(spec: str, model) -> tuple[int | str, int | str]:
+    """``"final,4"`` / ``"12,4"`` / ``"auto"`` → (expert, amateur): ``"final"`` for the LM head, else an
+    exit layer's number. A number that names no exit head but is the top layer means the LM head."""
     n, exits = getattr(model.config, "n_layer", 0), list(getattr(model.config, "exit_layers", None) or [])
     if not exits:
         raise ILMError("--contrast needs a model with exit heads (exit_layers); this one has none")
-    if spec == "auto":  # the exit nearest the middle, contrasted with the final layer
-        return n, min(exits, key=lambda l: (abs(l - n / 2), l))
+    if spec == "auto":  # the exit nearest the middle, contrasted with the LM head
+        return FINAL, min(exits, key=lambda l: (abs(l - n / 2), l))
     parts = [p.strip() for p in spec.split(",")]
     if len(parts) != 2:
         raise ILMError(f"--contrast {spec!r}: expected FINAL,EXIT such as final,{exits[0]}")
-    layers = []
+    heads: list[int | str] = []
     for p in parts:
-        layer = n if p == "final" else int(p) if p.isdigit() else -1
-        if layer != n and layer not in exits:
+        if p == FINAL:
+            heads.append(FINAL)
+        elif p.isdigit() and int(p) in exits:
+            heads.append(int(p))
+        elif p.isdigit() and int(p) == n:
+            heads.append(FINAL)
+        else:
             raise ILMError(f"--contrast: layer {p!r} has no head; choose from final, {', '.join(map(str, exits))}")
-        layers.append(layer)
-    return layers[0], layers[1]
+    return heads[0], heads[1]
 
 
 @dataclass
@@ -105,18 +124,18 @@ class Generation:
 
 
 @torch.no_grad()
-def generate_ids(model, input_ids: torch.Tensor, max_new_tokens: int, contrast: tuple[int, int] | None = None,
+def generate_ids(model, input_ids: torch.Tensor, max_new_tokens: int,
+                 contrast: tuple[int | str, int | str] | None = None,
                  alpha: float = 0.1, eos_id: int | None = None) -> list[int]:
     """Greedy continuation of one prompt; with ``contrast`` the auto-contrastive score picks tokens."""
     if contrast is None:
         out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
                              do_sample=False, eos_token_id=eos_id, pad_token_id=eos_id if eos_id is not None else 0)
         return out[0, input_ids.shape[1]:].tolist()
-    n = model.config.n_layer
     ids, new = input_ids, []
     for _ in range(max_new_tokens):
         out = model(ids, output_exit_logits=True)
-        pick = {n: out.logits[:, -1], **{l: x[:, -1] for l, x in (out.exit_logits or {}).items()}}
+        pick = {**{l: x[:, -1] for l, x in (out.exit_logits or {}).items()}, FINAL: out.logits[:, -1]}
         token = int(contrastive_scores(pick[contrast[0]], pick[contrast[1]], alpha).argmax(-1))
         new.append(token)
         if token == eos_id:
