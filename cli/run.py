@@ -75,3 +75,5 @@ def _print_summary(cfg, result) -> None:
             console.print(f"  {report}", highlight=False, soft_wrap=True)  # a path stays whole
     ran = len(result.executed)
     console.print(f"{ran} step(s) run; report in {report_dir}")
+    for name in cfg.variants:  # each ablation has its own report, never averaged with the recipe's
+        console.print(f"variant {name}: report in {layout(cfg).report(name)}", highlight=False, soft_wrap=True)

@@ -338,5 +338,5 @@ def check_speed(cfg, setup: dict) -> Check:
         hours = total / CPU_FLOPS / 3600
         return Check("speed", "warn", f"{detail}: about {hours:,.1f} h per run on a CPU",
                      "train on a GPU, or for a CPU try: tokenizer: fallback (a small vocabulary), tiny models, fewer steps"
-                     " (`ilm run --dry-run` measures this machine)")
+                     " (`ilm run --dry-run` estimates GPU-hours on a named GPU)")
     return Check("speed", "ok", detail)

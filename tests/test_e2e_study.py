@@ -181,3 +181,5 @@ def test_the_terminal_summary_reads_in_an_80_column_log(study):
         assert cut not in text
     assert "model: tiny-gpt2;" in text and "model: tiny-gpt2-nopos;" in text  # one table per model
     assert "cross-language row(s)" in text and str(layout(cfg).report() / "final.csv") in text
+    for name in ("warmup1000", "warmup4000"):  # where each variant's own report is
+        assert f"variant {name}: report in {layout(cfg).report(name)}" in text
