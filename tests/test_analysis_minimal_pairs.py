@@ -79,13 +79,12 @@ def test_blimp_rows_group_by_paradigm_and_by_phenomenon_and_keep_the_dropped(tmp
     dropped = {r["subset"]: r["value"] for r in rows if r["metric"] == "minimal_pair_dropped"}
     assert dropped == {"anaphor_gender_agreement": 0, "anaphor_number_agreement": 2, "animate_subject_passive": 0}
 
-    from impossible_lms.reporting.views import targeted_tables
-
-    from impossible_lms.reporting.tables import prepare
+    from impossible_lms.reporting import all_tables
 
     frame = pd.DataFrame([{**r, "language": "no_shuffle", "model": "m", "seed": 0, "checkpoint": 1,
                            "label": r.get("label", "")} for r in rows])
-    tables = targeted_tables(prepare(frame))
+    tables = all_tables(frame)  # the report's own path: every row goes to the view that claims its metric
+    assert "final" not in tables  # no minimal-pair row leaks into the evaluation tables
     assert set(tables["minimal_pairs"]["subset"]) == {"all", "anaphor_gender_agreement", "anaphor_number_agreement",
                                                       "animate_subject_passive"}
     assert set(tables["minimal_pairs_phenomena"]["subset"]) == {"all", "anaphor_agreement", "argument_structure"}

@@ -261,7 +261,9 @@ def targeted_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path
     return written
 
 
-register_view(View(tuple(TARGETED), targeted_tables, targeted_figures))
+# the dropped-pair rows belong to the minimal-pair tables: claimed here, or they would land in the
+# generic evaluation tables and the dropped table would never be built
+register_view(View((*TARGETED, "minimal_pair_dropped"), targeted_tables, targeted_figures))
 
 
 # ---------------------------------------------------------------- tree projections
