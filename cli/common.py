@@ -162,5 +162,5 @@ def batch_rows_option(default: int, help: str = "Sequences per forward pass.") -
     return typer.Option(default, "--batch-rows", help=help)
 
 
-def checkpoints_option(help: str = "Steps: 3000, 100-3000:100, 500,1000 or all.", **kwargs: Any) -> Any:
-    return typer.Option(None, "--checkpoints", "-c", help=help, **kwargs)
+def checkpoints_option(help: str = "Steps: 3000, 100-3000:100, 500,1000 or all.") -> Any:
+    return typer.Option(None, "--checkpoints", "-c", help=help, show_default="all complete ones")

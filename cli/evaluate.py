@@ -8,8 +8,7 @@ from typing import List, Optional
 import typer
 
 from cli.common import (
-    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
-    progress_option, split_csv,
+    batch_tokens_option, checkpoints_option, command, console, device_option, precision_option, progress_option, split_csv,
 )
 
 
@@ -18,7 +17,7 @@ def register(app: typer.Typer) -> None:
     def eval_cmd(
         subject: str = typer.Argument(..., help="A run folder, a checkpoint folder, a model folder, or hf:org/name (published checkpoints, read from the local Hugging Face cache; --checkpoints picks checkpoint-N revisions)."),
         data: List[Path] = typer.Option(..., "--data", "-d", help="Dataset folder(s) from `ilm perturb` (repeatable or comma-separated)."),
-        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
+        checkpoints: Optional[str] = checkpoints_option(),
         metrics: Optional[List[str]] = typer.Option(
             None, "--metrics", "-m", help="Comma-separated metrics: perplexity, marker_surprisal.",
             show_default="every metric that applies to the data (marker surprisal: hop languages)"

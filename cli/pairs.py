@@ -8,8 +8,7 @@ from typing import List, Optional
 import typer
 
 from cli.common import (
-    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
-    progress_option, split_csv,
+    batch_tokens_option, checkpoints_option, command, console, device_option, precision_option, progress_option, split_csv,
 )
 
 
@@ -23,7 +22,7 @@ def register(app: typer.Typer) -> None:
         pairs: List[Path] = typer.Option(
             ..., "--pairs", "-p", help="JSONL files (or folders of them) with sentence_good/sentence_bad, e.g. BLiMP."
         ),
-        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
+        checkpoints: Optional[str] = checkpoints_option(),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),

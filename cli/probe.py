@@ -7,10 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import (
-    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
-    progress_option, split_csv,
-)
+from cli.common import checkpoints_option, command, console, device_option, precision_option, progress_option, split_csv
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +19,7 @@ def register(app: typer.Typer) -> None:
             None, "--trees", help="Bracketed Penn-style trees of the sentences, or 'stanza' to parse the dataset's test sentences "
                  "(pip install 'ilm[stanza]') [default: the synthetic grammar's own trees]."
         ),
-        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
+        checkpoints: Optional[str] = checkpoints_option(),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),

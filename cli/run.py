@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
 def _print_summary(cfg, result) -> None:
     from impossible_lms.experiment import layout
 
-    report_dir = layout(cfg).report()
+    where = layout(cfg)
+    report_dir = where.report()
     report = report_dir / "final.csv"
     if report.is_file():
         import pandas as pd
@@ -76,4 +77,4 @@ def _print_summary(cfg, result) -> None:
     ran = len(result.executed)
     console.print(f"{ran} step(s) run; report in {report_dir}")
     for name in cfg.variants:  # each ablation has its own report, never averaged with the recipe's
-        console.print(f"variant {name}: report in {layout(cfg).report(name)}", highlight=False, soft_wrap=True)
+        console.print(f"variant {name}: report in {where.report(name)}", highlight=False, soft_wrap=True)

@@ -8,8 +8,7 @@ from typing import List, Optional
 import typer
 
 from cli.common import (
-    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
-    progress_option, split_csv,
+    batch_tokens_option, checkpoints_option, command, console, device_option, precision_option, progress_option, split_csv,
 )
 
 
@@ -26,7 +25,7 @@ def register(app: typer.Typer) -> None:
             ..., "--suites", "-s",
             help="SyntaxGym suite JSON files (or folders of them), e.g. number_prep.json from cpllab/syntaxgym.",
         ),
-        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
+        checkpoints: Optional[str] = checkpoints_option(),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),

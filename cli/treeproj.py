@@ -8,8 +8,7 @@ from typing import List, Optional
 import typer
 
 from cli.common import (
-    batch_rows_option, batch_tokens_option, checkpoints_option, command, console, device_option, precision_option,
-    progress_option, split_csv,
+    batch_rows_option, checkpoints_option, command, console, device_option, precision_option, progress_option, split_csv,
 )
 
 
@@ -40,7 +39,7 @@ def register(app: typer.Typer) -> None:
             show_default="1000 token / 200 word"
         ),
         batch: int = batch_rows_option(64, "Rows (sentence, span start) per forward pass."),
-        checkpoints: Optional[str] = checkpoints_option(show_default="all complete ones"),
+        checkpoints: Optional[str] = checkpoints_option(),
         results: Optional[Path] = typer.Option(
             Path("results"), "--results", "-o", help="Results folder; finished checkpoints there are skipped."
         ),

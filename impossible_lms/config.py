@@ -40,17 +40,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+@dataclasses.dataclass(frozen=True)
 class Replace:
     """An override value that replaces what lies beneath it instead of merging into it (``key:=value``)."""
 
-    def __init__(self, value: Any):
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Replace) and other.value == self.value
-
-    def __repr__(self) -> str:
-        return f"Replace({self.value!r})"
+    value: Any
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

@@ -192,6 +192,8 @@ def estimate_training(cfg: Any, runs: list[Any], calibrate: bool = True,
     tokens = {v: tokens_per_run(cfg, v) for v in dict.fromkeys(r.variant for r in runs)}
     gpu = gpu_estimate(spec, tokens, runs, costs)
     device = _calibration_device(cfg) if calibrate else None
+    if device is not None and device.type == "cpu" and cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)  # calibrate as the runs will train
     rates: dict[str, Rate] = {}
     for m in models:
         if m in cfg.throughput:
@@ -202,8 +204,6 @@ def estimate_training(cfg: Any, runs: list[Any], calibrate: bool = True,
         elif device is not None:
             same = next((k for k in rates if _shape(costs[k]) == _shape(costs[m])
                          and rates[k].basis.startswith("measured")), None)  # gpt2-nopos costs what gpt2 costs
-            if cfg.torch_threads and device.type == "cpu":
-                torch.set_num_threads(cfg.torch_threads)  # calibrate as the runs will train
             rates[m] = (Rate(rates[same].tokens_per_s, f"as {same}") if same
                         else measure_rate(costs[m], device, overrides, spec.seconds, clock))
         else:

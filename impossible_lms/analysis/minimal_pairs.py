@@ -89,8 +89,8 @@ class PerturbedPairs:
     dropped: int
     language: str
     eos_id: int
-    paradigms: list[str] = None  # per kept pair; None: the phenomena
-    dropped_by_paradigm: dict = None  # paradigm -> pairs its filters dropped (every paradigm named)
+    paradigms: list[str] | None = None  # per kept pair; None: the phenomena
+    dropped_by_paradigm: dict[str, int] | None = None  # paradigm -> pairs its filters dropped (every paradigm named)
 
     @property
     def fingerprint(self) -> str:

@@ -62,16 +62,9 @@ def run_identity(run: Path, info: dict) -> str | None:
     recipe = {k: v for k, v in info.items() if k not in _RUN_JSON_PLACE}
     config = _read_config_yaml(run)
     if config:
-        from impossible_lms.training.config import OPERATIONAL_FIELDS
+        from impossible_lms.training.config import OPERATIONAL_FIELDS, drop_fields
 
-        for name in (*OPERATIONAL_FIELDS, "data"):
-            node = config
-            *parents, leaf = name.split(".")
-            for part in parents:
-                node = node.get(part) if isinstance(node, dict) else None
-            if isinstance(node, dict):
-                node.pop(leaf, None)
-        recipe["config"] = config
+        recipe["config"] = drop_fields(config, (*OPERATIONAL_FIELDS, "data"))  # the data's path: not what it is
     return f"{info['language']}/{info['model']}/seed{info['seed']}/{fingerprint(recipe)[:8]}"
 
 

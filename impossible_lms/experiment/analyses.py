@@ -181,8 +181,8 @@ def _treeproj(cfg: "ExperimentConfig", run: Run, options: dict) -> list[Path]:
     _check_options("treeproj", treeproj, options, fixed=("subject", "data", "results", "unit"), extra=("units",))
     where = layout(cfg)
     folder, results = where.data(run.language), where.results(run.variant)
-    if "word" in units and lang.word_analyses == "control":
-        _ensure_perturbed(cfg, [lang.control])  # the word pass reads the control's sentences beside the data
+    if "word" in units:
+        _word_source(cfg, run.language)  # perturbs the control whose sentences the word pass reads beside the data
     for unit in units:
         given = {k: v for k, v in options.items() if unit == "word" or k != "trees"}  # gold trees: word only
         treeproj(where.run(run), folder, results=results, unit=unit, **{"show_progress": True, **given})

@@ -141,10 +141,19 @@ def longest_word(values) -> int:
     return max((len(w) for v in values for w in str(v).split()), default=1)
 
 
+def word_widths(view: pd.DataFrame) -> list[int]:
+    """Each column's narrowest width that cuts no word: its longest word, header included."""
+    return [max(longest_word(view[c]), longest_word([c])) for c in view.columns]
+
+
+def drawn_width(widths: list[int]) -> int:
+    """A rich table's width from its columns' widths: padding and a rule (3) each, plus the outer rule."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
 def table_width(view: pd.DataFrame) -> int:
-    """The narrowest a rich table of ``view`` can be without cutting a word: each column its longest
-    word (header included) plus padding and a rule (3), plus the outer rule."""
-    return sum(max(longest_word(view[c]), longest_word([c])) + 3 for c in view.columns) + 1
+    """The narrowest a rich table of ``view`` can be without cutting a word."""
+    return drawn_width(word_widths(view))
 
 
 def compact_interval(low: float, high: float) -> str:
@@ -158,10 +167,9 @@ def column_widths(view: pd.DataFrame, width: int = TERMINAL_WIDTH) -> list[int]:
     """Each column's width: its longest cell, narrowed (widest slack first, never below its longest
     word) until the table fits ``width``. Rich's own narrowing stops at the widest column, which
     cut words in the middle when that column could not shrink."""
-    natural = [max(max((len(str(v)) for v in view[c]), default=1), len(c)) for c in view.columns]
-    least = [max(longest_word(view[c]), longest_word([c])) for c in view.columns]
-    widths = list(natural)
-    excess = sum(widths) + 3 * len(widths) + 1 - width
+    widths = [max(max((len(str(v)) for v in view[c]), default=1), len(c)) for c in view.columns]
+    least = word_widths(view)
+    excess = drawn_width(widths) - width
     while excess > 0:
         slack = [w - m for w, m in zip(widths, least)]
         k = max(range(len(widths)), key=lambda i: slack[i])

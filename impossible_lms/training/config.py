@@ -188,15 +188,22 @@ def load_train_config(yaml_path: str | Path | None = None, overrides: Any = None
     return load_config(TrainConfig, yaml_path, overrides)
 
 
-def result_defining(cfg: TrainConfig) -> dict[str, Any]:
-    """The config without operational fields: two runs with equal dicts compute the same thing."""
-    d = to_dict(cfg)
-    for name in OPERATIONAL_FIELDS:
+def drop_fields(d: dict[str, Any], names) -> dict[str, Any]:
+    """``d`` (a config as a dict, e.g. a run's saved config.yaml) without the dotted ``names``;
+    a name whose parent is absent is skipped. Changes ``d`` in place and returns it."""
+    for name in names:
         node = d
         *parents, leaf = name.split(".")
         for p in parents:
-            node = node[p]
-        node.pop(leaf, None)
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return d
+
+
+def result_defining(cfg: TrainConfig) -> dict[str, Any]:
+    """The config without operational fields: two runs with equal dicts compute the same thing."""
+    d = drop_fields(to_dict(cfg), OPERATIONAL_FIELDS)
     d["data"] = str(Path(d["data"]).resolve())
     return d
 
