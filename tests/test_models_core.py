@@ -223,13 +223,32 @@ def test_exit_heads_logits_and_frozen_trunk_training():
     assert all(p.requires_grad for p in model.parameters())
 
 
-def test_exit_on_last_layer_reads_the_final_residual_stream():
-    model = tiny("tiny-gpt2", exit_layers=[2])
-    with torch.no_grad():  # copy ln_f and the tied embeddings into the head
-        model.exits["2"].ln.load_state_dict(model.transformer.ln_f.state_dict())
+@pytest.mark.parametrize("norm", ["shared", "own"])
+def test_exit_on_last_layer_reads_the_final_residual_stream(norm):
+    model = tiny("tiny-gpt2", exit_layers=[2], exit_norm=norm)
+    with torch.no_grad():  # the top exit with the LM head's projection (and, own, ln_f's copy) is the LM head
+        if norm == "own":
+            model.exits["2"].ln.load_state_dict(model.transformer.ln_f.state_dict())
         model.exits["2"].proj.weight.copy_(model.transformer.wte.weight)
     out = model(ids(), output_exit_logits=True)
     torch.testing.assert_close(out.exit_logits[2], out.logits)
+
+
+def test_shared_exit_norm_is_ln_f_and_own_is_the_heads():
+    """shared (the default, IBM's architecture): exit l = proj(ln_f(h_l)), no LayerNorm of its own;
+    own: a LayerNorm per head, so moving ln_f leaves its logits alone."""
+    shared, own = tiny("tiny-gpt2", exit_layers=[1]), tiny("tiny-gpt2", exit_layers=[1], exit_norm="own")
+    assert shared.config.exit_norm == "shared" and shared.exits["1"].ln is None
+    assert sorted(k for k in own.state_dict() if k.startswith("exits.")) == [
+        "exits.1.ln.bias", "exits.1.ln.weight", "exits.1.proj.weight"]
+    for model in (shared, own):
+        h = model(ids(), output_hidden_states=True).hidden_states[1]
+        with torch.no_grad():
+            model.transformer.ln_f.weight.mul_(3)
+        by_hand = (model.transformer.ln_f if model is shared else model.exits["1"].ln)(h) @ model.exits["1"].proj.weight.T
+        torch.testing.assert_close(model(ids(), output_exit_logits=True).exit_logits[1], by_hand[..., :V])
+    with pytest.raises(ILMError, match="exit_norm 'mine' is not one of shared, own"):
+        model_config("tiny-gpt2-exits", exit_norm="mine")
 
 
 # ------------------------------------------------------------------ config

@@ -27,6 +27,10 @@ ATTENTION_KINDS = ("softmax", "geometric")
 # How training's loss is computed without all logits (models/loss.py): auto = liger
 # on CUDA when liger-kernel is installed, else chunked.
 CROSS_ENTROPIES = ("auto", "chunked", "liger")
+# What normalises an exit head's input: the model's own final ln_f ("shared": IBM's multi-exit
+# architecture, Gera et al. 2023, so their folders load and ours export to their layout) or
+# a LayerNorm of the head's own ("own": two more vectors per head, ilm's layout before 0.2).
+EXIT_NORMS = ("shared", "own")
 
 
 class ILMConfig(PreTrainedConfig):
@@ -68,6 +72,7 @@ class ILMConfig(PreTrainedConfig):
     pad_vocab_to_multiple_of: int = 64
     # Layers (1-based: output of block l) with an extra LM head; [] = none.
     exit_layers: list[int] | None = None
+    exit_norm: str = "shared"
     bos_token_id: int | None = 50256
     eos_token_id: int | None = 50256
     pad_token_id: int | None = None
@@ -113,6 +118,8 @@ class ILMConfig(PreTrainedConfig):
         rd = self.rotary_dim if self.rotary_dim is not None else self.head_dim
         if self.position == "rotary" and (rd % 2 or not 0 < rd <= self.head_dim):
             raise ILMError(f"rotary_dim={rd} must be even and in 2..{self.head_dim} (head size)")
+        if self.exit_norm not in EXIT_NORMS:
+            raise ILMError(f"exit_norm {self.exit_norm!r} is not one of {', '.join(EXIT_NORMS)}")
         bad = [l for l in self.exit_layers if not 1 <= l <= self.n_layer]
         if bad:
             raise ILMError(f"exit_layers {bad} outside 1..{self.n_layer}")

@@ -95,7 +95,7 @@ FINAL = "final"  # the LM head, always (an exit head on the top layer is the num
 def parse_contrast(spec: str, model) -> tuple[int | str, int | str]:
     """``"final,4"`` / ``"12,4"`` / ``"auto"`` → (expert, amateur): ``"final"`` for the LM head, else an
     exit layer's number. A number that names no exit head but is the top layer means the LM head."""
-    n, exits = getattr(model.config, "n_layer", 0), list(getattr(model.config, "exit_layers", None) or [])
+    n, exits = getattr(model.config, "num_hidden_layers", 0), list(getattr(model.config, "exit_layers", None) or [])
     if not exits:
         raise ILMError("--contrast needs a model with exit heads (exit_layers); this one has none")
     if spec == "auto":  # the exit nearest the middle, contrasted with the LM head

@@ -195,15 +195,22 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 class ExitHead(nn.Module):
-    """An extra LM head reading the residual stream after one block: LayerNorm → vocab."""
+    """An extra LM head reading the residual stream after one block: a LayerNorm, then the vocabulary.
+
+    The LayerNorm is the model's final ``ln_f`` (``exit_norm="shared"``, IBM's
+    architecture: theirs is ``lm_head_l(ln_f(h_l))``) or the head's own (``"own"``).
+    """
 
     def __init__(self, cfg: ILMConfig):
         super().__init__()
-        self.ln = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.ln = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon) if cfg.exit_norm == "own" else None
         self.proj = nn.Linear(cfg.n_embd, cfg.padded_vocab_size, bias=False)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.ln(h))
+    def norm(self, final_norm: nn.Module) -> nn.Module:
+        return self.ln if self.ln is not None else final_norm
+
+    def forward(self, h: torch.Tensor, final_norm: nn.Module) -> torch.Tensor:
+        return self.proj(self.norm(final_norm)(h))
 
 
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -299,7 +306,7 @@ class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
 
     def exit_head_logits(self, layer: int, h: torch.Tensor) -> torch.Tensor:
         """Exit head ``layer``'s logits over the real vocabulary from that layer's residual stream."""
-        return self.exits[str(layer)](h)[..., : self.config.vocab_size]
+        return self.exits[str(layer)](h, self.transformer.ln_f)[..., : self.config.vocab_size]
 
     def forward(self, input_ids, attention_mask=None, labels=None, use_cache=False, output_exit_logits=False,
                 document_ids=None, output_hidden_states=False, return_logits=True, **kwargs) -> ILMOutput:
@@ -320,8 +327,9 @@ class ILMForCausalLM(ILMPreTrainedModel, GenerationMixin):
         if not return_logits:
             out.loss = self.head_loss(h, labels, attention_mask)
             if want_exits:
-                out.exit_losses = {l: self.head_loss(self.exits[str(l)].ln(layers[l]), labels, attention_mask,
-                                                     head=self.exits[str(l)].proj) for l in self.config.exit_layers}
+                heads = {l: self.exits[str(l)] for l in self.config.exit_layers}
+                out.exit_losses = {l: self.head_loss(head.norm(self.transformer.ln_f)(layers[l]), labels,
+                                                     attention_mask, head=head.proj) for l, head in heads.items()}
                 out.exit_loss = torch.stack(list(out.exit_losses.values())).mean()
             return out
         out.logits = self.output_logits(h)

@@ -3,9 +3,11 @@
 Formats (chosen by ``config.json``'s ``model_type``, a registry):
 - ``ilm-gpt2`` / ``ilm-backpack``: ours (``save_pretrained`` folders);
 - ``gpt2``: Hugging Face GPT-2 keys in Conv1D layout, as the reference study's
-  checkpoints; no ``wpe`` table → ``position="none"``;
+  checkpoints; no ``wpe`` table → ``position="none"``; IBM's multi-exit heads
+  (``lm_head_layer_indices``) → exit heads sharing ``ln_f`` (multi_exit.py);
 - ``backpack-gpt2``: stanfordnlp/backpack-gpt2 (``backpack.gpt2_model.*`` ...);
-- anything else: any Hugging Face causal LM, for evaluation only.
+- anything else: any Hugging Face causal LM, for evaluation only (with IBM's
+  exit heads: :class:`multi_exit.MultiExitLM`).
 
 Strict means: a weight that would be newly initialised or left unused is an
 ILMError naming the keys, never a warning.
@@ -21,6 +23,7 @@ from typing import Any, Callable
 import torch
 
 from impossible_lms.errors import ILMError
+from impossible_lms.models import multi_exit
 from impossible_lms.models.backpack import BackpackForCausalLM
 from impossible_lms.models.config import BackpackConfig, ILMConfig
 from impossible_lms.models.gpt2 import ILMForCausalLM
@@ -29,6 +32,8 @@ MODEL_CLASSES = {ILMConfig.model_type: ILMForCausalLM, BackpackConfig.model_type
 
 # Hugging Face GPT-2 stores these as Conv1D ([in, out]); ours are nn.Linear ([out, in]).
 _CONV1D = re.compile(r"\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj|final_mlp\.c_fc|final_mlp\.c_proj)\.weight$")
+# Weights with a row per vocabulary entry: padded with zero rows up to the model's padded vocabulary.
+_VOCAB_ROWS = re.compile(r"^(transformer\.wte\.weight|lm_head\.weight|exits\.\d+\.proj\.weight)$")
 # Causal-mask buffers older GPT-2 checkpoints carry; they hold no learned weights.
 _BUFFERS = re.compile(r"\.attn\.(bias|masked_bias)$")
 
@@ -119,7 +124,7 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: 
         raise ILMError(f"{source}: checkpoint does not match the model; " + "; ".join(parts))
     for key, tensor in state.items():
         want = expected[key].shape
-        if key in ("transformer.wte.weight", "lm_head.weight") and tensor.shape[0] < want[0] and tensor.shape[1:] == want[1:]:
+        if _VOCAB_ROWS.search(key) and tensor.shape[0] < want[0] and tensor.shape[1:] == want[1:]:
             state[key] = tensor = torch.cat((tensor, tensor.new_zeros(want[0] - tensor.shape[0], *want[1:])))
         if tensor.shape != want:
             raise ILMError(f"{source}: {key} has shape {tuple(tensor.shape)}, the model expects {tuple(want)}")
@@ -160,7 +165,9 @@ def _convert_conv1d(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _load_ours(folder: Path, raw: dict[str, Any]):
     cls = BackpackConfig if raw["model_type"] == BackpackConfig.model_type else ILMConfig
-    model = _build_empty(cls.from_pretrained(folder))
+    # Saved before exit_norm existed, exit heads had a LayerNorm of their own.
+    legacy = {"exit_norm": "own"} if raw.get("exit_layers") and "exit_norm" not in raw else {}
+    model = _build_empty(cls.from_pretrained(folder, **legacy))
     load_strict(model, read_state_dict(folder), str(folder))
     return model
 
@@ -176,11 +183,18 @@ def _load_reference_gpt2(folder: Path, raw: dict[str, Any]):
             found = f"architectures {named}" if named else "backpack.* weights"
             raise ILMError(f"{folder}: a Backpack-GPT2 folder ({found}, model_type 'gpt2') that does not load "
                            f"as one: {e}") from None
+    exits: dict[str, Any] = {}
+    if multi_exit.is_multi_exit(raw):  # IBM's MultiExitGPT2: its heads read ln_f(h_l), as exit_norm="shared"
+        layers = multi_exit.exit_layers(raw, raw.get("n_layer", 12))
+        state, heads = multi_exit.split_heads(state, layers, state.get("lm_head.weight", state.get(
+            "transformer.wte.weight")), str(folder))
+        state.update({f"exits.{l}.proj.weight": w for l, w in heads.items()})
+        exits = {"exit_layers": layers, "exit_norm": "shared"}
     if not any(k.startswith("transformer.") for k in state):  # saved from GPT2Model: no prefix
         state = {("lm_head.weight" if k == "lm_head.weight" else f"transformer.{k}"): v for k, v in state.items()}
     untied = _untie_or_drop(state, "lm_head.weight", "transformer.wte.weight")
     position = "learned" if "transformer.wpe.weight" in state else "none"
-    cfg = ILMConfig(**_gpt2_fields(raw), position=position, tie_word_embeddings=not untied)
+    cfg = ILMConfig(**_gpt2_fields(raw), position=position, tie_word_embeddings=not untied, **exits)
     model = _build_empty(cfg)
     load_strict(model, _convert_conv1d(state), str(folder))
     return model
@@ -222,17 +236,24 @@ def _load_stanford_backpack(folder: Path, raw: dict[str, Any]):
     return model
 
 
-def _load_any_hf(folder: Path, raw: dict[str, Any], dtype=None):
+def load_any_hf(folder: Path, dtype=None, own_keys: Callable[[str], bool] | None = None):
+    """Any Hugging Face causal LM, strictly; ``own_keys``: weights a wrapper loads itself (not unused)."""
     from transformers import AutoModelForCausalLM
 
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report would list the keys checked below, as a warning
     try:
         model, info = AutoModelForCausalLM.from_pretrained(
             folder, dtype=dtype, low_cpu_mem_usage=True, output_loading_info=True, trust_remote_code=False,
             local_files_only=True)
     except ValueError as e:
         raise ILMError(f"{folder}: not a causal LM transformers can load ({str(e).splitlines()[0]})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     missing = set(info.get("missing_keys") or [])
-    unused = set(info.get("unexpected_keys") or [])
+    unused = {k for k in info.get("unexpected_keys") or [] if not (own_keys and own_keys(k))}
     if missing or unused or info.get("mismatched_keys"):
         raise ILMError(f"{folder}: checkpoint does not match {type(model).__name__}; missing: "
                        f"{_summary(missing) or '-'}; unused: {_summary(unused) or '-'}")
@@ -263,7 +284,12 @@ def load_model(path_or_id: str | Path, revision: str | None = None, dtype: torch
     # Other HF models are loaded by transformers directly in the requested dtype
     # (weights go straight to it: no full-precision copy in memory first;
     # transformers 5 always initialises on the meta device, 4.x needs low_cpu_mem_usage).
-    model = loader(folder, raw) if loader else _load_any_hf(folder, raw, dtype)
+    if loader is not None:
+        model = loader(folder, raw)
+    elif multi_exit.is_multi_exit(raw):  # IBM's multi-exit heads on a base ilm has no model of (GPT-Neo)
+        model = multi_exit.load_hf_multi_exit(folder, raw, dtype)
+    else:
+        model = load_any_hf(folder, dtype)
     if dtype is not None or device is not None:
         model = model.to(device=device, dtype=dtype)
     return model.eval()
