@@ -85,6 +85,9 @@ def targets(tmp: Path) -> dict[str, tuple[list[tuple[str, str, object]], list[st
                        lambda: types.SimpleNamespace(text=" more"))], [str(run), "--prompt", "He"]),
         "senses": ([("impossible_lms.models.generate", "sense_table", list)], [str(run), "word"]),
         "doctor": ([("impossible_lms.doctor", "diagnose", list)], []),
+        "export": ([("impossible_lms.models.export", "export_run",
+                     lambda: types.SimpleNamespace(steps=[1], layout="gpt2", folder=tmp, notes=[], skipped=[]))],
+                   [str(run), "--to", str(tmp / "hf")]),
     }
 
 
@@ -103,7 +106,7 @@ VALUES = {
     "--local-agreement": None, "--region-metric": "first", "--unit-tp": "token", "--layer": "1",
     "--read-layer": "1", "--sentences": "3", "--format": "csv", "--only": "*hop*", "--emit": "torchrun",
     "--prompt": "She", "--max-new-tokens": "3", "--contrast": "final,1", "--alpha": "0.5", "--top": "2",
-    "--corpus": "other", "--experiment": str(DEMO),
+    "--corpus": "other", "--experiment": str(DEMO), "--to": "hf2",
 }
 # per command where the generic value does not fit
 COMMAND_VALUES = {("treeproj", "--unit"): "token", ("run", "--set"): "seeds=[3]", ("run", "--out"): None,
