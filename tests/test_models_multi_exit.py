@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -42,7 +43,8 @@ def ibm_folder(folder, base, indices, heads=None, extra=None):
     """A folder as MultiExitModel.save_pretrained leaves it: the base's config + lm_head_layer_indices,
     its weights + name_to_lm_exit_head.lm_head_<l>.weight."""
     torch.manual_seed(3)
-    heads = heads if heads is not None else {l: torch.randn(V, D) * 0.3 for l in indices if l != "original"}
+    vocab = base.config.vocab_size
+    heads = heads if heads is not None else {l: torch.randn(vocab, D) * 0.3 for l in indices if l != "original"}
     state = {k: v.clone() for k, v in base.state_dict().items()}
     state.update({f"name_to_lm_exit_head.lm_head_{l}.weight": w.clone() for l, w in heads.items()})
     if "original" in indices:
@@ -127,3 +129,21 @@ def test_damaged_multi_exit_folders_are_refused_in_one_line(tmp_path, make, mess
     make(tmp_path, base())
     with pytest.raises(ILMError, match=message):
         load_model(tmp_path)
+
+
+def test_ilm_eval_scores_every_exit_of_a_gpt_neo_multi_exit_folder(tmp_path):
+    """The published multi-exit model is a GPT-Neo: `ilm eval` gives a perplexity per exit head too."""
+    from impossible_lms.evaluation import evaluate
+    from impossible_lms.evaluation.toy import TOY_VOCAB, make_toy_data
+
+    base = GPTNeoForCausalLM(GPTNeoConfig(vocab_size=TOY_VOCAB, max_position_embeddings=64, hidden_size=D,
+                                          num_layers=2, num_heads=4, attention_types=[[["global", "local"], 1]],
+                                          window_size=4, intermediate_size=64, bos_token_id=None,
+                                          eos_token_id=None)).eval()
+    (tmp_path / "model").mkdir()
+    ibm_folder(tmp_path / "model", base, [1, 2])
+    data = make_toy_data(tmp_path / "data" / "no_hop", per_genre=5)
+    df = evaluate(tmp_path / "model", data, metrics=["perplexity"], subsets=["dev"])
+    by_layer = {(None if pd.isna(r.layer) else int(r.layer)): r.value for r in df.itertuples()}
+    assert set(by_layer) == {None, 1, 2} and all(v > 1 for v in by_layer.values())
+    assert len(set(by_layer.values())) == 3  # three heads, three different models of the text
