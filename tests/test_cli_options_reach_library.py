@@ -85,6 +85,13 @@ def targets(tmp: Path) -> dict[str, tuple[list[tuple[str, str, object]], list[st
                        lambda: types.SimpleNamespace(text=" more"))], [str(run), "--prompt", "He"]),
         "senses": ([("impossible_lms.models.generate", "sense_table", list)], [str(run), "word"]),
         "doctor": ([("impossible_lms.doctor", "diagnose", list)], []),
+        "baselines": ([("impossible_lms.evaluation.baselines", "complexity_baselines",
+                        lambda: pd.DataFrame({"metric": ["unigram_entropy", "ngram_perplexity"], "value": [1.0, 2.0],
+                                              "label": ["", "order 2"], "subset": ["train", "dev"]}))],
+                      [str(data)]),
+        "separation": ([("impossible_lms.reporting.complexity", "separation",
+                         lambda: ({}, []))],
+                       [str(tmp / "results")]),
         "export": ([("impossible_lms.models.export", "export_run",
                      lambda: types.SimpleNamespace(steps=[1], layout="gpt2", folder=tmp, notes=[], skipped=[]))],
                    [str(run), "--to", str(tmp / "hf")]),
@@ -106,10 +113,11 @@ VALUES = {
     "--local-agreement": None, "--region-metric": "first", "--unit-tp": "token", "--layer": "1",
     "--read-layer": "1", "--sentences": "3", "--format": "csv", "--only": "*hop*", "--emit": "torchrun",
     "--prompt": "She", "--max-new-tokens": "3", "--contrast": "final,1", "--alpha": "0.5", "--top": "2",
-    "--corpus": "other", "--experiment": str(DEMO), "--to": "hf2",
+    "--corpus": "other", "--experiment": str(DEMO), "--to": "hf2", "--orders": "2", "--seeds": "4",
+    "--discount": "0.5",
 }
 # per command where the generic value does not fit
-COMMAND_VALUES = {("treeproj", "--unit"): "token", ("run", "--set"): "seeds=[3]", ("run", "--out"): None,
+COMMAND_VALUES = {("treeproj", "--unit"): "token", ("separation", "--format"): "md", ("run", "--set"): "seeds=[3]", ("run", "--out"): None,
                   ("run", "--emit"): "slurm"}
 # options that, by design, change what the command prints or writes itself rather than a library call
 CLI_ONLY = {

@@ -190,3 +190,22 @@ def _treeproj(cfg: "ExperimentConfig", run: Run, options: dict) -> list[Path]:
 
 
 register_analysis(AnalysisStage("treeproj", _any_language, _treeproj))
+
+
+def _baselines(cfg: "ExperimentConfig", run: Run, options: dict) -> list[Path]:
+    """Model-free complexity of the run's language (unigram entropy, Kneser-Ney n-gram perplexity on the
+    sample the run is scored on: its seed, the eval settings; LZMA bits per token): once per dataset and
+    seed, whatever the number of models."""
+    from impossible_lms.evaluation.baselines import complexity_baselines
+
+    _check_options("baselines", complexity_baselines, options, fixed=("data", "results", "seeds"))
+    where = layout(cfg)
+    results = where.results(run.variant)
+    sample = {k: cfg.eval.options[k] for k in ("sentences_per_genre", "sample_scheme") if k in cfg.eval.options}
+    seed = cfg.eval.options.get("seed", run.seed)  # the sample the run is scored on (evaluate: the run's seed)
+    complexity_baselines(where.data(run.language), results, seeds=[seed], **{"show_progress": True, **sample,
+                                                                                  **options})
+    return [results]
+
+
+register_analysis(AnalysisStage("baselines", _any_language, _baselines))

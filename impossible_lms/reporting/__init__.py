@@ -93,6 +93,13 @@ def all_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     tables = build_tables(df[~claimed]) if (~claimed).any() else {}
     if claimed.any():
         tables.update(view_tables(prepare(df[claimed])))
+    # what reads the LM's perplexity and the baselines together: excess over n-gram, separation
+    from impossible_lms.evaluation.baselines import BASELINE_METRICS
+    from impossible_lms.reporting.complexity import derived_tables
+
+    joint = df["metric"].isin(("perplexity", *BASELINE_METRICS)) if "metric" in df.columns else claimed & False
+    if joint.any():
+        tables.update(derived_tables(prepare(df[joint])))
     return tables
 
 

@@ -300,3 +300,8 @@ def treeproj_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path
 
 
 register_view(View(TREEPROJ_METRICS, treeproj_tables, treeproj_figures))
+
+
+# ---------------------------------------------------------------- complexity baselines and separation
+
+import impossible_lms.reporting.complexity  # noqa: E402,F401  (registers its view)
