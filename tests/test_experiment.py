@@ -73,7 +73,7 @@ def test_yaml_and_overrides():
         load_experiment(DEMO, ["report.formats=[docx]"])
 
 
-@pytest.mark.parametrize("name", ["demo", "kallini2024", "backpack"])
+@pytest.mark.parametrize("name", ["demo", "kallini2024", "backpack", "crosslinguistic", "complexity", "babylm-small"])
 def test_shipped_experiments_load(name):
     cfg = load_experiment(ROOT / "experiments" / f"{name}.yaml")
     runs = select_runs(cfg)
@@ -344,3 +344,25 @@ def test_a_variant_train_typo_fails_before_any_work(study):
     study.variants = {"warm": {"train": {"schedule": {"warmpu": 7}}}}
     with pytest.raises(ILMError, match="variants.warm.train: .*warmpu"):
         check_names(study)
+
+
+def test_corpus_spec_reaches_perturb_and_an_unset_fallback_vocab_keeps_old_fingerprints(cfg, monkeypatch):
+    """corpus.fallback_vocab goes to perturb_corpus (both callers share one function); left unset, the
+    plan's perturb fingerprints are those of experiments written before the field existed."""
+    import impossible_lms.perturb as perturb
+    from impossible_lms.experiment import plan_experiment
+    from impossible_lms.experiment.stages import perturb_languages
+    from impossible_lms.io import fingerprint
+
+    seen = []
+    monkeypatch.setattr(perturb, "perturb_corpus", lambda languages, source, out, **kw: seen.append(kw) or [])
+    cfg.corpus.fallback_vocab = 777
+    perturb_languages(cfg, ["no_shuffle"])
+    assert seen[-1]["fallback_vocab"] == 777 and seen[-1]["tokenizer"] == cfg.corpus.tokenizer
+    cfg.corpus.fallback_vocab = None
+    perturb_languages(cfg, ["no_shuffle"])
+    assert "fallback_vocab" not in seen[-1]
+    step = next(s for s in plan_experiment(cfg).steps if s.stage == "perturb")
+    corpus = {"source": cfg.corpus.source, "options": cfg.corpus.options, "tokenizer": cfg.corpus.tokenizer,
+              "tagger": cfg.corpus.tagger}
+    assert step.fingerprint == fingerprint("perturb", step.key, corpus)

@@ -65,10 +65,9 @@ def _ensure_perturbed(cfg: "ExperimentConfig", languages: list[str]) -> None:
     where = layout(cfg)
     needed = [lang for lang in languages if not (where.data(lang) / "manifest.json").is_file()]
     if needed:
-        from impossible_lms.perturb import perturb_corpus
+        from impossible_lms.experiment.stages import perturb_languages
 
-        perturb_corpus(needed, cfg.corpus.source, where.data_dir, tokenizer=cfg.corpus.tokenizer,
-                       tagger=cfg.corpus.tagger, workers=cfg.corpus.workers, corpus_options=cfg.corpus.options or None)
+        perturb_languages(cfg, needed)
 
 
 def _check_options(stage: str, function: Callable, options: dict, fixed=("subject", "data", "results"),

@@ -17,6 +17,7 @@ class CorpusSpec:
     tokenizer: str = "gpt2"  # "gpt2", a tokenizer folder, or "fallback" (offline BPE)
     tagger: str = "nltk"  # "nltk", "stanza", "gold" (synthetic/CoNLL-U) or "none"
     workers: int = 1
+    fallback_vocab: int | None = None  # the "fallback" BPE's vocabulary size; None = 4096 (ilm perturb's default)
 
 
 @dataclass

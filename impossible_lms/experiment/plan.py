@@ -103,6 +103,8 @@ def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Pla
     steps: list[Step] = []
     corpus = to_dict(cfg.corpus)
     corpus.pop("workers")  # how many processes does not change the data
+    if corpus.get("fallback_vocab") is None:  # unset: the default, as before the field existed
+        corpus.pop("fallback_vocab", None)
     perturb_fp: dict[str, str] = {}
     for language in dict.fromkeys(y for r in runs for y in eval_languages(cfg, r.language)):
         fp = fingerprint("perturb", language, corpus)

@@ -32,13 +32,19 @@ class Stages:
         return ANALYSES[name].run
 
 
-def _perturb(cfg: ExperimentConfig, languages: list[str]) -> list[Path]:
+def perturb_languages(cfg: ExperimentConfig, languages: list[str]) -> list[Path]:
+    """The experiment's corpus spec applied to ``languages``: the one call every stage perturbs with."""
     from impossible_lms.perturb import perturb_corpus
 
-    where = layout(cfg)
-    perturb_corpus(languages, cfg.corpus.source, where.data_dir, tokenizer=cfg.corpus.tokenizer,
-                   tagger=cfg.corpus.tagger, workers=cfg.corpus.workers, corpus_options=cfg.corpus.options or None)
-    return [where.data(lang) / "manifest.json" for lang in languages]
+    spec, where = cfg.corpus, layout(cfg)
+    extra = {"fallback_vocab": spec.fallback_vocab} if spec.fallback_vocab is not None else {}
+    return perturb_corpus(languages, spec.source, where.data_dir, tokenizer=spec.tokenizer, tagger=spec.tagger,
+                          workers=spec.workers, corpus_options=spec.options or None, **extra)
+
+
+def _perturb(cfg: ExperimentConfig, languages: list[str]) -> list[Path]:
+    perturb_languages(cfg, languages)
+    return [layout(cfg).data(lang) / "manifest.json" for lang in languages]
 
 
 def _train(cfg: ExperimentConfig, run: Run) -> list[Path]:

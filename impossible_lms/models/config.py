@@ -221,6 +221,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny-gpt2-alibi": {**_TINY, **_REFERENCE, "position": "alibi"},
     "tiny-gpt2-exits": {**_TINY, **_REFERENCE, "position": "learned", "exit_layers": [1]},
     "tiny-gpt2-geometric": {**_TINY, **_REFERENCE, "position": "learned", "attention_kind": "geometric"},
+    # between tiny and small: 4 layers, d=128, for replications on a laptop CPU (experiments/babylm-small.yaml)
+    "mini-gpt2": {**_TINY, **_REFERENCE, "n_layer": 4, "n_embd": 128, "position": "learned"},
     # the same attention flags as backpack-gpt2, at the tiny size
     "tiny-backpack": {**_TINY, "arch": "backpack", "num_senses": 4, "scale_attn_by_inverse_layer_idx": True},
 }
