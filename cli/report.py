@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         formats = check_formats(split_csv(format) if format else list(DEFAULT_FORMATS))  # `-f ,` names none: an error
         tables, files = report(results, out, formats)
         if not quiet:
-            for name in ("final", "auc", "marker_surprisal", "surprisal_difference", "iia_max", "separation"):
+            for name in ("final", "auc", "marker_surprisal", "surprisal_difference", "iia_max", "separation", "findings"):
                 if name in tables:
                     for table in rich_tables(name, tables[name]):
                         console.print(table)

@@ -100,6 +100,11 @@ def all_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     joint = df["metric"].isin(("perplexity", *BASELINE_METRICS)) if "metric" in df.columns else claimed & False
     if joint.any():
         tables.update(derived_tables(prepare(df[joint])))
+    from impossible_lms.reporting.findings import findings_table
+
+    findings = findings_table(tables)  # the paper's orderings, checked on these tables
+    if not findings.empty:
+        tables["findings"] = findings
     return tables
 
 
