@@ -293,7 +293,8 @@ def perturb_corpus(
             return folders
         marker_chars = "".join(sorted({m for lang in langs for m in lang.markers}))
         with progress_bar(disable=not progress) as show:
-            sources = read_corpus(corpus, base, tagger_used, _path(cache_dir), marker_chars, workers, show)
+            cache = tag_cache_dir(cache_dir) if need_tags else _path(cache_dir)
+            sources = read_corpus(corpus, base, tagger_used, cache, marker_chars, workers, show)
             import datasets  # noqa: F401  (imported once here, not once per forked worker)
 
             bar = show.add_task("perturbing + writing", total=len(todo))
@@ -407,4 +408,23 @@ def _is_done(folder: Path, expected: Manifest, force: bool, needs_tags: bool) ->
 
 
 def _path(p: str | Path | None) -> Path | None:
-    return None if p is None else Path(p)
+    return None if p is None or str(p).lower() in NO_CACHE else Path(p)
+
+
+NO_CACHE = ("none", "off")
+CACHE_ENV = "ILM_CACHE_DIR"
+
+
+def tag_cache_dir(cache_dir: str | Path | None = None) -> Path | None:
+    """Where tagger output is cached: ``cache_dir``; unset, ``$ILM_CACHE_DIR/tags`` or
+    ``$XDG_CACHE_HOME/ilm/tags`` (``~/.cache/ilm/tags``), so a second study on the same corpus
+    files (same bytes, same tagger and version) never tags them again; ``none`` turns it off."""
+    if cache_dir is not None:
+        return _path(cache_dir)
+    import os
+
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return None if root.lower() in NO_CACHE else Path(root).expanduser() / "tags"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(base) / "ilm" / "tags"

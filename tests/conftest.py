@@ -22,3 +22,9 @@ def heavy_imports() -> Callable[[str], tuple[str, list[str]]]:
         return printed.strip(), loaded.split()
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _own_tag_cache(tmp_path_factory, monkeypatch):
+    """Each test's perturbations cache tags in a folder of its own, never in the user's ~/.cache."""
+    monkeypatch.setenv("ILM_CACHE_DIR", str(tmp_path_factory.mktemp("ilm-cache")))

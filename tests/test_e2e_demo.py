@@ -50,14 +50,15 @@ def test_demo_end_to_end_then_rerun_does_nothing(tmp_path, one_thread):
     args = ["run", str(DEMO), "--set", f"out={out}", *sum((["--set", s] for s in SMALL), [])]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "15 step(s) run" in first.output  # 1 perturb call, 4 train, 4 eval, 1 intervene (token_hop), 4 treeproj, 1 report
+    assert "18 step(s) run" in first.output  # 1 perturb call, 4 train, 4 eval, 4 baselines, 4 treeproj, 1 report
 
     report = out / "report"
     trees = pd.read_csv(report / "treeproj.csv")  # every language's token pass; word pass for hop + reverse
     assert len(set(trees.language)) == 4 and set(trees.checkpoint) == {8}
-    iia = pd.read_csv(report / "iia.csv")  # experiment 3: IIA per layer x position, for the hop run only
-    assert set(iia.language) == {"token_hop"} and set(iia.layer) == {0, 1} and set(iia.position) == set(range(7))
-    assert iia.value.between(0, 100).all() and (report / "iia_token_hop_tiny-gpt2.png").is_file()
+    excess = pd.read_csv(report / "complexity.csv")  # every language's LM over its best n-gram
+    assert len(set(excess.language)) == 4 and (excess.value > 0).all()
+    assert (report / "excess_over_ngram_tiny-gpt2.png").is_file() and (report / "separation.png").is_file()
+    assert not (report / "iia.csv").exists()  # the demo runs no intervention (experiments/demo.yaml says why)
     final = pd.read_csv(report / "final.csv")
     ppl = final[(final.metric == "perplexity") & (final.subset == "test_affected")]
     assert sorted(ppl.language) == sorted(["no_shuffle", "local_shuffle:w=3", "partial_reverse", "token_hop"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from impossible_lms.reporting import all_tables
 from impossible_lms.reporting.findings import summary, verdict

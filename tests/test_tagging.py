@@ -394,3 +394,32 @@ def test_nltk_agreement_against_ud_ewt(nltk_shared) -> None:
         gv = Counter((w.lemma.lower(), verb_number(w)) for w in g.words if verb_number(w))
         tp, fp, fn = tp + sum((pv & gv).values()), fp + sum((pv - gv).values()), fn + sum((gv - pv).values())
     assert tp / (tp + fp) > 0.85 and tp / (tp + fn) > 0.85, (tp, fp, fn)
+
+
+def test_tags_are_cached_by_default_so_a_second_study_does_not_tag_again(tmp_path: Path, monkeypatch) -> None:
+    """perturb_corpus hands read_corpus the default tag cache when it tags (hop languages): $ILM_CACHE_DIR/tags,
+    else $XDG_CACHE_HOME/ilm/tags; an explicit --cache-dir wins and `none` turns caching off."""
+    import impossible_lms.perturb as perturb
+    from impossible_lms.perturb import tag_cache_dir
+
+    monkeypatch.setenv("ILM_CACHE_DIR", str(tmp_path / "c"))
+    assert tag_cache_dir() == tmp_path / "c" / "tags"
+    assert tag_cache_dir(tmp_path / "mine") == tmp_path / "mine" and tag_cache_dir("none") is None
+    monkeypatch.setenv("ILM_CACHE_DIR", "off")
+    assert tag_cache_dir() is None
+    monkeypatch.delenv("ILM_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert tag_cache_dir() == tmp_path / "xdg" / "ilm" / "tags"
+
+    seen = []
+
+    def stop(corpus, tokenizer, tagger, cache_dir, *args):
+        seen.append(cache_dir)
+        raise KeyboardInterrupt  # enough: what read_corpus was given
+
+    monkeypatch.setattr(perturb, "read_corpus", stop)
+    for languages in (["token_hop"], ["no_shuffle"]):
+        with pytest.raises(KeyboardInterrupt):
+            perturb.perturb_corpus(languages, "synthetic", tmp_path / "out", tokenizer="fallback", tagger="gold",
+                                   progress=False, corpus_options={"sentences": 50})
+    assert seen == [tmp_path / "xdg" / "ilm" / "tags", None]  # sentence splitting alone is not cached
