@@ -11,6 +11,29 @@ from cli.common import command, console
 
 
 def register(app: typer.Typer) -> None:
+    @command(app, "models")
+    def models_cmd(
+        vocab: int = typer.Option(50257, "--vocab", help="Vocabulary the parameter counts assume (presets that fix "
+                                                         "their own, as backpack-gpt2's 50264, keep it)."),
+    ) -> None:
+        """Every model preset: shape, positions, attention, exit heads and exact parameter count."""
+        from rich.table import Table
+
+        from impossible_lms.models.config import preset_table
+
+        rows = preset_table(vocab)
+        table = Table(title=f"model presets (parameters at vocabulary {vocab:,})", box=None, padding=(0, 1, 0, 0),
+                      caption="override any field: --set model.n_layer=6 (ilm run) / model_overrides (YAML)")
+        columns = {"preset": "left", "layers×d": "right", "heads": "right", "ctx": "right", "positions": "left",
+                   "attention": "left", "exits": "left", "params": "right"}
+        for col, justify in columns.items():
+            table.add_column(col, justify=justify, no_wrap=True)
+        for r in rows:
+            table.add_row(r["preset"], f"{r['layers']}×{r['d_model']}", str(r["heads"]), str(r["context"]),
+                          r["positions"], r["attention"],
+                          r["exits"], f"{r['parameters'] / 1e6:.1f}M")
+        console.print(table)
+
     @command(app, "generate")
     def generate_cmd(
         checkpoint: str = typer.Argument(..., help="Checkpoint folder, run folder (latest checkpoint) or local HF model."),

@@ -60,3 +60,20 @@ def test_defaults_in_help_text_are_not_swallowed() -> None:
     entries = _options(text)
     assert "[default: (all complete ones)]" in entries["--checkpoints"]
     assert "[default: (the run's seed, else 0)]" in entries["--seed"]
+
+
+def test_ilm_models_lists_every_preset_with_its_exact_parameter_count():
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from impossible_lms.models import PRESETS, build_model, model_config
+    from impossible_lms.models.config import preset_table
+
+    rows = {r["preset"]: r for r in preset_table(vocab_size=1000)}
+    assert list(rows) == list(PRESETS)
+    built = build_model(model_config("tiny-gpt2-exits", vocab_size=1000))
+    assert rows["tiny-gpt2-exits"]["parameters"] == sum(p.numel() for p in built.parameters())
+    assert rows["backpack-gpt2"]["vocab"] == 50264 and rows["mini-gpt2"]["layers"] == 4
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0 and all(name in result.output for name in PRESETS)
+    assert max(len(line) for line in result.output.splitlines()) <= 80

@@ -92,6 +92,7 @@ def targets(tmp: Path) -> dict[str, tuple[list[tuple[str, str, object]], list[st
         "separation": ([("impossible_lms.reporting.complexity", "separation",
                          lambda: ({}, []))],
                        [str(tmp / "results")]),
+        "models": ([("impossible_lms.models.config", "preset_table", list)], []),
         "export": ([("impossible_lms.models.export", "export_run",
                      lambda: types.SimpleNamespace(steps=[1], layout="gpt2", folder=tmp, notes=[], skipped=[]))],
                    [str(run), "--to", str(tmp / "hf")]),
@@ -113,7 +114,7 @@ VALUES = {
     "--local-agreement": None, "--region-metric": "first", "--unit-tp": "token", "--layer": "1",
     "--read-layer": "1", "--sentences": "3", "--format": "csv", "--only": "*hop*", "--emit": "torchrun",
     "--prompt": "She", "--max-new-tokens": "3", "--contrast": "final,1", "--alpha": "0.5", "--top": "2",
-    "--corpus": "other", "--experiment": str(DEMO), "--to": "hf2", "--orders": "2", "--seeds": "4",
+    "--corpus": "other", "--experiment": str(DEMO), "--to": "hf2", "--vocab": "1000", "--orders": "2", "--seeds": "4",
     "--discount": "0.5",
 }
 # per command where the generic value does not fit

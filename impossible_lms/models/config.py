@@ -243,3 +243,23 @@ def model_config(name: str, **overrides: Any) -> ILMConfig:
         if key not in known:
             raise ILMError(f"unknown model config field {key!r}{did_you_mean(key, sorted(known))}")
     return cls(**fields)
+
+
+def preset_table(vocab_size: int = 50257) -> list[dict[str, Any]]:
+    """Every preset with its shape and exact parameter count (built on the meta device: no memory,
+    no init; tied embeddings counted once, padded vocabulary rows included) at ``vocab_size``."""
+    import torch
+
+    from impossible_lms.models.loading import build_model
+
+    rows = []
+    for name in PRESETS:
+        vocab = PRESETS[name].get("vocab_size", vocab_size)
+        cfg = model_config(name, vocab_size=vocab)
+        with torch.device("meta"):
+            params = sum(p.numel() for p in build_model(cfg).parameters())
+        rows.append({"preset": name, "arch": "backpack" if isinstance(cfg, BackpackConfig) else "gpt2",
+                     "layers": cfg.n_layer, "d_model": cfg.n_embd, "heads": cfg.n_head, "context": cfg.n_positions,
+                     "positions": cfg.position, "attention": cfg.attention_kind,
+                     "exits": ",".join(map(str, cfg.exit_layers)) or "-", "vocab": vocab, "parameters": params})
+    return rows
