@@ -198,6 +198,53 @@ class BackpackConfig(ILMConfig):
         return super().activation_bytes_per_sequence(context) + context * per_token + 2 * 2 * k * context * context
 
 
+class LSTMConfig(PreTrainedConfig):
+    model_type = "ilm-lstm"
+    attribute_map = {"hidden_size": "n_embd", "num_hidden_layers": "n_layer", "max_position_embeddings": "n_positions"}
+
+    vocab_size: int = 50257
+    n_embd: int = 650
+    n_layer: int = 2
+    # The context training packs sequences to (an LSTM itself has no limit): the trainer reads it here.
+    n_positions: int = 1024
+    dropout: float = 0.5
+    initializer_range: float = 0.1  # uniform(-0.1, 0.1), as Zaremba et al.
+    pad_vocab_to_multiple_of: int = 64
+    cross_entropy: str = "auto"
+    tie_word_embeddings: bool = True
+    bos_token_id: int | None = 50256
+    eos_token_id: int | None = 50256
+    pad_token_id: int | None = None
+    use_cache: bool = False
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)
+        for name in ("bos_token_id", "eos_token_id"):
+            if (getattr(self, name) or 0) >= self.vocab_size:
+                setattr(self, name, None)
+        for name, high in (("vocab_size", 2**24), ("n_embd", 2**16), ("n_layer", 64), ("n_positions", 2**20)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ILMError(f"{name} must be a whole number, got {value!r}")
+            check_range(name, value, ge=1, le=high)
+        check_range("dropout", self.dropout, ge=0, lt=1)
+        if not self.tie_word_embeddings:
+            raise ILMError("the LSTM preset ties its output layer to the embeddings (tie_word_embeddings must be true)")
+
+    @property
+    def padded_vocab_size(self) -> int:
+        m = max(1, self.pad_vocab_to_multiple_of)
+        return -(-self.vocab_size // m) * m
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """6 × the matmul parameters: 4 gates × (input + recurrent) per layer, and the output layer."""
+        d = self.n_embd
+        return 6.0 * (self.n_layer * 8 * d * d + self.padded_vocab_size * d)
+
+    def activation_bytes_per_sequence(self, context: int) -> int:
+        return 4 * context * self.n_embd * (10 * self.n_layer + 2) + 12 * context * self.vocab_size
+
+
 _SMALL = dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024)
 _TINY = dict(n_layer=2, n_head=4, n_embd=64, n_positions=128)
 # The reference study's training options (Mistral GPT-2 small).
@@ -223,6 +270,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny-gpt2-geometric": {**_TINY, **_REFERENCE, "position": "learned", "attention_kind": "geometric"},
     # between tiny and small: 4 layers, d=128, for replications on a laptop CPU (experiments/babylm-small.yaml)
     "mini-gpt2": {**_TINY, **_REFERENCE, "n_layer": 4, "n_embd": 128, "position": "learned"},
+    # Other architectures under the same recipe (Kallini & Potts 2025's programme). The LSTM is
+    # ours (plain torch); the others are built by transformers from its own config classes, so
+    # they are the library's Llama (RoPE, SwiGLU, RMSNorm) and Mamba, not a copy of ours.
+    "lstm": {"arch": "lstm", "n_layer": 2, "n_embd": 650, "dropout": 0.5, "n_positions": 1024},
+    "tiny-lstm": {"arch": "lstm", "n_layer": 2, "n_embd": 64, "dropout": 0.1, "n_positions": 128},
+    "llama-small": {"arch": "hf", "hf_type": "llama", "hidden_size": 768, "intermediate_size": 2048,
+                    "num_hidden_layers": 12, "num_attention_heads": 12, "num_key_value_heads": 12,
+                    "max_position_embeddings": 1024, "tie_word_embeddings": True},
+    "tiny-llama": {"arch": "hf", "hf_type": "llama", "hidden_size": 64, "intermediate_size": 172,
+                   "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
+                   "max_position_embeddings": 128, "tie_word_embeddings": True},
+    "mamba-small": {"arch": "hf", "hf_type": "mamba", "hidden_size": 768, "num_hidden_layers": 24,
+                    "state_size": 16, "expand": 2, "conv_kernel": 4, "n_positions": 1024,
+                    "tie_word_embeddings": True},
+    "tiny-mamba": {"arch": "hf", "hf_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "state_size": 16,
+                   "expand": 2, "conv_kernel": 4, "n_positions": 128, "tie_word_embeddings": True},
     # the same attention flags as backpack-gpt2, at the tiny size
     "tiny-backpack": {**_TINY, "arch": "backpack", "num_senses": 4, "scale_attn_by_inverse_layer_idx": True},
 }
@@ -232,17 +295,60 @@ def config_fields(cls: type[ILMConfig]) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
-def model_config(name: str, **overrides: Any) -> ILMConfig:
-    """The preset ``name`` with fields overridden; unknown names/fields → ILMError with a hint."""
-    if name not in PRESETS:
-        raise ILMError(f"unknown model preset {name!r}{did_you_mean(name, PRESETS)}; known: {', '.join(PRESETS)}")
-    fields = {**PRESETS[name], **overrides}
-    cls = BackpackConfig if fields.pop("arch", "gpt2") == "backpack" else ILMConfig
+ARCHITECTURES: dict[str, type[PreTrainedConfig]] = {"gpt2": ILMConfig, "backpack": BackpackConfig, "lstm": LSTMConfig}
+HF_PREFIX = "hf:"  # --model hf:<model_type>: any causal LM transformers builds from its config class
+
+
+def model_config(name: str, **overrides: Any) -> PreTrainedConfig:
+    """The preset ``name`` (or ``hf:<model_type>``) with fields overridden; unknown names/fields → ILMError."""
+    if name.startswith(HF_PREFIX):
+        fields = {"arch": "hf", "hf_type": name[len(HF_PREFIX):], **overrides}
+    elif name in PRESETS:
+        fields = {**PRESETS[name], **overrides}
+    else:
+        raise ILMError(f"unknown model preset {name!r}{did_you_mean(name, PRESETS)}; known: {', '.join(PRESETS)} "
+                       f"(or {HF_PREFIX}<model_type>)")
+    arch = fields.pop("arch", "gpt2")
+    if arch == "hf":
+        return hf_config(fields.pop("hf_type"), fields)
+    cls = ARCHITECTURES[arch]
     known = config_fields(cls)
     for key in fields:
         if key not in known:
             raise ILMError(f"unknown model config field {key!r}{did_you_mean(key, sorted(known))}")
     return cls(**fields)
+
+
+# Fields ilm sets on every config (the dataset's vocabulary and EOS) or reads (the training context).
+_ILM_FIELDS = ("vocab_size", "bos_token_id", "eos_token_id", "n_positions")
+
+
+def hf_config(model_type: str, fields: dict[str, Any]) -> PreTrainedConfig:
+    """A transformers config of ``model_type`` with ``fields``, each checked against the class's own
+    (transformers accepts a misspelt one silently). ``n_positions``: the training context, kept on
+    the config for architectures without a position limit of their own (Mamba)."""
+    from transformers import CONFIG_MAPPING
+
+    if model_type not in CONFIG_MAPPING:
+        raise ILMError(f"transformers has no model type {model_type!r}{did_you_mean(model_type, list(CONFIG_MAPPING))}")
+    cls = CONFIG_MAPPING[model_type]
+    known = set(cls().to_dict()) | set(getattr(cls, "attribute_map", {})) | set(_ILM_FIELDS)
+    for key in fields:
+        if key not in known:
+            raise ILMError(f"{model_type} has no config field {key!r}{did_you_mean(key, sorted(known))}")
+    context = fields.pop("n_positions", None)
+    cfg = cls(**fields)
+    if context is not None or getattr(cfg, "max_position_embeddings", None) is None:
+        cfg.n_positions = int(context or 1024)
+    for name in ("bos_token_id", "eos_token_id"):
+        if (getattr(cfg, name, None) or 0) >= cfg.vocab_size:
+            setattr(cfg, name, None)
+    return cfg
+
+
+# How the non-GPT-2 architectures place tokens and mix them, for `ilm models`.
+_KINDS = {"ilm-lstm": ("recurrent", "lstm"), "llama": ("rotary", "softmax"), "mamba": ("recurrent", "ssm"),
+          "gpt_neox": ("rotary", "softmax"), "gpt_neo": ("learned", "softmax")}
 
 
 def preset_table(vocab_size: int = 50257) -> list[dict[str, Any]]:
@@ -258,8 +364,13 @@ def preset_table(vocab_size: int = 50257) -> list[dict[str, Any]]:
         cfg = model_config(name, vocab_size=vocab)
         with torch.device("meta"):
             params = sum(p.numel() for p in build_model(cfg).parameters())
-        rows.append({"preset": name, "arch": "backpack" if isinstance(cfg, BackpackConfig) else "gpt2",
-                     "layers": cfg.n_layer, "d_model": cfg.n_embd, "heads": cfg.n_head, "context": cfg.n_positions,
-                     "positions": cfg.position, "attention": cfg.attention_kind,
-                     "exits": ",".join(map(str, cfg.exit_layers)) or "-", "vocab": vocab, "parameters": params})
+        ours = isinstance(cfg, ILMConfig)
+        positions, attention = (cfg.position, cfg.attention_kind) if ours else _KINDS.get(cfg.model_type, ("?", "?"))
+        rows.append({"preset": name, "arch": PRESETS[name].get("hf_type") or PRESETS[name].get("arch", "gpt2"),
+                     "layers": cfg.num_hidden_layers, "d_model": cfg.hidden_size,
+                     "heads": getattr(cfg, "num_attention_heads", None) or "-",
+                     "context": getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", None),
+                     "positions": positions, "attention": attention,
+                     "exits": ",".join(map(str, getattr(cfg, "exit_layers", None) or [])) or "-", "vocab": vocab,
+                     "parameters": params})
     return rows

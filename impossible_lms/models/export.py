@@ -145,6 +145,11 @@ LAYOUTS = {
 def layout_for(config, drop_exits: bool = False) -> tuple[Layout, list[str]]:
     """The layout a model config exports to, and the notes for its card; ILMError when there is none."""
     notes: list[str] = []
+    if config.model_type == "ilm-lstm":
+        raise ILMError("there is no standard Hugging Face layout for ilm's LSTM; load this run with ilm")
+    if config.model_type not in ("ilm-gpt2", "ilm-backpack"):
+        raise ILMError(f"this run's checkpoints are already transformers' own {config.model_type!r} folders: "
+                       f"AutoModelForCausalLM loads checkpoint-<step>/ as they are")
     if config.position not in ("learned", "none"):
         raise ILMError(f"position {config.position!r} has no standard Hugging Face GPT-2 layout; ilm export writes "
                        f"learned-position and no-position GPT-2s and Backpacks (load this run with ilm)")
@@ -215,11 +220,11 @@ def export_run(run: str | Path, to: str | Path, checkpoints: Any = None, results
                        + (f" among {checkpoints}" if wanted else "") + f"; it has {sorted(found) or 'none'}")
     if to.exists():
         raise ILMError(f"{to} already exists; ilm export writes a new folder (remove it or choose another --to)")
+    layout, notes = layout_for(load_model(found[steps[-1]]).config, drop_exits)
     tokenizer = Path(find_tokenizer(found[steps[-1]]))
     lost = [n for n in TOKENIZER_FILES if not (tokenizer / n).is_file()]
     if lost:
         raise ILMError(f"{tokenizer}: no {', '.join(lost)}; the export needs the run's tokenizer folder")
-    layout, notes = layout_for(load_model(found[steps[-1]]).config, drop_exits)
     rows = _results_for(run, info, results)
     with hold(to, "export folder"), atomic_dir(to) as tmp, make_progress(disable=not progress) as bars:
         bar = bars.add_task("export", total=len(steps))

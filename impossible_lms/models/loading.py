@@ -25,10 +25,14 @@ import torch
 from impossible_lms.errors import ILMError
 from impossible_lms.models import multi_exit
 from impossible_lms.models.backpack import BackpackForCausalLM
-from impossible_lms.models.config import BackpackConfig, ILMConfig
+from impossible_lms.models.config import BackpackConfig, ILMConfig, LSTMConfig
 from impossible_lms.models.gpt2 import ILMForCausalLM
+from impossible_lms.models.lstm import LSTMForCausalLM
 
-MODEL_CLASSES = {ILMConfig.model_type: ILMForCausalLM, BackpackConfig.model_type: BackpackForCausalLM}
+# ilm's own model types: config class and model class (anything else is transformers')
+CONFIG_CLASSES = {c.model_type: c for c in (ILMConfig, BackpackConfig, LSTMConfig)}
+MODEL_CLASSES = {ILMConfig.model_type: ILMForCausalLM, BackpackConfig.model_type: BackpackForCausalLM,
+                 LSTMConfig.model_type: LSTMForCausalLM}
 
 # Hugging Face GPT-2 stores these as Conv1D ([in, out]); ours are nn.Linear ([out, in]).
 _CONV1D = re.compile(r"\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj|final_mlp\.c_fc|final_mlp\.c_proj)\.weight$")
@@ -38,9 +42,14 @@ _VOCAB_ROWS = re.compile(r"^(transformer\.wte\.weight|lm_head\.weight|exits\.\d+
 _BUFFERS = re.compile(r"\.attn\.(bias|masked_bias)$")
 
 
-def build_model(cfg: ILMConfig) -> ILMForCausalLM | BackpackForCausalLM:
-    """A freshly initialised model for ``cfg`` (from :func:`model_config`)."""
-    return MODEL_CLASSES[cfg.model_type](cfg)
+def build_model(cfg):
+    """A freshly initialised model for ``cfg`` (from :func:`model_config`): ours, or transformers'
+    for a transformers config (``hf:<model_type>`` and the presets built on one)."""
+    if cfg.model_type in MODEL_CLASSES:
+        return MODEL_CLASSES[cfg.model_type](cfg)
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_config(cfg)
 
 
 def _build_empty(cfg: ILMConfig) -> ILMForCausalLM | BackpackForCausalLM:
@@ -50,7 +59,7 @@ def _build_empty(cfg: ILMConfig) -> ILMForCausalLM | BackpackForCausalLM:
     be overwritten; :func:`load_strict` assigns the stored tensors instead.
     """
     with torch.device("meta"):
-        return MODEL_CLASSES[cfg.model_type](cfg)
+        return build_model(cfg)
 
 
 # ---------------------------------------------------------------- finding files
@@ -134,7 +143,8 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: 
     # random weights); tied weights are one parameter (the output reads wte), so
     # nothing needs re-tying, and the check below proves nothing stayed on meta.
     model.load_state_dict(state, strict=True, assign=True)
-    model.transformer.reset_derived()  # buffers that are not saved (ALiBi slopes) leave the meta device
+    if hasattr(model, "transformer"):
+        model.transformer.reset_derived()  # buffers that are not saved (ALiBi slopes) leave the meta device
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
         raise ILMError(f"{source}: no weights for {_summary(set(left))}")
@@ -164,7 +174,7 @@ def _convert_conv1d(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _load_ours(folder: Path, raw: dict[str, Any]):
-    cls = BackpackConfig if raw["model_type"] == BackpackConfig.model_type else ILMConfig
+    cls = CONFIG_CLASSES[raw["model_type"]]
     # Saved before exit_norm existed, exit heads had a LayerNorm of their own.
     legacy = {"exit_norm": "own"} if raw.get("exit_layers") and "exit_norm" not in raw else {}
     model = _build_empty(cls.from_pretrained(folder, **legacy))
@@ -261,8 +271,7 @@ def load_any_hf(folder: Path, dtype=None, own_keys: Callable[[str], bool] | None
 
 
 LOADERS: dict[str, Callable[..., Any]] = {
-    ILMConfig.model_type: _load_ours,
-    BackpackConfig.model_type: _load_ours,
+    **{model_type: _load_ours for model_type in CONFIG_CLASSES},
     "gpt2": _load_reference_gpt2,
     "backpack-gpt2": _load_stanford_backpack,
 }

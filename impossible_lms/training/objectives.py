@@ -56,7 +56,7 @@ class Objective:
     def losses(self, net, x) -> Losses:
         """The losses of micro-batch ``x`` (inputs are their own labels, shifted inside the model)."""
         if not self.trains_exits:
-            loss = net(input_ids=x, labels=x, return_logits=False).loss
+            loss = net(input_ids=x, labels=x, **_without_logits(net)).loss
             return Losses(loss, loss.detach(), None)
         import torch
 
@@ -64,6 +64,15 @@ class Objective:
         exits = torch.stack(list(out.exit_losses.values()))
         total = out.loss + exits.mean() if self.trains_trunk else exits.mean()
         return Losses(total, out.loss.detach(), exits.detach())
+
+
+def _without_logits(net) -> dict:
+    """``return_logits=False`` for ilm's models (the loss from the hidden states, no [B, T, V] logits);
+    nothing for a transformers model, which makes its logits and loss its own way."""
+    from impossible_lms.models.loading import MODEL_CLASSES
+    from impossible_lms.training.checkpoint import unwrap
+
+    return {"return_logits": False} if type(unwrap(net)) in MODEL_CLASSES.values() else {}
 
 
 OBJECTIVES: dict[str, Objective] = {
