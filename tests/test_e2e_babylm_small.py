@@ -15,7 +15,7 @@ SMALL = ROOT / "experiments" / "babylm-small.yaml"
 pytestmark = pytest.mark.slow
 
 MINIATURE = [
-    "corpus:={source: synthetic, options: {sentences: 800, seed: 0}, tokenizer: fallback, fallback_vocab: 600, "
+    "corpus:={source: synthetic, options: {sentences: 3000, seed: 0}, tokenizer: fallback, fallback_vocab: 1100, "
     "tagger: gold, workers: 1}",
     "seeds=[0]",
     "train.schedule={steps: 6, warmup: 2}", "train.checkpoint.every=3", "train.batch.tokens=512",
@@ -39,7 +39,7 @@ def test_babylm_small_in_miniature(tmp_path: Path) -> None:
     cfg = result.plan.config
     assert cfg.models == ["mini-gpt2"] and len(cfg.languages) == 15
     assert sum(e.startswith("train:") for e in result.executed) == 15
-    assert load_manifest(tmp_path / "data" / "no_shuffle").vocab_size == 600  # corpus.fallback_vocab reached it
+    assert load_manifest(tmp_path / "data" / "no_shuffle").vocab_size == 1100  # corpus.fallback_vocab reached it
     report = tmp_path / "report"
     final = pd.read_csv(report / "final.csv")
     assert set(final.language) == set(cfg.languages)

@@ -19,7 +19,7 @@ from demo_config import DEMO, ROOT, demo_train  # noqa: E402
 def cfg(tmp_path):
     c = load_experiment(DEMO, [f"out={tmp_path / 'exp'}"])
     # the planner's semantics with one analysis seam (the demo's treeproj stage: tests/test_analysis_treeproj.py)
-    c.analyses = {"intervene": c.analyses["intervene"]}
+    c.analyses = {"intervene": {"split": "train", "max_pairs": 64}}
     return c
 
 
@@ -258,7 +258,7 @@ STUDY = [
 @pytest.fixture
 def study(tmp_path):
     c = load_experiment(DEMO, [f"out={tmp_path / 'exp'}", *STUDY])
-    c.analyses = {"intervene": c.analyses["intervene"]}  # one analysis seam, as in ``cfg``
+    c.analyses = {"intervene": {"split": "train", "max_pairs": 64}}  # one analysis seam, as in ``cfg``
     return c
 
 
