@@ -67,6 +67,17 @@ def expected_exits(base, x, heads):
     return logits, {l: base.transformer.ln_f(seen[l]) @ w.T for l, w in heads.items()}
 
 
+def assert_exits_match(model, base, heads):
+    """The loaded model's LM and exit logits equal IBM's rule on the base; returns the expected exits."""
+    logits, exits = expected_exits(base, ids(), heads)
+    with torch.no_grad():
+        out = model(ids(), output_exit_logits=True)
+    torch.testing.assert_close(out.logits, logits, atol=1e-5, rtol=1e-5)
+    for layer in (1, 2):
+        torch.testing.assert_close(out.exit_logits[layer], exits[layer], atol=1e-5, rtol=1e-5)
+    return exits
+
+
 @pytest.mark.parametrize("indices", [[1, 2], [1, 2, "original"], "1;2"])
 def test_ibm_multi_exit_gpt2_folder_loads_as_ilm_gpt2_with_shared_norm(tmp_path, indices):
     base = gpt2()
@@ -77,12 +88,7 @@ def test_ibm_multi_exit_gpt2_folder_loads_as_ilm_gpt2_with_shared_norm(tmp_path,
     model = load_model(tmp_path)
     assert isinstance(model, ILMForCausalLM)
     assert (model.config.exit_layers, model.config.exit_norm) == ([1, 2], "shared")
-    logits, exits = expected_exits(base, ids(), heads)
-    with torch.no_grad():
-        out = model(ids(), output_exit_logits=True)
-    torch.testing.assert_close(out.logits, logits, atol=1e-5, rtol=1e-5)
-    for layer in (1, 2):
-        torch.testing.assert_close(out.exit_logits[layer], exits[layer], atol=1e-5, rtol=1e-5)
+    assert_exits_match(model, base, heads)
 
 
 def test_ibm_multi_exit_gpt_neo_folder_loads_and_scores_every_exit(tmp_path):
@@ -90,12 +96,8 @@ def test_ibm_multi_exit_gpt_neo_folder_loads_and_scores_every_exit(tmp_path):
     heads = ibm_folder(tmp_path, base, [1, 2])
     model = load_model(tmp_path)
     assert isinstance(model, MultiExitLM) and model.config.exit_layers == [1, 2]
-    logits, exits = expected_exits(base, ids(), heads)
-    with torch.no_grad():
-        out = model(ids(), output_exit_logits=True)
-    torch.testing.assert_close(out.logits, logits, atol=1e-5, rtol=1e-5)
+    exits = assert_exits_match(model, base, heads)
     for layer in (1, 2):
-        torch.testing.assert_close(out.exit_logits[layer], exits[layer], atol=1e-5, rtol=1e-5)
         hidden = model(ids(), output_hidden_states=True).hidden_states[layer]
         torch.testing.assert_close(model.exit_head_logits(layer, hidden), exits[layer], atol=1e-5, rtol=1e-5)
 
