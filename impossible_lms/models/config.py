@@ -33,6 +33,30 @@ CROSS_ENTROPIES = ("auto", "chunked", "liger")
 EXIT_NORMS = ("shared", "own")
 
 
+def drop_special_ids_outside(cfg: PreTrainedConfig) -> None:
+    """Unset a BOS/EOS id outside the vocabulary (GPT-2's 50256 is meaningless in a tiny test vocabulary)."""
+    for name in ("bos_token_id", "eos_token_id"):
+        if (getattr(cfg, name, None) or 0) >= cfg.vocab_size:
+            setattr(cfg, name, None)
+
+
+def check_sizes(cfg: PreTrainedConfig, limits: dict[str, int]) -> None:
+    """Each size a whole number in 1..its limit. Checked first: a zero would surface later as a
+    ZeroDivisionError or an empty model, a string as a TypeError deep inside torch, and a huge
+    one as a petabyte allocation."""
+    for name, high in limits.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ILMError(f"{name} must be a whole number, got {value!r}")
+        check_range(name, value, ge=1, le=high)
+
+
+def padded_vocab(vocab_size: int, multiple: int) -> int:
+    """``vocab_size`` rounded up to a multiple of ``multiple`` (0 or 1: unpadded)."""
+    m = max(1, multiple)
+    return -(-vocab_size // m) * m
+
+
 class ILMConfig(PreTrainedConfig):
     """GPT-2 family config; HF names (n_embd, n_layer, ...) so reference configs map 1:1."""
 
@@ -81,9 +105,7 @@ class ILMConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
         self.exit_layers = sorted(set(self.exit_layers or []))
-        for name in ("bos_token_id", "eos_token_id"):  # GPT-2's 50256 is meaningless in a tiny test vocabulary
-            if (getattr(self, name) or 0) >= self.vocab_size:
-                setattr(self, name, None)
+        drop_special_ids_outside(self)
         self.validate_ilm()
 
     def validate_ilm(self) -> None:
@@ -91,13 +113,7 @@ class ILMConfig(PreTrainedConfig):
             raise ILMError(f"position {self.position!r} is not one of {', '.join(POSITIONS)}")
         if self.attention not in ATTENTIONS:
             raise ILMError(f"attention {self.attention!r} is not one of {', '.join(ATTENTIONS)}")
-        # Sizes first: a zero would surface later as a ZeroDivisionError or an empty model, a string
-        # as a TypeError deep inside torch, and a huge one as a petabyte allocation.
-        for name, high in SIZE_LIMITS.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ILMError(f"{name} must be a whole number, got {value!r}")
-            check_range(name, value, ge=1, le=high)
+        check_sizes(self, SIZE_LIMITS)
         if self.n_inner is not None:
             check_range("n_inner", self.n_inner, ge=1)
         check_range("pad_vocab_to_multiple_of", self.pad_vocab_to_multiple_of, ge=0)
@@ -130,8 +146,7 @@ class ILMConfig(PreTrainedConfig):
 
     @property
     def padded_vocab_size(self) -> int:
-        m = max(1, self.pad_vocab_to_multiple_of)
-        return -(-self.vocab_size // m) * m
+        return padded_vocab(self.vocab_size, self.pad_vocab_to_multiple_of)
 
     @property
     def inner_dim(self) -> int:
@@ -219,22 +234,15 @@ class LSTMConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
-        for name in ("bos_token_id", "eos_token_id"):
-            if (getattr(self, name) or 0) >= self.vocab_size:
-                setattr(self, name, None)
-        for name, high in (("vocab_size", 2**24), ("n_embd", 2**16), ("n_layer", 64), ("n_positions", 2**20)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ILMError(f"{name} must be a whole number, got {value!r}")
-            check_range(name, value, ge=1, le=high)
+        drop_special_ids_outside(self)
+        check_sizes(self, {**{k: SIZE_LIMITS[k] for k in ("vocab_size", "n_embd", "n_positions")}, "n_layer": 64})
         check_range("dropout", self.dropout, ge=0, lt=1)
         if not self.tie_word_embeddings:
             raise ILMError("the LSTM preset ties its output layer to the embeddings (tie_word_embeddings must be true)")
 
     @property
     def padded_vocab_size(self) -> int:
-        m = max(1, self.pad_vocab_to_multiple_of)
-        return -(-self.vocab_size // m) * m
+        return padded_vocab(self.vocab_size, self.pad_vocab_to_multiple_of)
 
     def flops_per_token(self, seq_len: int) -> float:
         """6 × the matmul parameters: 4 gates × (input + recurrent) per layer, and the output layer."""
@@ -340,9 +348,7 @@ def hf_config(model_type: str, fields: dict[str, Any]) -> PreTrainedConfig:
     cfg = cls(**fields)
     if context is not None or getattr(cfg, "max_position_embeddings", None) is None:
         cfg.n_positions = int(context or 1024)
-    for name in ("bos_token_id", "eos_token_id"):
-        if (getattr(cfg, name, None) or 0) >= cfg.vocab_size:
-            setattr(cfg, name, None)
+    drop_special_ids_outside(cfg)
     return cfg
 
 
