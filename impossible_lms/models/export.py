@@ -35,15 +35,12 @@ from typing import Any, Callable
 import torch
 
 from impossible_lms.errors import ILMError
+from impossible_lms.models.loading import BACKPACK_PREFIXES, CONV1D_WEIGHTS, GPT2_FIELDS, VOCAB_ROWS
 
 CODE_DIR = Path(__file__).with_name("hub_code")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-# ilm Linear ([out, in]) → Hugging Face Conv1D ([in, out])
-_CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight",
-                    "final_mlp.c_fc.weight", "final_mlp.c_proj.weight")
-_GPT2_FIELDS = ("n_positions", "n_embd", "n_layer", "n_head", "n_inner", "activation_function", "layer_norm_epsilon",
-                "initializer_range", "embd_pdrop", "attn_pdrop", "resid_pdrop", "scale_attn_by_inverse_layer_idx",
-                "reorder_and_upcast_attn", "bos_token_id", "eos_token_id", "tie_word_embeddings")
+# loading's renames, the other way: ilm's keys → stanfordnlp/backpack-gpt2's
+_TO_BACKPACK = {ours: theirs for theirs, ours in BACKPACK_PREFIXES.items()}
 
 
 @dataclass
@@ -72,11 +69,12 @@ class Export:
 
 
 def _hf_tensor(key: str, tensor: torch.Tensor, vocab: int) -> torch.Tensor:
-    """One ilm tensor in Hugging Face's layout: Conv1D transposed, vocabulary rows cut."""
+    """One ilm tensor in Hugging Face's layout: Conv1D transposed, vocabulary rows cut (the loader's
+    rules, undone)."""
     tensor = tensor.detach().to("cpu", torch.float32) if tensor.is_floating_point() else tensor.detach().cpu()
-    if key.endswith(_CONV1D_SUFFIXES):
+    if CONV1D_WEIGHTS.search(key):
         tensor = tensor.t()
-    if key in ("transformer.wte.weight", "lm_head.weight") or (key.startswith("exits.") and key.endswith("proj.weight")):
+    if VOCAB_ROWS.search(key):
         tensor = tensor[:vocab]
     return tensor.contiguous().clone()
 
@@ -99,15 +97,11 @@ def _gpt2_config(model) -> dict[str, Any]:
     from transformers import GPT2Config
 
     cfg = model.config
-    fields = {name: getattr(cfg, name) for name in _GPT2_FIELDS}
-    config = GPT2Config(vocab_size=cfg.vocab_size, **fields).to_dict()
+    fields = {name: getattr(cfg, name) for name in (*GPT2_FIELDS, "tie_word_embeddings")}
+    config = GPT2Config(**fields).to_dict()
     if cfg.exit_layers and cfg.exit_norm == "shared":
         config["lm_head_layer_indices"] = list(cfg.exit_layers)
     return config
-
-
-_BACKPACK_PREFIXES = {"transformer.": "backpack.gpt2_model.", "sense_network.": "backpack.sense_network.",
-                      "sense_weight_net.": "backpack.sense_weight_net."}
 
 
 def _backpack_weights(model) -> dict[str, torch.Tensor]:
@@ -115,8 +109,8 @@ def _backpack_weights(model) -> dict[str, torch.Tensor]:
     for key, tensor in model.state_dict().items():
         if key == "lm_head.weight":
             continue  # tied to the embeddings (Backpacks always are)
-        prefix = next(p for p in _BACKPACK_PREFIXES if key.startswith(p))
-        out[_BACKPACK_PREFIXES[prefix] + key[len(prefix):]] = _hf_tensor(key, tensor, vocab)
+        prefix = next(p for p in _TO_BACKPACK if key.startswith(p))
+        out[_TO_BACKPACK[prefix] + key[len(prefix):]] = _hf_tensor(key, tensor, vocab)
     return out
 
 
@@ -220,7 +214,8 @@ def export_run(run: str | Path, to: str | Path, checkpoints: Any = None, results
                        + (f" among {checkpoints}" if wanted else "") + f"; it has {sorted(found) or 'none'}")
     if to.exists():
         raise ILMError(f"{to} already exists; ilm export writes a new folder (remove it or choose another --to)")
-    layout, notes = layout_for(load_model(found[steps[-1]]).config, drop_exits)
+    last = load_model(found[steps[-1]])  # decides the layout, then is written last, not loaded again
+    layout, notes = layout_for(last.config, drop_exits)
     tokenizer = Path(find_tokenizer(found[steps[-1]]))
     lost = [n for n in TOKENIZER_FILES if not (tokenizer / n).is_file()]
     if lost:
@@ -229,7 +224,7 @@ def export_run(run: str | Path, to: str | Path, checkpoints: Any = None, results
     with hold(to, "export folder"), atomic_dir(to) as tmp, make_progress(disable=not progress) as bars:
         bar = bars.add_task("export", total=len(steps))
         for step in steps:
-            model = load_model(found[step])
+            model = last if step == steps[-1] else load_model(found[step])
             card = model_card(run, info, step, steps, layout, notes, rows)
             write_checkpoint(model, tmp / f"checkpoint-{step}", layout, tokenizer, card)
             bars.advance(bar)

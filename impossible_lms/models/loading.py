@@ -35,9 +35,9 @@ MODEL_CLASSES = {ILMConfig.model_type: ILMForCausalLM, BackpackConfig.model_type
                  LSTMConfig.model_type: LSTMForCausalLM}
 
 # Hugging Face GPT-2 stores these as Conv1D ([in, out]); ours are nn.Linear ([out, in]).
-_CONV1D = re.compile(r"\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj|final_mlp\.c_fc|final_mlp\.c_proj)\.weight$")
+CONV1D_WEIGHTS = re.compile(r"\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj|final_mlp\.c_fc|final_mlp\.c_proj)\.weight$")
 # Weights with a row per vocabulary entry: padded with zero rows up to the model's padded vocabulary.
-_VOCAB_ROWS = re.compile(r"^(transformer\.wte\.weight|lm_head\.weight|exits\.\d+\.proj\.weight)$")
+VOCAB_ROWS = re.compile(r"^(transformer\.wte\.weight|lm_head\.weight|exits\.\d+\.proj\.weight)$")
 # Causal-mask buffers older GPT-2 checkpoints carry; they hold no learned weights.
 _BUFFERS = re.compile(r"\.attn\.(bias|masked_bias)$")
 
@@ -133,7 +133,7 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: 
         raise ILMError(f"{source}: checkpoint does not match the model; " + "; ".join(parts))
     for key, tensor in state.items():
         want = expected[key].shape
-        if _VOCAB_ROWS.search(key) and tensor.shape[0] < want[0] and tensor.shape[1:] == want[1:]:
+        if VOCAB_ROWS.search(key) and tensor.shape[0] < want[0] and tensor.shape[1:] == want[1:]:
             state[key] = tensor = torch.cat((tensor, tensor.new_zeros(want[0] - tensor.shape[0], *want[1:])))
         if tensor.shape != want:
             raise ILMError(f"{source}: {key} has shape {tuple(tensor.shape)}, the model expects {tuple(want)}")
@@ -160,17 +160,20 @@ def _untie_or_drop(state: dict[str, torch.Tensor], head: str, wte: str) -> bool:
     return True
 
 
+# The GPT-2 config fields ILMConfig shares with Hugging Face's GPT2Config (read on load, written on export).
+GPT2_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "activation_function",
+               "layer_norm_epsilon", "initializer_range", "embd_pdrop", "attn_pdrop", "resid_pdrop",
+               "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "bos_token_id", "eos_token_id")
+
+
 def _gpt2_fields(raw: dict[str, Any]) -> dict[str, Any]:
     if raw.get("scale_attn_weights", True) is False:
         raise ILMError("GPT-2 checkpoints with scale_attn_weights=false are not supported")
-    names = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "activation_function",
-             "layer_norm_epsilon", "initializer_range", "embd_pdrop", "attn_pdrop", "resid_pdrop",
-             "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "bos_token_id", "eos_token_id")
-    return {k: raw[k] for k in names if raw.get(k) is not None}
+    return {k: raw[k] for k in GPT2_FIELDS if raw.get(k) is not None}
 
 
 def _convert_conv1d(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: (v.t().contiguous() if _CONV1D.search(k) else v) for k, v in state.items() if not _BUFFERS.search(k)}
+    return {k: (v.t().contiguous() if CONV1D_WEIGHTS.search(k) else v) for k, v in state.items() if not _BUFFERS.search(k)}
 
 
 def _load_ours(folder: Path, raw: dict[str, Any]):
@@ -210,7 +213,7 @@ def _load_reference_gpt2(folder: Path, raw: dict[str, Any]):
     return model
 
 
-_BACKPACK_PREFIXES = {
+BACKPACK_PREFIXES = {
     "backpack.gpt2_model.": "transformer.",
     "backpack.sense_network.": "sense_network.",
     "backpack.sense_weight_net.": "sense_weight_net.",
@@ -227,8 +230,8 @@ def _load_stanford_backpack(folder: Path, raw: dict[str, Any]):
         if key in _BACKPACK_ALIASES:
             aliases[_BACKPACK_ALIASES[key]] = value
             continue
-        prefix = next((p for p in _BACKPACK_PREFIXES if key.startswith(p)), None)
-        renamed[_BACKPACK_PREFIXES[prefix] + key[len(prefix):] if prefix else key] = value
+        prefix = next((p for p in BACKPACK_PREFIXES if key.startswith(p)), None)
+        renamed[BACKPACK_PREFIXES[prefix] + key[len(prefix):] if prefix else key] = value
     for key, value in aliases.items():
         if key not in renamed:
             renamed[key] = value
