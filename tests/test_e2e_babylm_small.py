@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from miniature import run_miniature
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "experiments" / "babylm-small.yaml"
@@ -26,16 +27,9 @@ MINIATURE = [
 
 
 def test_babylm_small_in_miniature(tmp_path: Path) -> None:
-    import torch
-
     from impossible_lms.data import load_manifest
-    from impossible_lms.experiment import load_experiment, run_experiment
 
-    before = torch.get_num_threads()
-    try:
-        result = run_experiment(load_experiment(SMALL, [f"out={tmp_path}", *MINIATURE]), log=lambda m: None)
-    finally:
-        torch.set_num_threads(before)
+    result = run_miniature(SMALL, tmp_path, MINIATURE)
     cfg = result.plan.config
     assert cfg.models == ["mini-gpt2"] and len(cfg.languages) == 15
     assert sum(e.startswith("train:") for e in result.executed) == 15

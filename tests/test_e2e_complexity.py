@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from miniature import run_miniature
 from test_e2e_crosslinguistic import tiny_treebank
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,26 +19,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_complexity_study_on_two_languages_then_pooled_separation(tmp_path: Path) -> None:
-    import torch
-
     from cli.main import app
-    from impossible_lms.experiment import load_experiment, run_experiment
 
-    before = torch.get_num_threads()
     outs = []
-    try:
-        for name, size in (("de", 100), ("fr", 140)):
-            bank = tiny_treebank(tmp_path / f"bank_{name}", sentences=size)
-            # the whole experiment file, every language and seed of it, shrunk only in corpus, steps and orders
-            overrides = [f"out={tmp_path / name}", f"corpus.source={bank}", "train.schedule.steps=6",
-                         "train.schedule.warmup=1", "train.checkpoint.every=3", "train.batch.tokens=256",
-                         "analyses.baselines.orders=[2,3]"]
-            result = run_experiment(load_experiment(COMPLEXITY, overrides), log=lambda m: None)
-            cfg = result.plan.config
-            assert sum(e.startswith("train:") for e in result.executed) == len(cfg.languages) * len(cfg.seeds) == 14
-            outs.append(tmp_path / name)
-    finally:
-        torch.set_num_threads(before)
+    for name, size in (("de", 100), ("fr", 140)):
+        bank = tiny_treebank(tmp_path / f"bank_{name}", sentences=size)
+        # the whole experiment file, every language and seed of it, shrunk only in corpus, steps and orders
+        overrides = [f"corpus.source={bank}", "train.schedule.steps=6", "train.schedule.warmup=1",
+                     "train.checkpoint.every=3", "train.batch.tokens=256", "analyses.baselines.orders=[2,3]"]
+        result = run_miniature(COMPLEXITY, tmp_path / name, overrides)
+        cfg = result.plan.config
+        assert sum(e.startswith("train:") for e in result.executed) == len(cfg.languages) * len(cfg.seeds) == 14
+        outs.append(tmp_path / name)
     report = outs[0] / "report"
     baselines = pd.read_csv(report / "baselines.csv")
     assert set(baselines.metric) == {"unigram_entropy", "ngram_perplexity", "compression_bpt"}
