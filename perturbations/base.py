@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -215,6 +215,30 @@ class Language:
             [sentence], tok, None if ids is None else [ids], stream=stream
         )[0]
 
+    # -- reading a token sequence back (production: does generated text obey the rule?) --------
+    #
+    # ``marker_ids`` maps each marker string to its id in the tokenizer (a dataset manifest's
+    # ``marker_ids``). Checks see tokens only: no tags, no tree, no original sentence.
+
+    def conforms(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> bool | None:
+        """Whether ``ids`` could be a sentence of this language, as far as tokens alone can tell;
+        None when the language has no rule checkable on tokens (the tree languages)."""
+        return None
+
+    def undo(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> list[int] | None:
+        """The same sentence in its control language's form, when the rule is a bijection given the
+        sentence; None when ``ids`` do not conform or the rule cannot be undone from tokens."""
+        return None
+
+    def redo(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> list[int]:
+        """The inverse of :meth:`undo`: a sentence in the control's form put into this language."""
+        raise ILMError(f"{self.name} cannot be undone from tokens alone, so it has no redo")
+
+    @property
+    def invertible(self) -> bool:
+        """Whether :meth:`undo` can map this language's sentences to its control's."""
+        return type(self).undo is not Language.undo
+
     def example(self) -> str:
         """A one-line example of what the language does (for ``ilm languages``)."""
         from perturbations.examples import example_line
@@ -256,6 +280,12 @@ def keeps_content(ids: Sequence[int], marker_ids: frozenset[int]) -> bool:
 def encode_columns(sentences: Sequence[Sentence], tok: TokenizerFns, ids: Ragged | None) -> Ragged:
     """The sentences' token ids: the caller's, or ``tok.encode(sentence.text)`` for each."""
     return ids if ids is not None else Ragged.from_lists([tok.encode(s.text) for s in sentences])
+
+
+def other_markers(ids: Sequence[int], marker_ids: Mapping[str, int], own: Sequence[str]) -> bool:
+    """Whether ``ids`` hold a marker that is not one of ``own`` (a marker of another family)."""
+    foreign = {i for m, i in marker_ids.items() if m not in own}
+    return any(t in foreign for t in ids)
 
 
 def marker_id(tok: TokenizerFns, marker: str) -> int:

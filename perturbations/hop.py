@@ -53,7 +53,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Callable, ClassVar, Iterable, Sequence
+from typing import Callable, ClassVar, Iterable, Mapping, Sequence
 
 from perturbations.errors import ILMError
 from perturbations.base import (
@@ -65,8 +65,10 @@ from perturbations.base import (
     Sentence,
     TokenizerFns,
     Word,
+    MIN_CONTENT_TOKENS,
     keeps_content,
     marker_id,
+    other_markers,
 )
 
 CLITICS = frozenset({"n't", "'ll", "'s", "'re", "'ve", "'m"})
@@ -316,6 +318,20 @@ class HopLanguage(Language):
         """The affected sentence's ids and whether it passes the WordHop(n) filter."""
         raise NotImplementedError
 
+    # Tokens show where the markers are, not which word is a verb: a sentence conforms when it
+    # holds no other family's marker, keeps MIN_CONTENT_TOKENS other tokens, and (in NoHop's
+    # form, after undoing the hops) no marker comes first or right after another marker, as
+    # each marker follows its verb. Whether the word before it agrees is for the control
+    # model's perplexity of the undone text to say.
+    def conforms(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> bool:
+        if other_markers(ids, marker_ids, self.markers):
+            return False
+        if not self.invertible:  # WordHop: the hops cannot be undone from tokens (below)
+            own = _ids_of(self.markers, marker_ids)
+            return bool(ids) and ids[0] not in own and len(ids) - sum(t in own for t in ids) >= MIN_CONTENT_TOKENS
+        undone = self.undo(ids, marker_ids)
+        return undone is not None and self.redo(undone, marker_ids) == list(ids)
+
     def _perturb(self, sentences, tok, ids, stream):
         # Sentence by sentence: every sentence is re-encoded from its words anyway.
         markers = frozenset(tok.marker_ids.values())
@@ -343,6 +359,32 @@ class TokenHop(HopLanguage):
         """How many tokens the marker hops over (NoHop: none; the filter still uses n)."""
         return self.n
 
+    def undo(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> list[int] | None:
+        """Each marker moved back ``hops`` tokens, left to right. The forward pass placed the markers
+        right to left, counting later verbs' markers among the hopped tokens, so by the time a marker
+        is moved back every earlier one sits right after its verb and none may lie in its way. A
+        marker that had fewer than ``hops`` tokens left (it went last) is not told apart from one
+        that hopped fully: its undo lands early, and redo still gives the sentence back."""
+        if other_markers(ids, marker_ids, self.markers):
+            return None
+        own = _ids_of(self.markers, marker_ids)
+        out = list(ids)
+        for at in [i for i, t in enumerate(ids) if t in own]:
+            back = at - self.hops
+            if back < 0 or any(t in own for t in out[back:at]):
+                return None
+            out.insert(back, out.pop(at))
+        return out if _follows_words(out, own) else None
+
+    def redo(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> list[int]:
+        """The forward rule on NoHop's form: right to left, each marker hops ``hops`` tokens (or goes last)."""
+        own = _ids_of(self.markers, marker_ids)
+        out = list(ids)
+        for at in reversed([i for i, t in enumerate(ids) if t in own]):
+            marker = out.pop(at)
+            out.insert(min(at + self.hops, len(out)), marker)
+        return out
+
 
 @dataclass(frozen=True)
 class NoHop(TokenHop):
@@ -356,3 +398,20 @@ class WordHop(HopLanguage):
     def _hop(self, words, tok):
         new, complete = word_hop_words(words, self.n, self.select)
         return tok.encode(join_words(new)), complete
+
+
+def _ids_of(markers: Sequence[str], marker_ids: Mapping[str, int]) -> frozenset[int]:
+    return frozenset(marker_ids[m] for m in markers if m in marker_ids)
+
+
+def _follows_words(ids: Sequence[int], own: frozenset[int]) -> bool:
+    """NoHop's form: enough content, and every marker right after a token that is not a marker."""
+    if len(ids) - sum(t in own for t in ids) < MIN_CONTENT_TOKENS:
+        return False
+    previous_is_marker = True  # nothing before the first token: a marker there follows no verb
+    for t in ids:
+        is_marker = t in own
+        if is_marker and previous_is_marker:
+            return False
+        previous_is_marker = is_marker
+    return True

@@ -20,7 +20,7 @@ insertion and reversal are then one gather over the whole file
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from perturbations.base import (
     PerturbedColumns,
     encode_columns,
     marker_id,
+    other_markers,
 )
 from perturbations.ragged import Ragged
 
@@ -103,6 +104,26 @@ class ReverseLanguage(Language):
         kept = lengths - original.count_in_rows(tok.marker_ids.values()) >= MIN_CONTENT_TOKENS
         new = reverse_rows(original.take(kept), positions[kept], marker, self.mode)
         return PerturbedColumns(new, kept, np.ones(len(kept), bool))
+
+    # A sentence of the family holds exactly one 🅁 and at least MIN_CONTENT_TOKENS other tokens.
+    # Given where 🅁 is, the reversal is its own inverse: undo and redo are one function, and
+    # NoReverse's form keeps 🅁 where the original sentence had it.
+    def conforms(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> bool:
+        marker = marker_ids.get(MARKER_REVERSE)
+        return (marker is not None and list(ids).count(marker) == 1 and len(ids) - 1 >= MIN_CONTENT_TOKENS
+                and not other_markers(ids, marker_ids, self.markers))
+
+    def undo(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> list[int] | None:
+        return self.redo(ids, marker_ids) if self.conforms(ids, marker_ids) else None
+
+    def redo(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> list[int]:
+        ids = list(ids)
+        if self.mode == "full":
+            return ids[::-1]
+        if self.mode == "partial":
+            at = ids.index(marker_ids[MARKER_REVERSE]) + 1
+            return ids[:at] + ids[at:][::-1]
+        return ids
 
 
 @dataclass(frozen=True)

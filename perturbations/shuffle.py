@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, ClassVar, Sequence
+from typing import Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from perturbations.base import Language, PerturbedColumns, encode_columns
+from perturbations.base import Language, PerturbedColumns, encode_columns, other_markers
 from perturbations.ragged import Ragged, offsets_of
 
 MIN_TOKENS = 2
@@ -138,6 +138,35 @@ class ShuffleLanguage(Language):
         kept = (lengths >= MIN_TOKENS) & (lengths <= MAX_TOKENS)
         return PerturbedColumns(self._shuffle(original, kept, stream), kept, np.ones(len(kept), bool))
 
+    def order_of(self, n: int) -> Sequence[int] | None:
+        """The order a sentence of ``n`` tokens gets (``shuffled[i] == original[order[i]]``); None when
+        it is drawn afresh per sentence, so no sentence can be undone from its tokens."""
+        return None
+
+    @property
+    def invertible(self) -> bool:
+        return self.order_of(MIN_TOKENS) is not None
+
+    # Any permutation of a sentence is a sentence of a shuffle language: tokens can only show that
+    # no marker crept in and that the length passes the filter.
+    def conforms(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> bool:
+        return MIN_TOKENS <= len(ids) <= MAX_TOKENS and not other_markers(ids, marker_ids, ())
+
+    def undo(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> list[int] | None:
+        order = self.order_of(len(ids)) if self.conforms(ids, marker_ids) else None
+        if order is None:
+            return None
+        original = [0] * len(ids)
+        for token, source in zip(ids, order):
+            original[source] = token
+        return original
+
+    def redo(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> list[int]:
+        order = self.order_of(len(ids))
+        if order is None:
+            return super().redo(ids, marker_ids)
+        return [ids[i] for i in order]
+
 
 @dataclass(frozen=True)
 class NoShuffle(ShuffleLanguage):
@@ -146,6 +175,9 @@ class NoShuffle(ShuffleLanguage):
 
     def _shuffle(self, tokens, kept, stream):
         return tokens.take(kept)
+
+    def order_of(self, n: int) -> Sequence[int]:
+        return range(n)
 
 
 @dataclass(frozen=True)
@@ -163,23 +195,31 @@ class NondeterministicShuffle(ShuffleLanguage):
 
 
 @dataclass(frozen=True)
-class DeterministicShuffle(ShuffleLanguage):
-    seed: int = 21
+class FixedOrderShuffle(ShuffleLanguage):
+    """A shuffle whose order depends on the sentence length only: one gather per file, and undoable."""
 
     def _shuffle(self, tokens, kept, stream):
-        return reorder_by_length(tokens.take(kept), lambda n: seeded_permutation(n, self.seed))
+        return reorder_by_length(tokens.take(kept), self.order_of)
 
 
 @dataclass(frozen=True)
-class LocalShuffle(ShuffleLanguage):
+class DeterministicShuffle(FixedOrderShuffle):
+    seed: int = 21
+
+    def order_of(self, n: int) -> Sequence[int]:
+        return seeded_permutation(n, self.seed)
+
+
+@dataclass(frozen=True)
+class LocalShuffle(FixedOrderShuffle):
     w: int = 5
     seed: int = 0
 
-    def _shuffle(self, tokens, kept, stream):
-        return reorder_by_length(tokens.take(kept), lambda n: local_permutation(n, self.w, self.seed))
+    def order_of(self, n: int) -> Sequence[int]:
+        return local_permutation(n, self.w, self.seed)
 
 
 @dataclass(frozen=True)
-class EvenOddShuffle(ShuffleLanguage):
-    def _shuffle(self, tokens, kept, stream):
-        return reorder_by_length(tokens.take(kept), even_odd_order)
+class EvenOddShuffle(FixedOrderShuffle):
+    def order_of(self, n: int) -> Sequence[int]:
+        return even_odd_order(n)
