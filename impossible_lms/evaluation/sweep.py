@@ -312,16 +312,16 @@ def prefetched_models(targets: list[Target], device):  # public: the analyses' s
     if not targets:
         return
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_load, targets[0], device)
+        future = pool.submit(load_target, targets[0], device)
         for i, target in enumerate(targets):
             model = future.result()  # a loading error surfaces here, after earlier checkpoints are stored
             if i + 1 < len(targets):
-                future = pool.submit(_load, targets[i + 1], device)
+                future = pool.submit(load_target, targets[i + 1], device)
             yield target, model
             del model
 
 
-def _load(target: Target, device):
+def load_target(target: Target, device):
     """The checkpoint's model in eval mode, float32 weights (a low scoring dtype is autocast, never
     low-precision LayerNorms or residuals); any loading failure names the checkpoint."""
     import torch
