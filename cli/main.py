@@ -40,7 +40,7 @@ def _options(
 
 
 # Order is the order of `ilm --help`. Each module defines register(app).
-COMMAND_MODULES = ["languages", "perturb", "train", "evaluate", "intervene", "probe", "pairs", "syntaxgym", "treeproj", "report", "baselines", "run", "models", "export", "doctor"]
+COMMAND_MODULES = ["languages", "perturb", "train", "evaluate", "intervene", "probe", "pairs", "syntaxgym", "treeproj", "production", "report", "baselines", "run", "models", "export", "doctor"]
 
 
 def _register_all() -> None:

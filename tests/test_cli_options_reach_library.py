@@ -74,6 +74,7 @@ def targets(tmp: Path) -> dict[str, tuple[list[tuple[str, str, object]], list[st
         "syntaxgym": (analysis("impossible_lms.analysis.syntaxgym", "syntaxgym"),
                       [str(run), "--data", str(data), "--suites", str(tmp / "s.json")]),
         "treeproj": (analysis("impossible_lms.analysis.treeproj", "treeproj"), [str(run), "--data", str(data)]),
+        "production": (analysis("impossible_lms.analysis.production", "production"), [str(run), "--data", str(data)]),
         "report": ([("impossible_lms.reporting", "report", lambda: ({}, []))], [str(tmp / "results")]),
         "run": ([("impossible_lms.experiment", "run_experiment",
                   lambda: types.SimpleNamespace(plan=types.SimpleNamespace(runs=[]), executed=[])),
@@ -115,7 +116,7 @@ VALUES = {
     "--read-layer": "1", "--sentences": "3", "--format": "csv", "--only": "*hop*", "--emit": "torchrun",
     "--prompt": "She", "--max-new-tokens": "3", "--contrast": "final,1", "--alpha": "0.5", "--top": "2",
     "--corpus": "other", "--experiment": str(DEMO), "--to": "hf2", "--vocab": "1000", "--orders": "2", "--seeds": "4",
-    "--discount": "0.5",
+    "--discount": "0.5", "--judge": "control_run", "--prompts": "5", "--prompt-tokens": "2", "--temperature": "0.5",
 }
 # per command where the generic value does not fit
 COMMAND_VALUES = {("treeproj", "--unit"): "token", ("separation", "--format"): "md", ("run", "--set"): "seeds=[3]", ("run", "--out"): None,

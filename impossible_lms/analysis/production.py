@@ -204,13 +204,15 @@ def production(
     if not sentences:
         raise ILMError(f"{data}: no {PROMPT_SPLIT} sentences to prompt with")
     judge_model, judge_name = _load_judge(judge, language, manifest, device)
+    # the label rows carry (the full identity, seed included, is in the key): seeds of one study average
+    judge_language = "none" if judge is None else (language.control or "")
 
     def prepare(subj):
         run_seed = seed if seed is not None else (subj.seed if subj.seed is not None else 0)
         prompt_ids, sources = draw_prompts(sentences, prompts, prompt_tokens, run_seed)
         settings = {"seed": run_seed, "language": manifest.language, "prompts": len(prompt_ids),
                     "prompt_tokens": prompt_tokens, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                    "judge": judge_name}
+                    "judge": judge_name, "judged_by": judge_language}
         needed = max(max(map(max, prompt_ids)), manifest.eos_id) + 1
         scorer = None if judge_model is None else model_judge(judge_model, manifest.eos_id, batch_tokens)
 
@@ -223,7 +225,7 @@ def production(
 
         data_fp = fingerprint(manifest.identity(), prompt_ids)
         return Analysis("production", f"production:{manifest.language}", data_fp, settings,
-                        shown=("temperature", "judge")), compute
+                        shown=("temperature", "judged_by")), compute
 
     return run_analysis(subject, prepare, checkpoints, revisions, results, dtype, device, show_progress)
 

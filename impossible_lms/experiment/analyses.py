@@ -27,11 +27,18 @@ if TYPE_CHECKING:
     from impossible_lms.experiment.config import ExperimentConfig
 
 
+def _no_other_runs(cfg: "ExperimentConfig", run: Run) -> list[Run]:
+    return []
+
+
 @dataclass(frozen=True)
 class AnalysisStage:
     name: str
     applies: Callable[[str], bool]  # language name -> does this analysis make sense for its runs
     run: Callable[["ExperimentConfig", Run, dict], list[Path]]  # -> paths whose existence means done
+    # the other runs of the study whose trained models it reads (production: the control run that
+    # judges); the planner runs it after them and refingerprints it when they retrain
+    reads: Callable[["ExperimentConfig", Run], list[Run]] = _no_other_runs
 
 
 ANALYSES: dict[str, AnalysisStage] = {}
@@ -208,3 +215,43 @@ def _baselines(cfg: "ExperimentConfig", run: Run, options: dict) -> list[Path]:
 
 
 register_analysis(AnalysisStage("baselines", _any_language, _baselines))
+
+
+def _control_run(cfg: "ExperimentConfig", run: Run) -> list[Run]:
+    """The run of ``run``'s control language with its model, seed and variant, when the study trains
+    it and the language can be undone into the control's form (the production judge)."""
+    from perturbations import get_language
+
+    from impossible_lms.experiment.plan import all_runs
+
+    lang = get_language(run.language)
+    if not lang.invertible or lang.control is None:
+        return []
+    control = get_language(lang.control).name
+    return [r for r in all_runs(cfg) if (r.model, r.seed, r.variant) == (run.model, run.seed, run.variant)
+            and get_language(r.language).name == control][:1]
+
+
+def _production(cfg: "ExperimentConfig", run: Run, options: dict) -> list[Path]:
+    """Generations of every checkpoint of the run, checked against its language's rule, undone and
+    judged by the final checkpoint of the control run (same model, seed and variant) when the
+    study trains it; without one, the conformity rows only."""
+    from impossible_lms.analysis.production import production
+
+    _check_options("production", production, options, fixed=("subject", "data", "results", "judge"))
+    where = layout(cfg)
+    judges = _control_run(cfg, run)
+    judge = where.run(judges[0]) if judges else None
+    results = where.results(run.variant)
+    try:
+        production(where.run(run), where.data(run.language), results=results, judge=judge,
+                   **{"show_progress": True, **options})
+    except ILMError as e:
+        if judge is not None and not any(judge.glob("checkpoint-*")):
+            raise ILMError(f"production of {run.key} is judged by {judges[0].key}, which is not trained yet: "
+                           "run it first (drop --only, or add it)") from None
+        raise e
+    return [results]
+
+
+register_analysis(AnalysisStage("production", _any_language, _production, reads=_control_run))

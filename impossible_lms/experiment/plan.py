@@ -9,7 +9,7 @@ from typing import Literal
 
 from impossible_lms.config import to_dict
 from impossible_lms.errors import ILMError
-from impossible_lms.experiment.analyses import analysis_steps
+from impossible_lms.experiment.analyses import ANALYSES, analysis_steps
 from impossible_lms.experiment.config import ExperimentConfig, variant
 from impossible_lms.experiment.layout import Run, slug, train_config, train_settings
 from impossible_lms.experiment.stamps import status
@@ -111,9 +111,17 @@ def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Pla
         perturb_fp[language] = fp
         steps.append(Step("perturb", language, fp, status(cfg, "perturb", language, fp)))
     perturbs = {s.key: s for s in steps}
+
+    def train_fingerprint(run: Run) -> str:
+        data = perturb_fp.get(run.language) or fingerprint("perturb", run.language, corpus)
+        return fingerprint("train", data, run.model, run.seed, train_settings(cfg, run.variant))
+
+    trains: dict[Run, Step] = {}
+    reading: list[Step] = []  # analyses that read other runs' models: after every run's own steps
     for run in runs:
-        train_fp = fingerprint("train", perturb_fp[run.language], run.model, run.seed, train_settings(cfg, run.variant))
+        train_fp = train_fingerprint(run)
         train = Step("train", run.key, train_fp, status(cfg, "train", run.key, train_fp, [perturbs[run.language]]), run)
+        trains[run] = train
         cross = eval_languages(cfg, run.language)[1:]
         # The cross data's own perturb fingerprint joins only when there is some: stamps of
         # experiments without eval.cross stay valid.
@@ -123,8 +131,17 @@ def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Pla
         upstream = [train, *(perturbs[y] for y in cross)]
         steps += [train, Step("eval", run.key, eval_fp, status(cfg, "eval", run.key, eval_fp, upstream), run)]
         for analysis in analysis_steps(cfg, run.language):  # experiment/analyses.py
-            fp = fingerprint(analysis.name, train_fp, cfg.analyses[analysis.name])
-            steps.append(Step(analysis.name, run.key, fp, status(cfg, analysis.name, run.key, fp, [train]), run))
+            others = [r for r in analysis.reads(cfg, run) if r != run]
+            # the other runs' training joins the fingerprint only when there is some: stamps of
+            # analyses that read no other run stay valid
+            extra = [[train_fingerprint(r) for r in others]] if others else []
+            fp = fingerprint(analysis.name, train_fp, cfg.analyses[analysis.name], *extra)
+            step = Step(analysis.name, run.key, fp, status(cfg, analysis.name, run.key, fp, [train]), run)
+            (reading if others else steps).append(step)
+    for step in reading:
+        upstream = [trains[step.run], *(trains[r] for r in ANALYSES[step.stage].reads(cfg, step.run) if r in trains)]
+        step.status = status(cfg, step.stage, step.key, step.fingerprint, upstream)
+        steps.append(step)
     # One report per variant (the recipe's first): an ablation never averages with the recipe.
     for name in dict.fromkeys(r.variant for r in runs):
         evals = [s for s in steps if s.stage not in ("perturb", "train", "report") and s.run.variant == name]

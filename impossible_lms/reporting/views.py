@@ -302,6 +302,53 @@ def treeproj_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path
 register_view(View(TREEPROJ_METRICS, treeproj_tables, treeproj_figures))
 
 
+# ---------------------------------------------------------------- production
+
+PRODUCTION_METRICS = ("production_conforming", "production_finished", "production_undone_perplexity",
+                      "production_markers")
+
+
+def _register_production_titles() -> None:
+    from impossible_lms.reporting.render import TITLES
+
+    TITLES.setdefault("production", "Production: generations that conform (%), finish (%), their markers per "
+                                    "sentence (generated vs test) and the control model's perplexity of them "
+                                    "undone (last checkpoint; mean over seeds, 95% t-interval)")
+    TITLES.setdefault("production_curve", "Production per checkpoint (mean over seeds, 95% t-interval)")
+
+
+_register_production_titles()
+
+
+def production_tables(rows: pd.DataFrame) -> Tables:
+    """``production``: each metric and subset at the last checkpoint, and every checkpoint (the curve);
+    mean over seeds (t-interval) per language × model."""
+    order = {m: i for i, m in enumerate(PRODUCTION_METRICS)}
+    cells = _aggregate(rows.copy(), ["language", "model", "metric", "subset", "checkpoint"], mean_interval)
+    cells = _language_sorted(cells, "model", cells["metric"].map(order), "subset", "checkpoint")
+    return {"production": _last_checkpoint(cells), "production_curve": cells}
+
+
+def production_figures(tables: Tables, out: Path, formats: list[str]) -> list[Path]:
+    """Conforming share and undone perplexity against training step, one line per language, per model."""
+    from impossible_lms.reporting import figures as fig
+
+    cells = tables.get("production_curve")
+    written: list[Path] = []
+    if cells is None or not formats:
+        return written
+    labels = {"production_conforming": "Generations that conform (%)",
+              "production_undone_perplexity": "Control model's perplexity of undone generations"}
+    for (model, metric), t in cells.groupby(["model", "metric"], sort=False):
+        if metric in labels:
+            written += fig.learning_curves(t, out / f"{metric}_{_slug(model)}", formats, ylabel=labels[metric],
+                                           title=f"Production — {model}")
+    return written
+
+
+register_view(View(PRODUCTION_METRICS, production_tables, production_figures))
+
+
 # ---------------------------------------------------------------- complexity baselines and separation
 
 import impossible_lms.reporting.complexity  # noqa: E402,F401  (registers its view)
