@@ -1,7 +1,7 @@
 """The tagging backends, one small class each, registered by name.
 
 - ``nltk`` (default): punkt sentences, a Treebank-style regex tokenizer that keeps
-  every character, NLTK's averaged perceptron (scored in numpy, ``perceptron.py``),
+  every character, NLTK's averaged perceptron (scored a chunk at a time in numpy, ``perceptron.py``),
   then PTB → UD (``ptb.py``).
 - ``stanza``: Stanford Stanza (optional extra), as the reference used; never
   downloads models.
@@ -46,11 +46,9 @@ class NltkTagger(LineTagger):
 
     def tag_lines(self, lines: list[str], genre: str) -> list[Sentence]:
         texts = [s for line in lines for s in self._split(line) if s.strip()]
-        out = []
-        for text in texts:
-            tokens = ptb.tokenize(text)
-            out.append(Sentence(text, ptb.to_words(tokens, self._tagger.tag(tokens)), genre))
-        return out
+        tokens = [ptb.tokenize(text) for text in texts]
+        tags = self._tagger.tag_many(tokens)  # the whole chunk at once (perceptron.py)
+        return [Sentence(text, ptb.to_words(t, g), genre) for text, t, g in zip(texts, tokens, tags)]
 
 
 class StanzaTagger(LineTagger):

@@ -278,32 +278,52 @@ def _inverted_aux(tokens: Sequence[str], tags: Sequence[str]) -> int | None:
     return None
 
 
+# Words whose UD form depends on the token and its tag alone (all but verbs), made once:
+# a Word is immutable, and building one per token was a third of the tagger's time.
+_CONTEXT_FREE: dict[tuple[str, str], Word] = {}
+_CONTEXT_FREE_MAX = 1_000_000
+
+
 def to_words(tokens: Sequence[str], tags: Sequence[str]) -> tuple[Word, ...]:
     """UD words for a PTB-tagged token sequence."""
     tags = fix_questions(tokens, tags)
     inverted = _inverted_aux(tokens, tags)
     words = []
     for i, (token, tag) in enumerate(zip(tokens, tags)):
+        if tag not in VERB_TAGS:
+            word = _CONTEXT_FREE.get((token, tag))
+            if word is None:
+                if len(_CONTEXT_FREE) >= _CONTEXT_FREE_MAX:
+                    _CONTEXT_FREE.clear()
+                word = _CONTEXT_FREE[token, tag] = _context_free_word(token, tag)
+            words.append(word)
+            continue
         lower = token.lower()
         if lower in NEGATION:
             words.append(Word(token, "PART", "Polarity=Neg", "not"))
-        elif tag in VERB_TAGS:
+        else:
             lemma = verb_lemma(token, tag) if tag != "MD" else IRREGULAR.get(lower, lower)
             if lower in ("'s", "\u2019s") and i + 1 < len(tags) and tags[i + 1] in ("VBN",) and tokens[i + 1].lower() != "been":
                 lemma = "have"  # "he's gone" (has) vs "he's going" (is)
             words.append(Word(token, _verb_upos(tokens, tags, i, lemma, inverted), _verb_feats(tokens, tags, i), lemma))
-        elif tag in ("PRP", "PRP$"):
-            lemma, feats = PRONOUN_FEATS.get(lower, (lower, "PronType=Prs"))
-            if tag == "PRP$":
-                feats = "Poss=Yes|PronType=Prs"
-            words.append(Word(token, "PRON", feats, lemma))
-        elif tag in ("NN", "NNS", "NNP", "NNPS"):
-            words.append(Word(token, UPOS[tag], SIMPLE_FEATS[tag], noun_lemma(token, tag)))
-        elif tag == "DT":
-            words.append(Word(token, "DET", DET_FEATS.get(lower, "_"), "a" if lower == "an" else lower))
-        elif tag == "IN":
-            words.append(Word(token, "SCONJ" if lower in SUBORDINATORS else "ADP", "_", lower))
-        else:
-            upos = UPOS.get(tag) or ("PUNCT" if _PUNCT_ONLY.fullmatch(token) else "X")
-            words.append(Word(token, upos, SIMPLE_FEATS.get(tag, "_"), lower))
     return tuple(words)
+
+
+def _context_free_word(token: str, tag: str) -> Word:
+    """The UD word of a non-verb token with its PTB tag."""
+    lower = token.lower()
+    if lower in NEGATION:
+        return Word(token, "PART", "Polarity=Neg", "not")
+    if tag in ("PRP", "PRP$"):
+        lemma, feats = PRONOUN_FEATS.get(lower, (lower, "PronType=Prs"))
+        if tag == "PRP$":
+            feats = "Poss=Yes|PronType=Prs"
+        return Word(token, "PRON", feats, lemma)
+    if tag in ("NN", "NNS", "NNP", "NNPS"):
+        return Word(token, UPOS[tag], SIMPLE_FEATS[tag], noun_lemma(token, tag))
+    if tag == "DT":
+        return Word(token, "DET", DET_FEATS.get(lower, "_"), "a" if lower == "an" else lower)
+    if tag == "IN":
+        return Word(token, "SCONJ" if lower in SUBORDINATORS else "ADP", "_", lower)
+    upos = UPOS.get(tag) or ("PUNCT" if _PUNCT_ONLY.fullmatch(token) else "X")
+    return Word(token, upos, SIMPLE_FEATS.get(tag, "_"), lower)
