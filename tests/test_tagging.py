@@ -328,6 +328,13 @@ def test_fast_perceptron_equals_nltk(nltk_shared) -> None:
     for text in texts:
         tokens = tokenize(text)
         assert fast.tag(tokens) == [t for _, t in slow.tag(tokens)]
+    # a whole chunk at once (what the tagger does): the sentences score together, position by
+    # position, and must still get NLTK's tags one by one; real text when the BabyLM sample is here
+    babylm = SHARED_NLTK.parent / "babylm" / "babylm_dev"
+    lines = [line for f in sorted(babylm.glob("*.dev")) for line in f.read_text().splitlines()[:400]]
+    batch = [tokenize(t) for t in texts + lines if t.strip()]
+    assert fast.tag_many(batch) == [[t for _, t in slow.tag(tokens)] for tokens in batch]
+    assert fast.tag_many([[], ["Hello"], []]) == [[], [slow.tag(["Hello"])[0][1]], []]
 
 
 def test_progress_counts_lines(five_lines) -> None:
