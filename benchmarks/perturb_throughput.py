@@ -2,6 +2,7 @@
 
     python benchmarks/perturb_throughput.py [--data ../shared/data] [--workers 2]
         [--lines N] [--reference-languages 3|all] [--skip-hops]
+    python benchmarks/perturb_throughput.py --memory 1,2,4 [--workers 2]
 
 On BabyLM (aochildes, cbt, children_stories, switchboard; 10M train + dev + test)
 with the real GPT-2 tokenizer when ``DATA`` has them, else on the synthetic corpus
@@ -14,7 +15,12 @@ with the fallback tokenizer. It times:
    process (sentences pre-split and not timed, nothing written: generous to it).
    ``--reference-languages 3`` times 3 representative languages and scales the
    per-language mean to 12;
-3. ours for the three hop languages with the NLTK tagger (tagging dominates).
+3. ours for the three hop languages with the NLTK tagger (tagging dominates), then
+   all 15 languages in one call (the corpus split, tagged and tokenised once).
+
+``--memory 1,2,4`` runs all 15 languages on the corpus read 1, 2 and 4 times over,
+each in a fresh process, and prints peak resident memory per size and its slope in
+MB per million words (flat: the pipeline streams), and the time per 100M words.
 
 1 and 2 alternate (ours, a reference language, ours, ...; ours at most 3 times,
 the median kept), so that a machine whose speed drifts during the run slows
@@ -32,11 +38,13 @@ say so when quoting them, and compare runs made side by side.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 NON_HOP = [
@@ -52,6 +60,33 @@ TARGET_WORDS = 100_000_000
 
 def main() -> None:
     args = parse_args()
+    if args.memory:
+        return memory_table(args)
+    corpus, tokenizer, real = load_corpus(args)
+    words = sum(len(line.split()) for f in corpus.files() for line in f.lines())
+    print(f"corpus {corpus.name}: {len(list(corpus.files()))} files, {words:,} words; workers={args.workers}; "
+          f"CPU cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
+    tagger = "nltk" if real else "gold"
+    if args.one_run:  # one size of --memory, in its own process so that its peak memory is its own
+        with tempfile.TemporaryDirectory() as tmp:
+            row = time_ours("all 15", NON_HOP + HOPS, corpus, tokenizer, tagger, args.workers, Path(tmp), words)
+        print("RESULT", json.dumps({"words": words, "seconds": row["seconds"], "self_mb": peak_mb(),
+                                    "worker_mb": peak_mb(children=True)}))
+        return None
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rows += compare(corpus, tokenizer, args.reference_languages, args.workers, Path(tmp), words)
+        if not args.skip_hops:
+            rows.append(time_ours(f"ours: 3 hops ({tagger})", HOPS, corpus, tokenizer, tagger, args.workers, Path(tmp) / "b", words))
+            rows.append(time_ours(f"ours: all 15 ({tagger})", NON_HOP + HOPS, corpus, tokenizer, tagger, args.workers,
+                                  Path(tmp) / "c", words))
+    print_table(rows, words)
+
+
+def load_corpus(args):
+    """(corpus, tokenizer, real): BabyLM with the GPT-2 tokenizer when ``--data`` has them, else the
+    synthetic corpus; ``--repeat K`` reads every file K times over (a corpus K times as large)."""
     data = Path(args.data) if args.data else Path(__file__).resolve().parents[2] / "shared" / "data"
     real = (data / "babylm").is_dir() and (data / "gpt2-tokenizer").is_dir()
     if real and (data / "nltk_data").is_dir():
@@ -61,24 +96,40 @@ def main() -> None:
     from impossible_lms.tokenizer import load_tokenizer
 
     if real:
-        corpus = open_corpus(data / "babylm", options={"train": "10M"})
-        corpus = _subset(corpus, GENRES, args.lines)
+        corpus = _subset(open_corpus(data / "babylm", options={"train": "10M"}), GENRES, args.lines, args.repeat)
         tokenizer = str(data / "gpt2-tokenizer")
     else:
         print(f"note: {data} lacks babylm/ or gpt2-tokenizer/; using the synthetic corpus and the fallback tokenizer")
-        corpus = open_corpus("synthetic", options={"sentences": 100_000})
+        corpus = open_corpus("synthetic", options={"sentences": 100_000 * args.repeat})
         tokenizer = load_tokenizer("fallback", corpus=corpus)
-    words = sum(len(line.split()) for f in corpus.files() for line in f.lines())
-    print(f"corpus {corpus.name}: {len(list(corpus.files()))} files, {words:,} words; workers={args.workers}; "
-          f"CPU cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
+    return corpus, tokenizer, real
 
+
+def memory_table(args) -> None:
+    """Peak memory of all 15 languages at several corpus sizes (``--memory 1,2,4``: the corpus read
+    that many times over), each size in a fresh process, and the slope in MB per million words."""
+    import subprocess
+
+    sizes = [int(k) for k in args.memory.split(",")]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        rows += compare(corpus, tokenizer, args.reference_languages, args.workers, Path(tmp), words)
-        if not args.skip_hops:
-            tagger = "nltk" if real else "gold"
-            rows.append(time_ours(f"ours: 3 hops ({tagger})", HOPS, corpus, tokenizer, tagger, args.workers, Path(tmp) / "b", words))
-    print_table(rows, words)
+    for k in sizes:
+        command = [sys.executable, __file__, "--one-run", "--repeat", str(k), "--workers", str(args.workers)]
+        if args.data:
+            command += ["--data", args.data]
+        if args.lines:
+            command += ["--lines", str(args.lines)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        rows.append(json.loads(next(line for line in out.splitlines() if line.startswith("RESULT"))[7:]))
+        r = rows[-1]
+        print(f"x{k}: {r['words']:>12,} words  {r['seconds']:>7.1f} s  peak {r['self_mb']:>6,.0f} MB (main), "
+              f"{r['worker_mb']:>6,.0f} MB (largest worker)", flush=True)
+    words = [r["words"] / 1e6 for r in rows]
+    for key, label in (("self_mb", "main"), ("worker_mb", "largest worker")):
+        slope = (rows[-1][key] - rows[0][key]) / (words[-1] - words[0]) if len(rows) > 1 else float("nan")
+        print(f"slope, {label}: {slope:+.1f} MB per million words "
+              f"(from {words[0]:.1f}M to {words[-1]:.1f}M words; 100M words: {rows[0][key] + slope * (100 - words[0]):,.0f} MB)")
+    seconds = rows[-1]["seconds"] / rows[-1]["words"] * TARGET_WORDS / 60
+    print(f"all 15 languages, tagging included: {seconds:.1f} min per 100M words (from the largest size)")
 
 
 def parse_args() -> argparse.Namespace:
@@ -88,10 +139,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lines", type=int, default=None, help="read only the first N lines of each file")
     p.add_argument("--reference-languages", default="3", help="3 (sampled, scaled to 12) or all")
     p.add_argument("--skip-hops", action="store_true")
+    p.add_argument("--repeat", type=int, default=1, help="read every file this many times over")
+    p.add_argument("--memory", help="sizes (repeats) to measure peak memory at, e.g. 1,2,4")
+    p.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args()
 
 
-def _subset(corpus, genres, lines):
+def _subset(corpus, genres, lines, repeat=1):
+    import dataclasses
+    import itertools
+
     from impossible_lms.corpus import Corpus
 
     files = []
@@ -100,8 +157,12 @@ def _subset(corpus, genres, lines):
             continue
         if lines is not None:
             f = f.head(lines)
+        if repeat > 1:
+            f = dataclasses.replace(f, fingerprint=f"{f.fingerprint}-x{repeat}",
+                                    _lines=lambda f=f: itertools.chain.from_iterable(f._lines() for _ in range(repeat)))
         files.append(f)
-    return Corpus(f"{corpus.name}-{len(genres)}genres", f"{corpus.fingerprint}-{len(genres)}-{lines}", tuple(files))
+    return Corpus(f"{corpus.name}-{len(genres)}genres", f"{corpus.fingerprint}-{len(genres)}-{lines}-x{repeat}",
+                  tuple(files))
 
 
 def cpu_seconds() -> float:
@@ -120,7 +181,8 @@ def time_ours(label, languages, corpus, tokenizer, tagger, workers, out, words):
     from impossible_lms.perturb import perturb_corpus
 
     start, cpu = time.perf_counter(), cpu_seconds()
-    folders = perturb_corpus(languages, corpus, out, tokenizer=tokenizer, tagger=tagger, workers=workers, progress=False)
+    folders = perturb_corpus(languages, corpus, out, tokenizer=tokenizer, tagger=tagger, workers=workers, progress=False,
+                             cache_dir="none")  # tagging is timed: no tag cache
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     print(f"{label}: {seconds:.1f} s; peak RSS so far {peak_mb():,.0f} MB (this process), "
           f"{peak_mb(children=True):,.0f} MB (largest worker)")
@@ -155,11 +217,13 @@ class Reference:
     """Per language: GPT2TokenizerFast one sentence at a time, then perturb; one process."""
 
     def __init__(self, corpus, tokenizer):
-        from impossible_lms.perturb import read_corpus
+        from impossible_lms.tagging import get_tagger
         from impossible_lms.tokenizer import load_tokenizer
 
         self.base = load_tokenizer(tokenizer)
-        self.sources = read_corpus(corpus, self.base, "none")  # sentence splitting is not timed
+        splitter = get_tagger("none")  # sentence splitting is not timed
+        self.sources = [types.SimpleNamespace(split=f.split, name=f.name, sentences=splitter.process(f))
+                        for f in sorted(corpus.files(), key=lambda f: (("train", "dev", "test").index(f.split), f.name))]
         self.folder = tokenizer if isinstance(tokenizer, str) else _saved(self.base)
 
     def time(self, name):

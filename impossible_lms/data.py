@@ -13,12 +13,11 @@ later stages can refuse data that does not match what they expect.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -206,6 +205,11 @@ class SplitColumns:
     def __len__(self) -> int:
         return len(self.genre)
 
+    def take(self, rows: np.ndarray) -> SplitColumns:
+        """The rows a boolean mask (or indices) picks, in order."""
+        picked = np.flatnonzero(rows) if rows.dtype == bool else np.asarray(rows)
+        return SplitColumns(self.ids.take(rows), [self.genre[i] for i in picked.tolist()], self.affected[rows])
+
     @property
     def tokens(self) -> int:
         return len(self.ids.values)
@@ -244,66 +248,133 @@ def write_dataset(
 
     ``splits`` maps split names to :class:`SplitColumns` or to dicts of
     ``input_ids``/``genre``/``affected`` lists; missing splits are written empty.
+    (:class:`DatasetWriter` writes the same folder a piece at a time.)
     """
-    import datasets
-
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown:
         raise ValueError(f"unknown split(s) {unknown}; expected {SPLITS}")
-    features = datasets.Features(
-        {
-            "input_ids": datasets.List(datasets.Value("int32")),
-            "genre": datasets.Value("string"),
-            "affected": datasets.Value("bool"),
-        }
-    )
-    columns = {s: _as_columns(s, splits[s]) if s in splits else SplitColumns.empty() for s in SPLITS}
-    # Counts a language adds before writing (tree languages: sentences left unchanged, by reason) stay.
-    manifest.counts = {s: {**manifest.counts.get(s, {}), "sentences": len(c), "tokens": c.tokens}
-                       for s, c in columns.items()}
-    # `datasets` would hash every table to fingerprint it; what made the data
-    # (the manifest) and its counts identify it as well, at no cost.
-    dd = datasets.DatasetDict(
-        {s: datasets.Dataset(datasets.table.InMemoryTable(c.to_arrow()), info=datasets.DatasetInfo(features=features),
-                             fingerprint=fingerprint(manifest.identity(), s, manifest.counts[s]))
-         for s, c in columns.items()}
-    )
     folder = Path(folder)
-    with atomic_dir(folder) as tmp, _datasets_writing():
-        # One shard per split: `datasets` writes empty splits with zero shards
-        # otherwise, and then cannot load them back.
-        dd.save_to_disk(str(tmp), num_shards={s: 1 for s in SPLITS})
-        if tokenizer is not None:
-            tokenizer.save(tmp / TOKENIZER_DIR)
-            # The bytes written, so a tokenizer.json swapped later is noticed (check_tokenizer).
-            manifest.tokenizer = {**manifest.tokenizer, "file_fingerprint": file_fingerprint(tmp / TOKENIZER_DIR / "tokenizer.json")}
-        # The manifest goes last: a folder with a manifest is a finished dataset.
-        atomic_write_json(tmp / MANIFEST, manifest.to_dict())
+    with atomic_dir(folder) as tmp:
+        writer = DatasetWriter(tmp)
+        for name, data in splits.items():
+            writer.write(name, _as_columns(name, data))
+        writer.finish(manifest, tokenizer)
     return folder
 
 
-# Rows per Arrow record batch when writing. `datasets` writes 1,000 at a time
-# (capped further at ~100 MB a batch), and its per-batch work, not the bytes,
-# was most of the time of writing a split of short sentences.
-WRITE_BATCH_ROWS = 100_000
+DATA_FILE = "data-00000-of-00001.arrow"  # the one shard `datasets.save_to_disk` would write
 
 
-@contextlib.contextmanager
-def _datasets_writing() -> Iterator[None]:
-    """`datasets` set up for one big write: no per-split bars (the pipeline shows its
-    own progress) and large record batches. Restored on exit."""
+def _features():
     import datasets
-    from datasets import config
 
-    was_enabled, batch = datasets.is_progress_bar_enabled(), config.DEFAULT_MAX_BATCH_SIZE
-    datasets.disable_progress_bars()
-    config.DEFAULT_MAX_BATCH_SIZE = max(batch, WRITE_BATCH_ROWS)
-    try:
-        yield
-    finally:
-        config.DEFAULT_MAX_BATCH_SIZE = batch
-        if was_enabled:
-            datasets.enable_progress_bars()
+    return datasets.Features({
+        "input_ids": datasets.List(datasets.Value("int32")),
+        "genre": datasets.Value("string"),
+        "affected": datasets.Value("bool"),
+    })
+
+
+class SplitWriter:
+    """One split's Arrow file (the IPC stream ``datasets`` reads), appended a record batch at a time."""
+
+    def __init__(self, folder: Path, schema: pa.Schema, name: str = DATA_FILE) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / name
+        self.schema = schema
+        self._writer = pa.ipc.new_stream(pa.OSFile(str(self.path), "wb"), schema)
+        self.sentences = 0
+        self.tokens = 0
+
+    def write(self, columns: SplitColumns) -> None:
+        if len(columns):
+            table = columns.to_arrow().replace_schema_metadata(self.schema.metadata)
+            self._writer.write_table(table, max_chunksize=WRITE_BATCH_ROWS)
+            self.sentences += len(columns)
+            self.tokens += columns.tokens
+
+    def append(self, other: "SplitWriter") -> None:
+        """Copy ``other``'s rows (closed first) after this one's, then empty it for reuse."""
+        other.close()
+        with pa.OSFile(str(other.path), "rb") as source:
+            for batch in pa.ipc.open_stream(source):
+                self._writer.write_batch(batch)
+        self.sentences += other.sentences
+        self.tokens += other.tokens
+        other.__init__(other.path.parent, other.schema, other.path.name)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class DatasetWriter:
+    """A dataset folder written as rows arrive: each split's Arrow file grows on disk, so memory
+    does not depend on the corpus size. ``grouped`` splits (train, dev: :meth:`write_grouped`)
+    hold each source file's unaffected rows, then its affected ones, as the reference writes them:
+    affected rows wait in a spill file until :meth:`end_file`. ``finish`` writes the metadata
+    ``datasets.load_from_disk`` reads, the tokenizer and, last, the manifest."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        features = _features()
+        self.schema = features.arrow_schema
+        self.splits = {s: SplitWriter(self.folder / s, self.schema) for s in SPLITS}
+        self._spills: dict[str, SplitWriter] = {}
+
+    def write(self, split: str, columns: SplitColumns) -> None:
+        self.splits[split].write(columns)
+
+    def write_grouped(self, split: str, columns: SplitColumns) -> None:
+        """Rows of the current source file: unaffected ones now, affected ones after the file ends."""
+        if columns.affected.all():
+            spill = self._spills.get(split)
+            if spill is None:
+                spill = self._spills[split] = SplitWriter(self.folder / split, self.schema, ".affected.arrow")
+            spill.write(columns)
+            return
+        self.splits[split].write(columns.take(~columns.affected))
+        if columns.affected.any():
+            self.write_grouped(split, columns.take(columns.affected))
+
+    def end_file(self) -> None:
+        """The source file is done: its affected rows follow its unaffected ones."""
+        for split, spill in self._spills.items():
+            if spill.sentences:
+                self.splits[split].append(spill)
+
+    def finish(self, manifest: Manifest, tokenizer: MarkedTokenizer | None = None) -> None:
+        self.end_file()
+        for spill in self._spills.values():
+            spill.close()
+            spill.path.unlink(missing_ok=True)
+        # Counts a language adds before writing (tree languages: sentences left unchanged, by reason) stay.
+        manifest.counts = {s: {**manifest.counts.get(s, {}), "sentences": w.sentences, "tokens": w.tokens}
+                           for s, w in self.splits.items()}
+        info = {"citation": "", "description": "", "features": _features().to_dict(), "homepage": "", "license": ""}
+        for name, writer in self.splits.items():
+            writer.close()
+            # What made the data (the manifest) and its counts identify each split, as `datasets` would
+            # otherwise hash every table to fingerprint it.
+            state = {"_data_files": [{"filename": DATA_FILE}],
+                     "_fingerprint": fingerprint(manifest.identity(), name, manifest.counts[name]),
+                     "_format_columns": None, "_format_kwargs": {}, "_format_type": None,
+                     "_output_all_columns": False, "_split": None}
+            atomic_write_json(self.folder / name / "state.json", state)
+            atomic_write_json(self.folder / name / "dataset_info.json", info)
+        atomic_write_json(self.folder / "dataset_dict.json", {"splits": list(SPLITS)})
+        if tokenizer is not None:
+            tokenizer.save(self.folder / TOKENIZER_DIR)
+            # The bytes written, so a tokenizer.json swapped later is noticed (check_tokenizer).
+            manifest.tokenizer = {**manifest.tokenizer,
+                                  "file_fingerprint": file_fingerprint(self.folder / TOKENIZER_DIR / "tokenizer.json")}
+        # The manifest goes last: a folder with a manifest is a finished dataset.
+        atomic_write_json(self.folder / MANIFEST, manifest.to_dict())
+
+
+# Rows per Arrow record batch when writing: large batches, as the reader's work is per batch.
+WRITE_BATCH_ROWS = 100_000
 
 
 def load_split(folder: str | Path, split: str) -> datasets.Dataset:

@@ -1,16 +1,19 @@
-"""``ilm perturb``: corpus → one tokenised dataset per impossible language.
+"""``ilm perturb``: corpus → one tokenised dataset per impossible language, streamed.
 
-The expensive parts are done once per call, whatever the number of languages:
-each corpus file is read, split and (only if a hop language asks for it) tagged
-once, and every sentence is tokenised once, in batches, by the Rust tokenizer.
-Each language then perturbs the shared token ids.
+The corpus goes through in chunks of ``CHUNK_LINES`` lines, in corpus order (files
+sorted by split, then name), and every language's dataset grows on disk chunk by
+chunk, so memory stays flat however large the corpus. The expensive parts are done
+once per chunk, whatever the number of languages: each chunk is split and (only if
+a hop language asks for it) tagged once, and tokenised once, in a batch, by the
+Rust tokenizer; each language then perturbs the shared token ids (hops and tree
+languages re-join the tagged words).
 
-Reading is one task per file; perturbing is one task per language, which runs
-all splits and writes the language's folder atomically. Stochastic languages
-draw from one random stream per split that runs through the split's files in
-sorted order (as the reference did per ``perturb.py <split>`` run). Tasks run in
-a forked process pool when ``workers > 1``; each is self-contained, so the output
-is the same for any worker count. A rerun skips languages whose manifest matches.
+With ``workers > 1`` a forked pool splits, tags, tokenises and perturbs chunks (the
+languages without a random stream); this process perturbs the stochastic languages,
+whose one stream per split runs through the split's files in sorted order (as the
+reference did per ``perturb.py <split>`` run), and writes. The output is the same for
+any worker count. Each folder is renamed into place only when every language is
+complete; a rerun skips languages whose manifest matches.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ import numpy as np
 from impossible_lms.data import (
     MANIFEST,
     Manifest,
+    DatasetWriter,
     SplitColumns,
     dataset_folder_name,
     load_manifest,
-    write_dataset,
 )
 from impossible_lms.errors import ILMError
+from impossible_lms.io import atomic_dir
 from impossible_lms.locks import hold_all
 from impossible_lms.progress import progress as progress_bar
 from impossible_lms.tokenizer import DEFAULT_FALLBACK_VOCAB, MarkedTokenizer, load_tokenizer
@@ -73,80 +77,100 @@ def resolve_languages(specs: Sequence[str] | str) -> list[Any]:
     return list(out.values())
 
 
-# -- the corpus, read once ------------------------------------------------------
+# -- the corpus, streamed in chunks --------------------------------------------------
 
 
 @dataclass
-class SourceFile:
-    """One corpus file's sentences and their token ids (tokenised without markers)."""
+class Chunk:
+    """Up to ``CHUNK_LINES`` lines of one corpus file, or sentences a tagger gave whole."""
 
-    split: str
-    genre: str
-    name: str
-    sentences: list[Any]  # perturbations.Sentence
-    ids: Ragged  # int32; shared by every language: languages never modify their input
-    # Sentences whose text contains a marker character: a tokenizer with that
-    # marker encodes them differently, so languages with markers re-encode them.
-    with_markers: list[int]
-
-    @property
-    def tokens(self) -> int:
-        return len(self.ids.values)
-
-    def ids_for(self, markers: Sequence[str], tok: MarkedTokenizer) -> Ragged:
-        """The ids as a tokenizer with ``markers`` encodes them (re-encoding the few that differ)."""
-        texts = {i: self.sentences[i].text for i in self.with_markers}
-        redo = {i: tok.encode(t) for i, t in texts.items() if any(m in t for m in markers)}
-        if not redo:
-            return self.ids
-        rows = self.ids.to_lists()
-        for i, ids in redo.items():
-            rows[i] = ids
-        return Ragged.from_lists(rows, np.int32)
+    file: int  # index into the sorted corpus files
+    index: int  # the chunk's number in its file (the tag cache's chunk number)
+    lines: list[str] | None = None  # to split (and tag) in a worker
+    sentences: list[Any] | None = None  # already sentences: gold tags, a tagger without chunks
 
 
-def read_corpus(
-    corpus: Any,
-    tokenizer: MarkedTokenizer,
-    tagger: Any,
-    cache_dir: Path | None = None,
-    marker_chars: str = "",
-    workers: int = 1,
-    show: Any = None,
-) -> list[SourceFile]:
-    """Every corpus file split (+ tagged) and tokenised, in processing order.
+@dataclass
+class ChunkResult:
+    """What a worker sends back for one chunk: compact arrays, not the tagged sentences."""
 
-    ``tagger`` is a tagger name or an object with ``process(file, cache_dir=...)``.
-    Files are independent, so ``workers`` processes read them in parallel.
-    """
-    files = sorted(corpus.files(), key=_file_order)
-    if not files:
-        raise ILMError(f"corpus {corpus.name!r} has no files")
-    for f in files:
-        if f.split not in CORPUS_SPLITS:
-            raise ILMError(f"corpus file {f.name} has split {f.split!r}; expected one of {CORPUS_SPLITS}")
-    from impossible_lms.tagging import get_tagger  # passes a tagger object through as is
-
-    state = {"files": files, "tagger": get_tagger(tagger), "tokenizer": tokenizer, "cache_dir": cache_dir, "marker_chars": marker_chars}
-    task = show.add_task("reading corpus", total=len(files)) if show else None
-    out = []
-    for source in parallel_map(_read_file, range(len(files)), state, workers):
-        out.append(source)
-        if show:
-            show.update(task, advance=1, info=f"{source.name}: {len(source.sentences):,} sentences")
-    if not any(f.sentences for f in out):
-        raise ILMError(f"corpus {corpus.name!r} has no sentences")
-    return out
+    file: int
+    index: int
+    sentences: int
+    words: int  # for the "0 of N kept" message when the chunk was not tokenised
+    lengths: tuple[int, int] | None  # shortest and longest tokenised sentence, when tokenised
+    perturbed: dict[int, Any]  # language index -> PerturbedColumns (the languages without a stream)
+    ids: dict[tuple[str, ...], Ragged]  # token ids per marker set, for the languages with a stream
+    tree_counts: dict[int, dict[str, int]]  # tree languages: sentences left unchanged, by reason
+    tagged: list[Any] | None = None  # the sentences, when a language with a stream reads tags
 
 
-def _read_file(index: int) -> SourceFile:
-    f = _STATE["files"][index]
-    sentences = _STATE["tagger"].process(f, cache_dir=_STATE["cache_dir"])
-    texts = [s.text for s in sentences]
-    ids = Ragged.from_lists(_STATE["tokenizer"].encode_batch(texts), np.int32)
-    chars = _STATE["marker_chars"]
-    marked = [i for i, t in enumerate(texts) if any(c in t for c in chars)] if chars else []
-    return SourceFile(f.split, f.genre, f.name, sentences, ids, marked)
+def corpus_chunks(files: Sequence[Any], tagger: Any, cache_dir: Path | None) -> Iterator[Chunk]:
+    """Every file's chunks in processing order; lines are read here, tagging is left to the worker.
+
+    A file that a line tagger reads (``line_tagger_for``) is cut into its cache chunks; any other
+    (gold tags, a tagger object with only ``process``) is read whole and cut into sentence chunks
+    of the same size."""
+    from impossible_lms.tagging.base import CHUNK_LINES
+
+    for i, f in enumerate(files):
+        lines = getattr(tagger, "line_tagger_for", lambda f: None)(f)
+        if lines is not None:
+            for index, chunk in enumerate(lines.line_chunks(f)):
+                yield Chunk(i, index, lines=chunk)
+            continue
+        sentences = tagger.process(f, cache_dir=cache_dir)
+        for index, start in enumerate(range(0, len(sentences), CHUNK_LINES)):
+            yield Chunk(i, index, sentences=sentences[start:start + CHUNK_LINES])
+
+
+# Set in the parent before the pool forks, so workers inherit the tagger, tokenizers and
+# languages instead of receiving them pickled with every task.
+_STATE: dict[str, Any] = {}
+
+
+def _process_chunk(chunk: Chunk) -> ChunkResult:
+    """Split, tag and tokenise one chunk, and perturb it in every language without a random stream."""
+    st = _STATE
+    f = st["files"][chunk.file]
+    sentences = chunk.sentences
+    if sentences is None:
+        sentences = st["tagger"].line_tagger_for(f).tag_chunk(f, chunk.index, chunk.lines, st["cache_dir"])
+    ids: dict[tuple[str, ...], Ragged] = {}
+    lengths = None
+    if st["id_markers"]:
+        texts = [s.text for s in sentences]
+        base = Ragged.from_lists(st["base"].encode_batch(texts), np.int32)
+        if len(base):
+            lengths = (int(base.lengths.min()), int(base.lengths.max()))
+        chars = st["marker_chars"]
+        marked = [i for i, t in enumerate(texts) if any(c in t for c in chars)] if chars else []
+        for markers in st["id_markers"]:
+            ids[markers] = _ids_for(base, texts, marked, markers, st["tokenizers"][markers])
+    perturbed, counts = {}, {}
+    for i, lang in enumerate(st["languages"]):
+        if i in st["streamed"]:
+            continue
+        tok = st["tokenizers"][lang.markers]
+        perturbed[i] = lang.perturb_columns(sentences, tok, ids=ids.get(lang.markers))
+        if lang.needs_tree:
+            counts[i] = lang.tree_counts(sentences)
+    keep = {markers: ids[markers] for markers in st["streamed_markers"] if markers in ids}
+    words = sum(len(s.text.split()) for s in sentences) if lengths is None else 0
+    return ChunkResult(chunk.file, chunk.index, len(sentences), words, lengths, perturbed, keep, counts,
+                       sentences if st["streamed_tags"] else None)
+
+
+def _ids_for(base: Ragged, texts: list[str], marked: list[int], markers: tuple[str, ...], tok: MarkedTokenizer) -> Ragged:
+    """The ids as a tokenizer with ``markers`` encodes them: a sentence whose text holds one of
+    those markers is encoded again (the marker becomes its token); every other keeps its ids."""
+    redo = {i: tok.encode(texts[i]) for i in marked if any(m in texts[i] for m in markers)}
+    if not redo:
+        return base
+    rows = base.to_lists()
+    for i, row in redo.items():
+        rows[i] = row
+    return Ragged.from_lists(rows, np.int32)
 
 
 def _tagger_name(tagger: Any) -> str:
@@ -158,76 +182,81 @@ def _file_order(f: Any) -> tuple[int, str, str]:
     return (split, str(f.name), str(f.genre))
 
 
-# -- one (language, split) task -----------------------------------------------------
+class _Blank:
+    """Stands in for the sentences of a language that reads only token ids (shuffles, reverses)."""
 
-# Set in the parent before the pool forks, so workers inherit the corpus instead
-# of receiving it pickled with every task.
-_STATE: dict[str, Any] = {}
-
-
-def _make_language(index: int) -> Path:
-    """Perturb every split for one language and write its folder (in a worker when there are several)."""
-    lang, folder, manifest = _STATE["languages"][index], _STATE["folders"][index], _STATE["manifests"][index]
-    tok = _STATE["tokenizers"][lang.markers]
-    columns: dict[str, SplitColumns] = {}
-    manifest.counts = {}
-    for split in CORPUS_SPLITS:
-        files = [f for f in _STATE["sources"] if f.split == split]
-        if files:
-            made = perturb_split(lang, files, tok)
-            manifest.dropped[split] = _dropped(lang, split, files, made)
-            columns.update(made)
-            if lang.needs_tree:
-                # Sentences the tree rule left alone land, unaffected, in train / dev / test_unaffected.
-                counts = [lang.tree_counts(f.sentences) for f in files]
-                where = "test_unaffected" if split == "test" else split
-                manifest.counts[where] = {k: sum(c[k] for c in counts) for k in counts[0]}
-    return write_dataset(folder, columns, manifest, tok)
+    words = None
+    text = ""
 
 
-def _dropped(lang: Any, split: str, files: Sequence[SourceFile], made: dict[str, SplitColumns]) -> int:
-    """How many of the split's sentences the language's filters dropped; ILMError when all were.
+class LanguageOutput:
+    """One language's dataset being written: its splits grow chunk by chunk (see ``perturb_split``
+    for the order), with the counts its manifest and the empty-split check need."""
 
-    An empty split would only fail later (training cannot map an empty file), far
-    from the cause; the message says which filter it was and what the input was like.
-    """
-    given = sum(len(f.sentences) for f in files)
-    kept = sum(len(c) for c in made.values())
-    if given and not kept:
-        lengths = np.concatenate([f.ids.lengths for f in files])
-        raise ILMError(
-            f"{lang.name}: 0 of {given:,} {split} sentences kept; {lang.name} keeps {lang.keeps}, and these have "
-            f"{int(lengths.min()):,} to {int(lengths.max()):,} tokens (is the corpus split into sentences?)"
-        )
-    return given - kept
+    def __init__(self, lang: Any, folder: Path) -> None:
+        self.lang = lang
+        self.writer = DatasetWriter(folder)
+        # shuffles and reverses affect every sentence: their train/dev rows need no regrouping
+        self.grouped = type(lang).affects is not _base_affects()
+        self.given: dict[str, int] = {}
+        self.kept: dict[str, int] = {}
+        self.tree_counts: dict[str, dict[str, int]] = {}
+
+    def add(self, split: str, genre: str, result: Any, sentences: int) -> None:
+        ids, affected = result.ids, result.affected_kept
+        self.given[split] = self.given.get(split, 0) + sentences
+        self.kept[split] = self.kept.get(split, 0) + len(ids)
+        columns = SplitColumns(ids, [genre] * len(ids), affected)
+        if split == "test":
+            self.writer.write("test_affected", columns.take(affected))
+            self.writer.write("test_unaffected", columns.take(~affected))
+        elif self.grouped:
+            self.writer.write_grouped(split, columns)
+        else:
+            self.writer.write(split, columns)
+
+    def end_file(self) -> None:
+        self.writer.end_file()
+
+    def finish(self, manifest: Manifest, tok: MarkedTokenizer) -> None:
+        manifest.dropped = {split: self.given[split] - self.kept[split] for split in self.given}
+        manifest.counts = {("test_unaffected" if split == "test" else split): counts
+                           for split, counts in self.tree_counts.items()}
+        self.writer.finish(manifest, tok)
 
 
-def perturb_split(lang: Any, files: Sequence[SourceFile], tok: MarkedTokenizer) -> dict[str, SplitColumns]:
-    """One language over one corpus split's files → its dataset splits' columns.
+def _base_affects():
+    from perturbations.base import Language
 
-    train → ``train``, dev → ``dev`` (perturbed + unaffected kept as they are);
-    test → ``test_affected`` and ``test_unaffected``. Filtered sentences vanish.
+    return Language.affects
+
+
+def perturb_split(lang: Any, files: Sequence[Any], tok: MarkedTokenizer) -> dict[str, Any]:
+    """One language over one corpus split, in memory (the pipeline streams the same rules).
+
+    ``files`` are (split, genre, sentences, ids) records in order. train → ``train``,
+    dev → ``dev`` (perturbed + unaffected kept as they are); test → ``test_affected`` and
+    ``test_unaffected``. Filtered sentences vanish.
 
     In ``train`` and ``dev`` each file's unaffected sentences come first, then its
     affected ones, each group in corpus order: the reference's data/perturb.py
     writes ``new_lines_unaffected + new_lines_affected`` per file, and training's
     seeded sentence shuffle permutes that order, so any other order gives another
     training stream. Shuffles and reverses affect every sentence, so for them this
-    is corpus order.
+    is corpus order. Stochastic languages draw from one stream per (language, split)
+    through the split's files in order.
     """
-    stream = lang.new_stream()  # one stream per (language, split), through the files in order
+    stream = lang.new_stream()
     parts: dict[str, list[SplitColumns]] = {}
-    for f in files:
-        result = lang.perturb_columns(f.sentences, tok, ids=f.ids_for(lang.markers, tok), stream=stream)
-        ids, affected = result.ids, result.affected_kept
-        if f.split == "test":
-            for name, rows in (("test_affected", affected), ("test_unaffected", ~affected)):
-                parts.setdefault(name, []).append(SplitColumns(ids.take(rows), [f.genre] * int(rows.sum()), affected[rows]))
+    for split, genre, sentences, ids in files:
+        result = lang.perturb_columns(sentences, tok, ids=ids, stream=stream)
+        cols = SplitColumns(result.ids, [genre] * len(result.ids), result.affected_kept)
+        if split == "test":
+            for name, rows in (("test_affected", cols.affected), ("test_unaffected", ~cols.affected)):
+                parts.setdefault(name, []).append(cols.take(rows))
         else:
-            if affected.any() and not affected.all():
-                order = np.argsort(affected, kind="stable")  # unaffected (False) first, corpus order within
-                ids, affected = ids.take(order), affected[order]
-            parts.setdefault(f.split, []).append(SplitColumns(ids, [f.genre] * len(ids), affected))
+            order = np.argsort(cols.affected, kind="stable")  # unaffected (False) first, corpus order within
+            parts.setdefault(split, []).append(cols.take(order))
     return {name: SplitColumns.concat(p) for name, p in parts.items()}
 
 
@@ -292,39 +321,129 @@ def perturb_corpus(
         if not todo:
             return folders
         marker_chars = "".join(sorted({m for lang in langs for m in lang.markers}))
-        with progress_bar(disable=not progress) as show:
-            cache = tag_cache_dir(cache_dir) if need_tags else _path(cache_dir)
-            sources = read_corpus(corpus, base, tagger_used, cache, marker_chars, workers, show)
-            import datasets  # noqa: F401  (imported once here, not once per forked worker)
-
-            bar = show.add_task("perturbing + writing", total=len(todo))
-            state = {"languages": langs, "tokenizers": tokenizers, "sources": sources, "folders": folders, "manifests": manifests}
-            try:
-                # One task per language: it writes its own folder, so writing runs in parallel too.
-                for folder in parallel_map(_make_language, todo, state, workers):
-                    show.update(bar, advance=1, info=f"→ {folder}")
-            except BaseException:
-                _remove_temporaries(folders[i] for i in todo)
-                raise
+        cache = tag_cache_dir(cache_dir) if need_tags else _path(cache_dir)
+        todo_langs = [langs[i] for i in todo]
+        with progress_bar(disable=not progress) as show, contextlib.ExitStack() as stack:
+            # Every folder is written at once, chunk by chunk; each one appears (renamed into place)
+            # only when all are complete, and a failure leaves none half-written.
+            tmps = [stack.enter_context(atomic_dir(folders[i])) for i in todo]
+            outputs = [LanguageOutput(lang, tmp) for lang, tmp in zip(todo_langs, tmps)]
+            _stream_corpus(corpus, todo_langs, outputs, base, tokenizers, tagger_used, cache, marker_chars,
+                           workers, show)
+            for i, out_ in zip(todo, outputs):
+                out_.finish(manifests[i], tokenizers[langs[i].markers])
     return folders
 
 
-def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], state: dict[str, Any], workers: int) -> Iterator[Any]:
+def _stream_corpus(corpus: Any, langs: list[Any], outputs: list[LanguageOutput], base: MarkedTokenizer,
+                   tokenizers: dict, tagger: Any, cache: Path | None, marker_chars: str, workers: int,
+                   show: Any) -> None:
+    """Every chunk of the corpus through every language, in corpus order, into ``outputs``.
+
+    Workers split, tag, tokenise and perturb chunks (the languages without a random stream);
+    this process perturbs the languages with one (their stream runs through each split's
+    files in order, as the reference's did) and writes every chunk of every language before
+    the next; at most a few chunks are in flight, so memory does not grow with the corpus."""
+    from impossible_lms.tagging import get_tagger
+
+    files = sorted(corpus.files(), key=_file_order)
+    if not files:
+        raise ILMError(f"corpus {corpus.name!r} has no files")
+    for f in files:
+        if f.split not in CORPUS_SPLITS:
+            raise ILMError(f"corpus file {f.name} has split {f.split!r}; expected one of {CORPUS_SPLITS}")
+    tagger = get_tagger(tagger)  # passes a tagger object through as is
+    streamed = {i for i, lang in enumerate(langs) if lang.new_stream() is not None}
+    # token ids for the languages that read them (shuffles, reverses); hops and trees re-join words
+    id_markers = list(dict.fromkeys(lang.markers for lang in langs if not lang.needs_tags))
+    state = {"files": files, "tagger": tagger, "cache_dir": cache, "base": base, "tokenizers": tokenizers,
+             "languages": langs, "streamed": streamed, "id_markers": id_markers, "marker_chars": marker_chars,
+             "streamed_markers": {langs[i].markers for i in streamed},
+             "streamed_tags": any(langs[i].needs_tags for i in streamed)}
+    task = show.add_task("perturbing", total=len(files)) if show else None
+    streams: dict[tuple[int, str], Any] = {}
+    given: dict[str, int] = {}
+    words: dict[str, int] = {}
+    lengths: dict[str, list[int]] = {}
+    current, chunks, sentences = None, 0, 0
+    for result in bounded_map(_process_chunk, corpus_chunks(files, tagger, cache), state, workers):
+        if current is not None and result.file != current:
+            _end_file(files[current], tagger, cache, outputs, chunks, sentences, show, task)
+            chunks = sentences = 0
+        current = result.file
+        f = files[result.file]
+        chunks, sentences = result.index + 1, sentences + result.sentences
+        given[f.split] = given.get(f.split, 0) + result.sentences
+        words[f.split] = words.get(f.split, 0) + result.words
+        if result.lengths is not None:
+            low, high = lengths.get(f.split, [result.lengths[0], result.lengths[1]])
+            lengths[f.split] = [min(low, result.lengths[0]), max(high, result.lengths[1])]
+        for i, (lang, out) in enumerate(zip(langs, outputs)):
+            if i in streamed:
+                stream = streams.setdefault((i, f.split), lang.new_stream())
+                ids = result.ids.get(lang.markers)
+                rows = result.tagged if result.tagged is not None else [_Blank] * result.sentences
+                done = lang.perturb_columns(rows, tokenizers[lang.markers], ids=ids, stream=stream)
+            else:
+                done = result.perturbed[i]
+            out.add(f.split, f.genre, done, result.sentences)
+            if i in result.tree_counts:
+                split_counts = out.tree_counts.setdefault(f.split, {})
+                for key, n in result.tree_counts[i].items():
+                    split_counts[key] = split_counts.get(key, 0) + n
+    if current is None:
+        raise ILMError(f"corpus {corpus.name!r} has no sentences")
+    _end_file(files[current], tagger, cache, outputs, chunks, sentences, show, task)
+    if not any(given.values()):
+        raise ILMError(f"corpus {corpus.name!r} has no sentences")
+    for out in outputs:
+        for split, n in given.items():
+            if n and not out.kept.get(split):
+                lang = out.lang
+                low, high = lengths.get(split, (None, None))
+                shape = (f"{low:,} to {high:,} tokens" if low is not None
+                         else f"{words[split] / n:.1f} words on average")
+                raise ILMError(f"{lang.name}: 0 of {n:,} {split} sentences kept; {lang.name} keeps {lang.keeps}, "
+                               f"and these have {shape} (is the corpus split into sentences?)")
+
+
+def _end_file(f: Any, tagger: Any, cache: Path | None, outputs: list[LanguageOutput], chunks: int, sentences: int,
+              show: Any, task: Any) -> None:
+    """A file is done: its train/dev rows regroup, the tag cache marks it complete, the bar moves."""
+    for out in outputs:
+        out.end_file()
+    lines = getattr(tagger, "line_tagger_for", lambda f: None)(f)
+    if lines is not None:
+        lines.mark_complete(f, chunks, sentences, cache)
+    if show:
+        show.update(task, advance=1, info=f"{f.name}: {sentences:,} sentences")
+
+
+def bounded_map(fn: Callable[[Any], Any], items: Iterable[Any], state: dict[str, Any], workers: int,
+                ahead: int = 2) -> Iterator[Any]:
     """``fn(item)`` for each item, in order, here or in a forked pool that inherits ``state``.
 
-    ``fn`` reads its inputs from ``_STATE`` so that large inputs (the corpus) reach
-    the workers by fork, not by pickling every task.
+    ``fn`` reads its inputs from ``_STATE``, so large inputs reach the workers by fork, not by
+    pickling every task. At most ``ahead`` items per worker are read and in flight at once, so a
+    long ``items`` (the corpus, chunk by chunk) is never all in memory.
     """
-    items = list(items)
+    from collections import deque
+
     _STATE.update(state)
     try:
-        if workers == 1 or len(items) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
             for item in items:
                 yield fn(item)
             return
         pool_of = multiprocessing.get_context("fork").Pool
-        with _no_tokenizer_threads(), pool_of(min(workers, len(items)), initializer=_ignore_sigint) as pool:
-            yield from pool.imap(fn, items)  # on Ctrl-C the parent alone stops, and leaving `with` ends the pool
+        with _no_tokenizer_threads(), pool_of(workers, initializer=_ignore_sigint) as pool:
+            pending: deque = deque()
+            for item in items:
+                pending.append(pool.apply_async(fn, (item,)))
+                if len(pending) >= ahead * workers:
+                    yield pending.popleft().get()
+            while pending:
+                yield pending.popleft().get()  # on Ctrl-C the parent alone stops; leaving `with` ends the pool
     finally:
         _STATE.clear()
 

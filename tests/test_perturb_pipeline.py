@@ -238,3 +238,50 @@ def test_tagger_matters_only_for_languages_that_need_tags(corpus, tok, tmp_path)
         run(corpus, tmp_path, ["word_hop"], tok=tok, tagger=Stanza())
     with pytest.raises(ILMError, match=r"no_shuffle exists with a different manifest \(tagger differ\)"):
         run(corpus, tmp_path, ["no_shuffle"], tok=tok, tagger=Stanza())  # other sentence splitter
+
+
+class ChunkedFakeTagger(FakeTagger):
+    """FakeTagger's rules as a line tagger: the pipeline reads its lines three at a time."""
+
+    def __init__(self) -> None:
+        from impossible_lms.tagging.base import LineTagger
+
+        super().__init__()
+        self._line = type("Lines", (LineTagger,), {"name": "fakelines", "chunk_lines": 3,
+                                                    "tag_lines": lambda _, lines, genre: self._tag(lines, genre)})()
+
+    def line_tagger_for(self, corpus_file):
+        return self._line
+
+    def _tag(self, lines, genre):
+        return FakeTagger.process(self, FakeFile("x", genre, "x", list(lines)))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_streaming_in_small_chunks_gives_the_whole_file_rules(corpus, tok, tmp_path, monkeypatch, workers):
+    """Every file in many chunks (three lines, or four sentences, at a time): each split equals the
+    rules applied to whole files at once (perturb_split), the hops' unaffected-then-affected order
+    per file and the stochastic streams through the split included."""
+    from impossible_lms.perturb import perturb_split
+    from impossible_lms.tagging import base as tagging_base
+    from perturbations import Ragged
+
+    monkeypatch.setattr(tagging_base, "CHUNK_LINES", 4)  # the sentence chunks of a whole-file tagger
+    langs = ["no_shuffle", "nondeterministic_shuffle", "local_shuffle:w=3", "partial_reverse", "full_reverse",
+             "no_hop", "token_hop", "word_hop"]
+    reference = FakeTagger()
+    files = sorted(corpus.files(), key=lambda f: (("train", "dev", "test").index(f.split), f.name))
+    for tagger in (FakeTagger(), ChunkedFakeTagger()):
+        folders = run(corpus, tmp_path / tagger.name, langs, tok=tok, tagger=tagger, workers=workers, cache_dir="none")
+        for folder, spec in zip(folders, langs):
+            lang = get_language(spec)
+            t = tok.with_markers(lang.markers)
+            for split in ("train", "dev", "test"):
+                records = []
+                for f in (f for f in files if f.split == split):
+                    sentences = reference.process(f)
+                    records.append((split, f.genre, sentences, Ragged.from_lists([t.encode(s.text) for s in sentences])))
+                for name, want in perturb_split(lang, records, t).items():
+                    got = load_split(folder, name)
+                    assert got["input_ids"] == want.ids.to_lists(), (tagger.name, spec, name)
+                    assert got["genre"] == want.genre and got["affected"] == want.affected.tolist()

@@ -404,7 +404,7 @@ def test_nltk_agreement_against_ud_ewt(nltk_shared) -> None:
 
 
 def test_tags_are_cached_by_default_so_a_second_study_does_not_tag_again(tmp_path: Path, monkeypatch) -> None:
-    """perturb_corpus hands read_corpus the default tag cache when it tags (hop languages): $ILM_CACHE_DIR/tags,
+    """perturb_corpus streams the corpus with the default tag cache when it tags (hop languages): $ILM_CACHE_DIR/tags,
     else $XDG_CACHE_HOME/ilm/tags; an explicit --cache-dir wins and `none` turns caching off."""
     import impossible_lms.perturb as perturb
     from impossible_lms.perturb import tag_cache_dir
@@ -420,11 +420,11 @@ def test_tags_are_cached_by_default_so_a_second_study_does_not_tag_again(tmp_pat
 
     seen = []
 
-    def stop(corpus, tokenizer, tagger, cache_dir, *args):
+    def stop(corpus, langs, outputs, base, tokenizers, tagger, cache_dir, *args):
         seen.append(cache_dir)
-        raise KeyboardInterrupt  # enough: what read_corpus was given
+        raise KeyboardInterrupt  # enough: what the stream was given
 
-    monkeypatch.setattr(perturb, "read_corpus", stop)
+    monkeypatch.setattr(perturb, "_stream_corpus", stop)
     for languages in (["token_hop"], ["no_shuffle"]):
         with pytest.raises(KeyboardInterrupt):
             perturb.perturb_corpus(languages, "synthetic", tmp_path / "out", tokenizer="fallback", tagger="gold",

@@ -99,6 +99,9 @@ class NoneTagger(LineTagger):
     name = "none"
     version = "1"
 
+    def line_tagger_for(self, corpus_file: Any) -> LineTagger | None:
+        return None if _has_gold(corpus_file) else self
+
     def process(self, corpus_file: Any, cache_dir: Path | None = None, progress: Any = None) -> list[Sentence]:
         gold = corpus_file.pretagged()
         if gold is not None:
@@ -137,13 +140,22 @@ class AutoTagger:
     def __init__(self) -> None:
         self._nltk: NltkTagger | None = None
 
-    def process(self, corpus_file: Any, cache_dir: Path | None = None, progress: Any = None) -> list[Sentence]:
-        gold = corpus_file.pretagged()
-        if gold is not None:
-            return gold
+    def line_tagger_for(self, corpus_file: Any) -> LineTagger | None:
+        if _has_gold(corpus_file):
+            return None
         if self._nltk is None:
             self._nltk = NltkTagger()
-        return self._nltk.process(corpus_file, cache_dir, progress)
+        return self._nltk
+
+    def process(self, corpus_file: Any, cache_dir: Path | None = None, progress: Any = None) -> list[Sentence]:
+        tagger = self.line_tagger_for(corpus_file)
+        return corpus_file.pretagged() if tagger is None else tagger.process(corpus_file, cache_dir, progress)
+
+
+def _has_gold(corpus_file: Any) -> bool:
+    """Whether the file carries its own sentences and tags (without building them when it can say)."""
+    known = getattr(corpus_file, "has_gold", None)
+    return known if known is not None else corpus_file.pretagged() is not None
 
 
 def _register() -> None:

@@ -7,6 +7,13 @@ cache: lines are processed in chunks of ``chunk_lines`` and each finished chunk
 is written atomically under ``cache_dir/<tagger>-v<version>/<file>-<fingerprint>/``,
 so an interrupted run keeps its finished chunks and a rerun only does the rest.
 A ``complete.json`` marks a file whose every chunk is done.
+
+The pipeline (``impossible_lms.perturb``) streams a corpus through these chunks:
+the main process reads each chunk's lines, a worker tags it (:meth:`LineTagger.tag_chunk`:
+the cached chunk, or the backend's ``tag_lines`` and a cache write), and the main
+process marks the file complete after its last chunk (:meth:`LineTagger.mark_complete`).
+:meth:`LineTagger.line_tagger_for` says which files a backend tags line by line;
+the others (gold tags, custom taggers) give a whole file's sentences from ``process``.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from impossible_lms.errors import ILMError, did_you_mean
 from impossible_lms.io import atomic_write_json, atomic_write_text
 from perturbations.base import Sentence, Word
 
-CHUNK_LINES = 50_000
+# Lines per chunk: each chunk is tagged, cached and perturbed in one piece (bounded memory).
+CHUNK_LINES = 10_000
 
 
 @runtime_checkable
@@ -82,7 +90,9 @@ def cache_for(tagger: Tagger, corpus_file: Any, cache_dir: Path | None) -> FileC
     if cache_dir is None:
         return None
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in corpus_file.name)
-    return FileCache(Path(cache_dir) / f"{tagger.name}-v{tagger.version}" / f"{safe}-{corpus_file.fingerprint}")
+    # The chunk size is in the key: chunk i of another size holds other lines.
+    size = getattr(tagger, "chunk_lines", CHUNK_LINES)
+    return FileCache(Path(cache_dir) / f"{tagger.name}-v{tagger.version}" / f"{safe}-{corpus_file.fingerprint}-l{size}")
 
 
 def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -104,36 +114,46 @@ class LineTagger:
     def prepare(self) -> None:
         """Load models (raise ILMError when missing) before any work is done."""
 
-    def process(self, corpus_file: Any, cache_dir: Path | None = None, progress: Any = None) -> list[Sentence]:
+    def line_tagger_for(self, corpus_file: Any) -> "LineTagger | None":
+        """The backend that tags this file line by line, chunk by chunk (None: ``process`` gives
+        the whole file, e.g. from gold tags)."""
+        return self
+
+    def line_chunks(self, corpus_file: Any) -> Iterator[list[str]]:
+        """The file's lines, ``chunk_lines`` at a time (chunk i is cache chunk i)."""
+        return _chunks(corpus_file.lines(), self.chunk_lines)
+
+    def tag_chunk(self, corpus_file: Any, index: int, lines: list[str], cache_dir: Path | None = None) -> list[Sentence]:
+        """Chunk ``index`` of the file: from the cache, or tagged (and then cached)."""
         cache = cache_for(self, corpus_file, cache_dir)
-        genre = corpus_file.genre
-        if cache is not None and (n := cache.complete()) is not None:
-            out: list[Sentence] = []
-            for i in range(n):
-                chunk = cache.read_chunk(i, genre)
-                if chunk is None:
-                    break  # a chunk went missing: redo the file below
-                out.extend(chunk)
-            else:
-                return out
+        cached = cache.read_chunk(index, corpus_file.genre) if cache is not None else None
+        if cached is not None:
+            return cached
+        if not getattr(self, "_prepared", False):
+            self.prepare()
+            self._prepared = True
+        tagged = self.tag_lines(lines, corpus_file.genre)
+        if cache is not None:
+            cache.write_chunk(index, tagged)
+        return tagged
+
+    def mark_complete(self, corpus_file: Any, chunks: int, sentences: int, cache_dir: Path | None = None) -> None:
+        """Record that every chunk of the file is cached (after the last one is written)."""
+        cache = cache_for(self, corpus_file, cache_dir)
+        if cache is not None:
+            atomic_write_json(cache.done_marker, {"chunks": chunks, "sentences": sentences, "tagger": self.name})
+
+    def process(self, corpus_file: Any, cache_dir: Path | None = None, progress: Any = None) -> list[Sentence]:
+        """Every sentence of the file, tagged chunk by chunk (cached chunks are read, not redone)."""
         task = progress.add_task(f"{self.name}: {corpus_file.name}", total=None) if progress is not None else None
-        out = []
-        prepared = False
-        index = -1
-        for index, lines in enumerate(_chunks(corpus_file.lines(), self.chunk_lines)):
-            cached = cache.read_chunk(index, genre) if cache is not None else None
-            if cached is None:
-                if not prepared:
-                    self.prepare()
-                    prepared = True
-                cached = self.tag_lines(lines, genre)
-                if cache is not None:
-                    cache.write_chunk(index, cached)
-            out.extend(cached)
+        out: list[Sentence] = []
+        chunks = 0
+        for index, lines in enumerate(self.line_chunks(corpus_file)):
+            out.extend(self.tag_chunk(corpus_file, index, lines, cache_dir))
+            chunks = index + 1
             if task is not None:
                 progress.advance(task, len(lines))
-        if cache is not None:
-            atomic_write_json(cache.done_marker, {"chunks": index + 1, "sentences": len(out), "tagger": self.name})
+        self.mark_complete(corpus_file, chunks, len(out), cache_dir)
         return out
 
 
