@@ -361,9 +361,10 @@ class DatasetWriter:
                      "_fingerprint": fingerprint(manifest.identity(), name, manifest.counts[name]),
                      "_format_columns": None, "_format_kwargs": {}, "_format_type": None,
                      "_output_all_columns": False, "_split": None}
-            atomic_write_json(self.folder / name / "state.json", state)
-            atomic_write_json(self.folder / name / "dataset_info.json", info)
-        atomic_write_json(self.folder / "dataset_dict.json", {"splits": list(SPLITS)})
+            # plain writes: the folder itself is renamed into place only once complete (atomic_dir)
+            (self.folder / name / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+            (self.folder / name / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        (self.folder / "dataset_dict.json").write_text(json.dumps({"splits": list(SPLITS)}) + "\n")
         if tokenizer is not None:
             tokenizer.save(self.folder / TOKENIZER_DIR)
             # The bytes written, so a tokenizer.json swapped later is noticed (check_tokenizer).

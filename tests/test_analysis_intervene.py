@@ -164,7 +164,7 @@ def test_intervene_rows_are_stored_and_skipped(tmp_path, monkeypatch):
     # a second call loads the stored rows and never loads a model
     import impossible_lms.evaluation.sweep as sweep
 
-    monkeypatch.setattr(sweep, "_load", lambda *a: (_ for _ in ()).throw(AssertionError("model loaded")))
+    monkeypatch.setattr(sweep, "load_target", lambda *a: (_ for _ in ()).throw(AssertionError("model loaded")))
     again = intervene(run, pairs, results=tmp_path / "results")
     pd.testing.assert_frame_equal(again.sort_values(["checkpoint", "layer", "position"]).reset_index(drop=True),
                                   df.sort_values(["checkpoint", "layer", "position"]).reset_index(drop=True),

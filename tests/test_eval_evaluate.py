@@ -30,13 +30,13 @@ def toy(tmp_path_factory):
 @pytest.fixture
 def count_loads(monkeypatch):
     loads = []
-    real = ev._load
+    real = ev.load_target
 
     def counting(target, device):
         loads.append(target.step)
         return real(target, device)
 
-    monkeypatch.setattr(ev, "_load", counting)
+    monkeypatch.setattr(ev, "load_target", counting)
     return loads
 
 

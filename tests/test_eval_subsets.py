@@ -50,13 +50,13 @@ def head_rows(monkeypatch):
 @pytest.fixture
 def loads(monkeypatch):
     seen = []
-    real = ev._load
+    real = ev.load_target
 
     def counting(target, device):
         seen.append(target.step)
         return real(target, device)
 
-    monkeypatch.setattr(ev, "_load", counting)
+    monkeypatch.setattr(ev, "load_target", counting)
     return seen
 
 

@@ -99,7 +99,8 @@ def test_perturb_and_eval_print_stage_lines(tmp_path, monkeypatch) -> None:
                                       "sentences=200", "--tokenizer", "fallback", "--tagger", "gold",
                                       "--fallback-vocab", "350", "--out", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
-    assert _lines(result.stderr, "perturbing + writing: done 1/1 in ")
+    done = _lines(result.stderr, "perturbing: done ")  # one step per corpus file: 3 genres x 3 splits
+    assert len(done) == 1 and done[0].startswith("perturbing: done 9/9 in "), result.stderr
 
     data = make_toy_data(tmp_path / "evaldata", per_genre=5)
     run = make_toy_run(tmp_path / "run", steps=(100,), data=data)
