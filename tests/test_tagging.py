@@ -243,11 +243,21 @@ def test_cache_reuse(tmp_path: Path, five_lines) -> None:
     assert first.calls == [["l1", "l2"], ["l3", "l4"], ["l5"]]
     folder = next((cache / "upper-v1").iterdir())
     assert sorted(p.name for p in folder.iterdir()) == [
-        "chunk-000000.jsonl", "chunk-000001.jsonl", "chunk-000002.jsonl", "complete.json"]
+        "chunk-000000.json", "chunk-000001.json", "chunk-000002.json", "complete.json"]
     assert json.loads((folder / "complete.json").read_text())["sentences"] == 5
     again = Upper()
     assert again.process(five_lines, cache_dir=cache) == out
     assert again.calls == []
+
+
+def test_a_damaged_cache_chunk_is_tagged_again(tmp_path: Path, five_lines) -> None:
+    cache = tmp_path / "cache"
+    out = Upper().process(five_lines, cache_dir=cache)
+    folder = next((cache / "upper-v1").iterdir())
+    (folder / "chunk-000001.json").write_text('{"texts": ["l3"')  # cut short
+    again = Upper()
+    assert again.process(five_lines, cache_dir=cache) == out
+    assert again.calls == [["l3", "l4"]]  # that chunk only
 
 
 def test_cache_resumes_after_interruption(tmp_path: Path, five_lines) -> None:
@@ -255,7 +265,7 @@ def test_cache_resumes_after_interruption(tmp_path: Path, five_lines) -> None:
     with pytest.raises(KeyboardInterrupt):
         Upper(fail_on="l3").process(five_lines, cache_dir=cache)
     folder = next((cache / "upper-v1").iterdir())
-    assert sorted(p.name for p in folder.iterdir()) == ["chunk-000000.jsonl"]  # finished chunk kept, no temp files
+    assert sorted(p.name for p in folder.iterdir()) == ["chunk-000000.json"]  # finished chunk kept, no temp files
     resumed = Upper()
     out = resumed.process(five_lines, cache_dir=cache)
     assert resumed.calls == [["l3", "l4"], ["l5"]]

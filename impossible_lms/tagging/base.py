@@ -4,7 +4,8 @@ A tagger turns one :class:`~impossible_lms.corpus.CorpusFile` into sentences
 (split, and tagged unless it is ``none``). Backends that work line by line
 subclass :class:`LineTagger` and implement ``tag_lines``; the base class adds the
 cache: lines are processed in chunks of ``chunk_lines`` and each finished chunk
-is written atomically under ``cache_dir/<tagger>-v<version>/<file>-<fingerprint>/``,
+is written atomically under ``cache_dir/<tagger>-v<version>/<file>-<fingerprint>-l<lines>/``
+(one JSON object per chunk: texts, distinct words, word indices),
 so an interrupted run keeps its finished chunks and a rerun only does the rest.
 A ``complete.json`` marks a file whose every chunk is done.
 
@@ -43,17 +44,26 @@ class Tagger(Protocol):
 # -- cache ---------------------------------------------------------------------------------
 
 
-def encode_sentence(s: Sentence) -> str:
-    # Head and relation only when there is a tree, so tree-less caches keep their bytes.
-    words = None if s.words is None else [
-        [w.text, w.upos, w.feats, w.lemma] + ([w.head, w.deprel] if w.head is not None else []) for w in s.words
-    ]
-    return json.dumps([s.text, words], ensure_ascii=False)
+def encode_chunk(sentences: list[Sentence]) -> str:
+    """A chunk as one JSON object: the texts, each distinct word once (``vocab``), and per sentence
+    the indices of its words (null when untagged). Reading it back makes each distinct word once."""
+    vocab: dict[tuple, int] = {}
+    rows = []
+    for s in sentences:
+        if s.words is None:
+            rows.append(None)
+            continue
+        # head and relation only when there is a tree, so tree-less words stay four fields
+        rows.append([vocab.setdefault((w.text, w.upos, w.feats, w.lemma) + ((w.head, w.deprel) if w.head is not None
+                                                                             else ()), len(vocab)) for w in s.words])
+    return json.dumps({"texts": [s.text for s in sentences], "vocab": list(vocab), "words": rows}, ensure_ascii=False)
 
 
-def decode_sentence(line: str, genre: str) -> Sentence:
-    text, words = json.loads(line)
-    return Sentence(text, None if words is None else tuple(Word(*w) for w in words), genre)
+def decode_chunk(text: str, genre: str) -> list[Sentence]:
+    data = json.loads(text)
+    vocab = [Word(*w) for w in data["vocab"]]
+    return [Sentence(t, None if row is None else tuple(vocab[i] for i in row), genre)
+            for t, row in zip(data["texts"], data["words"])]
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,7 @@ class FileCache:
     folder: Path
 
     def chunk(self, index: int) -> Path:
-        return self.folder / f"chunk-{index:06d}.jsonl"
+        return self.folder / f"chunk-{index:06d}.json"
 
     @property
     def done_marker(self) -> Path:
@@ -73,11 +83,13 @@ class FileCache:
         path = self.chunk(index)
         if not path.is_file():
             return None
-        with open(path, encoding="utf-8") as f:
-            return [decode_sentence(line, genre) for line in f if line.strip()]
+        try:
+            return decode_chunk(path.read_text(encoding="utf-8"), genre)
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None  # damaged (another format, a partial copy): tag the chunk again
 
     def write_chunk(self, index: int, sentences: list[Sentence]) -> None:
-        atomic_write_text(self.chunk(index), "".join(encode_sentence(s) + "\n" for s in sentences))
+        atomic_write_text(self.chunk(index), encode_chunk(sentences))
 
     def complete(self) -> int | None:
         """Number of chunks when the file is fully cached, else None."""
