@@ -3,6 +3,7 @@
     python benchmarks/perturb_throughput.py [--data ../shared/data] [--workers 2]
         [--lines N] [--reference-languages 3|all] [--skip-hops]
     python benchmarks/perturb_throughput.py --memory 1,2,4 [--workers 2]
+    python benchmarks/perturb_throughput.py --cache-rerun
 
 On BabyLM (aochildes, cbt, children_stories, switchboard; 10M train + dev + test)
 with the real GPT-2 tokenizer when ``DATA`` has them, else on the synthetic corpus
@@ -67,6 +68,16 @@ def main() -> None:
     print(f"corpus {corpus.name}: {len(list(corpus.files()))} files, {words:,} words; workers={args.workers}; "
           f"CPU cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
     tagger = "nltk" if real else "gold"
+    if args.cache_rerun:  # a second study on the same corpus reads its tags from the cache
+        from impossible_lms.perturb import perturb_corpus
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for label in ("first study (tags, caches)", "second study (reads the tag cache)"):
+                start = time.perf_counter()
+                perturb_corpus(HOPS, corpus, Path(tmp) / label[:5], tokenizer=tokenizer, tagger=tagger,
+                               workers=args.workers, progress=False, cache_dir=Path(tmp) / "tags")
+                print(f"3 hops, {label}: {time.perf_counter() - start:.1f} s")
+        return None
     if args.one_run:  # one size of --memory, in its own process so that its peak memory is its own
         with tempfile.TemporaryDirectory() as tmp:
             row = time_ours("all 15", NON_HOP + HOPS, corpus, tokenizer, tagger, args.workers, Path(tmp), words)
@@ -141,6 +152,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip-hops", action="store_true")
     p.add_argument("--repeat", type=int, default=1, help="read every file this many times over")
     p.add_argument("--memory", help="sizes (repeats) to measure peak memory at, e.g. 1,2,4")
+    p.add_argument("--cache-rerun", action="store_true", help="time the hops twice: tagging, then from the tag cache")
     p.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args()
 
