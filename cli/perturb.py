@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Output folder; one subfolder per language."),
         tokenizer: str = typer.Option("gpt2", "--tokenizer", "-t", help="`gpt2` (local Hugging Face cache only), a folder with tokenizer.json or vocab.json+merges.txt, or `fallback` (a BPE trained on the corpus; not comparable with GPT-2)."),
         tagger: str = typer.Option("nltk", "--tagger", help="nltk | stanza | gold | auto | none: tags for hop languages (other languages only need sentence splitting)."),
-        workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for reading and perturbing (results are identical for any number)."),
+        workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes that split, tag, tokenise and perturb the corpus chunk by chunk (2 or more: a pool beside the process that writes; results are identical for any number)."),
         on_bad_bytes: str = typer.Option("fail", "--on-bad-bytes", help="fail | skip: what to do with lines that are not UTF-8."),
         cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache tagger output here, per corpus file (keyed on its bytes and the tagger's version), so reruns and other studies on the same files skip tagging; `none` turns it off.", show_default="$ILM_CACHE_DIR/tags, else ~/.cache/ilm/tags"),
         fallback_vocab: int = typer.Option(4096, "--fallback-vocab", min=300, help="Vocabulary size of the `fallback` tokenizer."),

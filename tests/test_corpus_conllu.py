@@ -10,7 +10,7 @@ from impossible_lms.corpus import open_corpus, read_conllu, write_conllu
 from impossible_lms.data import load_dataset_tokenizer, load_manifest, load_split
 from impossible_lms.errors import ILMError
 from impossible_lms.perturb import perturb_corpus
-from impossible_lms.tagging.base import decode_sentence, encode_sentence
+from impossible_lms.tagging.base import decode_chunk, encode_chunk
 from perturbations import MARKER_REVERSE, Sentence, Word
 
 # German with multiword tokens (zum = zu + dem, im = in + dem), and no "# text" on the second sentence.
@@ -82,12 +82,15 @@ def test_round_trip_with_trees(tmp_path: Path) -> None:
     assert read_conllu(tmp_path / "back.conllu", genre="g") == sentences
 
 
-def test_tag_cache_keeps_trees_and_old_bytes() -> None:
-    tree = Sentence("a b", (Word("a", "X", "_", "a", 2, "det"), Word("b", "X", "_", "b", 0, "root")))
-    assert decode_sentence(encode_sentence(tree), "") == tree
-    flat = Sentence("a", (Word("a", "X", "_", "a"),))
-    assert encode_sentence(flat) == '["a", [["a", "X", "_", "a"]]]'  # the bytes of caches written before trees
-    assert decode_sentence(encode_sentence(flat), "") == flat
+def test_tag_cache_keeps_trees_and_untagged_sentences() -> None:
+    tree = Sentence("a b", (Word("a", "X", "_", "a", 2, "det"), Word("b", "X", "_", "b", 0, "root")), "g")
+    flat = Sentence("a a", (Word("a", "X", "_", "a"), Word("a", "X", "_", "a")), "g")
+    bare = Sentence("c", None, "g")
+    chunk = [tree, flat, bare]
+    assert decode_chunk(encode_chunk(chunk), "g") == chunk
+    # each distinct word once; a word without a tree keeps four fields
+    assert '"vocab": [["a", "X", "_", "a", 2, "det"], ["b", "X", "_", "b", 0, "root"], ["a", "X", "_", "a"]]' \
+        in encode_chunk(chunk)
 
 
 @pytest.mark.parametrize("bad, message", [
