@@ -191,3 +191,23 @@ def test_production_on_a_tiny_model_with_a_judge(datasets, tmp_path):
     seqs = split(datasets / "no_reverse")[:5]
     expected = [sentence_log_perplexity(s) for s in score_sequences(judge_model, seqs, ScoreOptions())[None]]
     np.testing.assert_allclose(model_judge(judge_model, 0)(seqs), expected, rtol=1e-6)
+
+
+def test_marker_placement_reads_where_the_training_data_puts_markers(datasets):
+    """TokenHop's own test sentences put (almost) every marker, once undone, after a verb lemma that a
+    marker follows in training; NoHop's sentences read by TokenHop's rule move their markers four
+    tokens too far back, after words no marker follows: the placement drops far below."""
+    from impossible_lms.analysis.production import marker_hosts, placement
+
+    lang = get_language("token_hop")
+    m = manifest(datasets / "token_hop")
+    hosts = marker_hosts(lang, split(datasets / "token_hop", "train"), m.marker_ids)
+    assert hosts and not hosts & set(m.marker_ids.values())
+    own = placement(lang, split(datasets / "token_hop"), m.marker_ids, hosts)
+    foreign = placement(lang, split(datasets / "no_hop"), m.marker_ids, hosts)
+    assert own.mean() > 0.9 and len(foreign) > 0 and foreign.mean() < own.mean() - 0.3
+    prompts, continuations = echo(split(datasets / "token_hop"))
+    rows = rows_by(production_rows(lang, prompts, continuations, split(datasets / "token_hop"), m.marker_ids, None,
+                                   hosts=hosts))
+    assert rows[("production_marker_placement", "generated")]["value"] == pytest.approx(100 * own.mean())
+    assert marker_hosts(get_language("partial_reverse"), [[1, 2]], {"🅁": 9}) == frozenset()  # no marker in it

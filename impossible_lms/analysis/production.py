@@ -31,6 +31,11 @@ Rows (metric, subset):
   cannot be undone from tokens (NondeterministicShuffle, WordHop, the tree languages), no row.
 - ``production_markers`` (``generated`` / ``test``): markers per sentence in the finished
   generations and in the test sentences the prompts came from (marker languages only).
+- ``production_marker_placement`` (``generated`` / ``test``): for the hops that undo (NoHop,
+  TokenHop), the percent of markers in the conforming generations (and in the test
+  sentences, the reference value) that, once undone, stand right after a token a marker
+  follows in the training data (``marker_hosts``, from the train split's first rows): after
+  a verb lemma the language marks. Tokens alone cannot say this; the training data can.
 
 What tokens can and cannot show (see ``Language.conforms``): a shuffle's generation
 conforms whenever it holds no marker and passes the length filter (any order is some
@@ -51,8 +56,12 @@ from impossible_lms.analysis.runner import Analysis, check_subject_vocab, percen
 from impossible_lms.errors import ILMError
 from impossible_lms.io import fingerprint
 
-METRICS = ("production_conforming", "production_finished", "production_undone_perplexity", "production_markers")
+METRICS = ("production_conforming", "production_finished", "production_undone_perplexity", "production_markers",
+           "production_marker_placement")
 PROMPT_SPLIT = "test_affected"
+# the placement lexicon reads the train split's first rows, enough to hold this many marked sentences
+LEXICON_ROWS = 200_000
+LEXICON_SENTENCES = 50_000
 
 # judge(sequences) -> one natural-log perplexity per sequence (NaN when it cannot score one)
 Judge = Callable[[list[list[int]]], np.ndarray]
@@ -125,10 +134,46 @@ def sample_continuations(model, prompts: Sequence[Sequence[int]], max_new_tokens
     return [o for o in out if o is not None]
 
 
+def marker_hosts(language, sentences: Sequence[Sequence[int]], marker_ids: dict[str, int],
+                 limit: int = LEXICON_SENTENCES) -> frozenset[int]:
+    """The tokens that stand right before a marker once a sentence is undone into the control's form
+    (for the hops: the last token of each agreeing verb's lemma), read from the first ``limit``
+    sentences with a marker; empty for languages without markers or without an undo."""
+    own = {marker_ids[m] for m in language.markers if m in marker_ids}
+    if not own or not language.invertible:
+        return frozenset()
+    hosts: set[int] = set()
+    seen = 0
+    for s in sentences:
+        if seen >= limit:
+            break
+        if not own.intersection(s):
+            continue
+        seen += 1
+        undone = language.undo(s, marker_ids)
+        if undone is not None:
+            hosts.update(undone[i - 1] for i, t in enumerate(undone) if t in own and i > 0)
+    return frozenset(hosts)
+
+
+def placement(language, sentences: Sequence[Sequence[int]], marker_ids: dict[str, int],
+              hosts: frozenset[int]) -> np.ndarray:
+    """Per marker in the undone ``sentences`` (those that undo): does it stand after a token that a
+    marker follows in the training data (``marker_hosts``)?"""
+    own = {marker_ids[m] for m in language.markers if m in marker_ids}
+    out = []
+    for s in sentences:
+        undone = language.undo(s, marker_ids)
+        if undone is not None:
+            out += [i > 0 and undone[i - 1] in hosts for i, t in enumerate(undone) if t in own]
+    return np.array(out, dtype=bool)
+
+
 def production_rows(language, prompts: Sequence[Sequence[int]], continuations: Sequence[tuple[list[int], bool]],
                     sources: Sequence[Sequence[int]], marker_ids: dict[str, int], judge: Judge | None,
-                    seed: int = 0) -> list[dict]:
-    """The rows of one checkpoint (module doc) from its generations; ``language`` is a ``Language``."""
+                    seed: int = 0, hosts: frozenset[int] = frozenset()) -> list[dict]:
+    """The rows of one checkpoint (module doc) from its generations; ``language`` is a ``Language``;
+    ``hosts``: the tokens markers follow in the training data (``marker_hosts``)."""
     from impossible_lms.evaluation.stats import geometric_mean_ci
 
     sentences = [list(p) + c for p, (c, _) in zip(prompts, continuations)]
@@ -154,6 +199,12 @@ def production_rows(language, prompts: Sequence[Sequence[int]], continuations: S
                 counts = np.array([sum(t in own for t in s) for s in group], dtype=np.float64)
                 rows.append({"metric": "production_markers", "subset": subset, "value": float(counts.mean()),
                              "ci_low": np.nan, "ci_high": np.nan, "count": len(group), "unit": "markers"})
+    if hosts:
+        kept = [s for s, ok in zip(sentences, conforming) if ok]
+        for subset, group in (("generated", kept), ("test", sources)):
+            placed = placement(language, group, marker_ids, hosts)
+            if len(placed):
+                rows.append(percent_row("production_marker_placement", placed, seed, subset=subset))
     return rows
 
 
@@ -204,6 +255,10 @@ def production(
     if not sentences:
         raise ILMError(f"{data}: no {PROMPT_SPLIT} sentences to prompt with")
     judge_model, judge_name = _load_judge(judge, language, manifest, device)
+    hosts = frozenset()
+    if language.marks_agreement and language.invertible:  # the hops that undo: NoHop, TokenHop
+        rows = load_split(data, "train")[:LEXICON_ROWS]["input_ids"]
+        hosts = marker_hosts(language, [list(map(int, s)) for s in rows], manifest.marker_ids)
     # the label rows carry (the full identity, seed included, is in the key): seeds of one study average
     judge_language = "none" if judge is None else (language.control or "")
 
@@ -221,7 +276,7 @@ def production(
             continuations = sample_continuations(model, prompt_ids, max_new_tokens, temperature, manifest.eos_id,
                                                  run_seed, vocab_size=manifest.vocab_size)
             return production_rows(language, prompt_ids, continuations, sources, manifest.marker_ids, scorer,
-                                   run_seed)
+                                   run_seed, hosts)
 
         data_fp = fingerprint(manifest.identity(), prompt_ids)
         return Analysis("production", f"production:{manifest.language}", data_fp, settings,

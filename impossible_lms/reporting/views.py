@@ -305,7 +305,7 @@ register_view(View(TREEPROJ_METRICS, treeproj_tables, treeproj_figures))
 # ---------------------------------------------------------------- production
 
 PRODUCTION_METRICS = ("production_conforming", "production_finished", "production_undone_perplexity",
-                      "production_markers")
+                      "production_markers", "production_marker_placement")
 
 
 def _register_production_titles() -> None:
