@@ -56,3 +56,6 @@ def test_architectures_study_in_miniature(tmp_path: Path) -> None:
     assert all(math.isfinite(v) and v > 1 for v in undone.value)
     markers = production[(production.metric == "production_markers") & (production.subset == "test")]
     assert set(markers.language) == set(cfg.languages)  # every language here has markers
+    placed = production[(production.metric == "production_marker_placement") & (production.subset == "test")]
+    assert set(placed.language) == {"no_hop", "token_hop"}  # the hops that undo
+    assert all(v > 90 for v in placed.value)  # the test sentences place their markers as training does
