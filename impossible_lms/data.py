@@ -278,11 +278,11 @@ def _features():
 class SplitWriter:
     """One split's Arrow file (the IPC stream ``datasets`` reads), appended a record batch at a time."""
 
-    def __init__(self, folder: Path, schema: pa.Schema, name: str = DATA_FILE) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / name
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.schema = schema
-        self._writer = pa.ipc.new_stream(pa.OSFile(str(self.path), "wb"), schema)
+        self._writer = pa.ipc.new_stream(str(path), schema)  # opened from a path: closing it closes the file
         self.sentences = 0
         self.tokens = 0
 
@@ -294,14 +294,13 @@ class SplitWriter:
             self.tokens += columns.tokens
 
     def append(self, other: "SplitWriter") -> None:
-        """Copy ``other``'s rows (closed first) after this one's, then empty it for reuse."""
+        """Copy ``other``'s rows after this one's (``other`` is closed first)."""
         other.close()
         with pa.OSFile(str(other.path), "rb") as source:
             for batch in pa.ipc.open_stream(source):
                 self._writer.write_batch(batch)
         self.sentences += other.sentences
         self.tokens += other.tokens
-        other.__init__(other.path.parent, other.schema, other.path.name)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -318,9 +317,9 @@ class DatasetWriter:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        features = _features()
-        self.schema = features.arrow_schema
-        self.splits = {s: SplitWriter(self.folder / s, self.schema) for s in SPLITS}
+        self.features = _features()
+        self.schema = self.features.arrow_schema
+        self.splits = {s: SplitWriter(self.folder / s / DATA_FILE, self.schema) for s in SPLITS}
         self._spills: dict[str, SplitWriter] = {}
 
     def write(self, split: str, columns: SplitColumns) -> None:
@@ -328,31 +327,26 @@ class DatasetWriter:
 
     def write_grouped(self, split: str, columns: SplitColumns) -> None:
         """Rows of the current source file: unaffected ones now, affected ones after the file ends."""
-        if columns.affected.all():
-            spill = self._spills.get(split)
-            if spill is None:
-                spill = self._spills[split] = SplitWriter(self.folder / split, self.schema, ".affected.arrow")
-            spill.write(columns)
-            return
-        self.splits[split].write(columns.take(~columns.affected))
+        if not columns.affected.all():
+            self.splits[split].write(columns.take(~columns.affected))
         if columns.affected.any():
-            self.write_grouped(split, columns.take(columns.affected))
+            if split not in self._spills:
+                self._spills[split] = SplitWriter(self.folder / split / ".affected.arrow", self.schema)
+            self._spills[split].write(columns.take(columns.affected))
 
     def end_file(self) -> None:
         """The source file is done: its affected rows follow its unaffected ones."""
         for split, spill in self._spills.items():
-            if spill.sentences:
-                self.splits[split].append(spill)
+            self.splits[split].append(spill)
+            spill.path.unlink()
+        self._spills.clear()
 
     def finish(self, manifest: Manifest, tokenizer: MarkedTokenizer | None = None) -> None:
         self.end_file()
-        for spill in self._spills.values():
-            spill.close()
-            spill.path.unlink(missing_ok=True)
         # Counts a language adds before writing (tree languages: sentences left unchanged, by reason) stay.
         manifest.counts = {s: {**manifest.counts.get(s, {}), "sentences": w.sentences, "tokens": w.tokens}
                            for s, w in self.splits.items()}
-        info = {"citation": "", "description": "", "features": _features().to_dict(), "homepage": "", "license": ""}
+        info = {"citation": "", "description": "", "features": self.features.to_dict(), "homepage": "", "license": ""}
         for name, writer in self.splits.items():
             writer.close()
             # What made the data (the manifest) and its counts identify each split, as `datasets` would
