@@ -41,6 +41,7 @@ from impossible_lms.io import atomic_dir
 from impossible_lms.locks import hold_all
 from impossible_lms.progress import progress as progress_bar
 from impossible_lms.tokenizer import DEFAULT_FALLBACK_VOCAB, MarkedTokenizer, load_tokenizer
+from perturbations.base import Language
 from perturbations.ragged import Ragged
 
 # Corpus splits, in the order they are processed, and the dataset splits each feeds.
@@ -114,7 +115,7 @@ def corpus_chunks(files: Sequence[Any], tagger: Any, cache_dir: Path | None) -> 
     from impossible_lms.tagging.base import CHUNK_LINES
 
     for i, f in enumerate(files):
-        lines = getattr(tagger, "line_tagger_for", lambda f: None)(f)
+        lines = _line_tagger(tagger, f)
         if lines is not None:
             for index, chunk in enumerate(lines.line_chunks(f)):
                 yield Chunk(i, index, lines=chunk)
@@ -135,7 +136,7 @@ def _process_chunk(chunk: Chunk) -> ChunkResult:
     f = st["files"][chunk.file]
     sentences = chunk.sentences
     if sentences is None:
-        sentences = st["tagger"].line_tagger_for(f).tag_chunk(f, chunk.index, chunk.lines, st["cache_dir"])
+        sentences = _line_tagger(st["tagger"], f).tag_chunk(f, chunk.index, chunk.lines, st["cache_dir"])
     ids: dict[tuple[str, ...], Ragged] = {}
     lengths = None
     if st["id_markers"]:
@@ -173,6 +174,11 @@ def _ids_for(base: Ragged, texts: list[str], marked: list[int], markers: tuple[s
     return Ragged.from_lists(rows, np.int32)
 
 
+def _line_tagger(tagger: Any, f: Any) -> Any:
+    """The line tagger that tags ``f`` chunk by chunk; None for gold tags and taggers with ``process`` only."""
+    return tagger.line_tagger_for(f) if hasattr(tagger, "line_tagger_for") else None
+
+
 def _tagger_name(tagger: Any) -> str:
     return str(getattr(tagger, "name", tagger)) if hasattr(tagger, "process") else str(tagger)
 
@@ -197,7 +203,7 @@ class LanguageOutput:
         self.lang = lang
         self.writer = DatasetWriter(folder)
         # shuffles and reverses affect every sentence: their train/dev rows need no regrouping
-        self.grouped = type(lang).affects is not _base_affects()
+        self.grouped = type(lang).affects is not Language.affects
         self.given: dict[str, int] = {}
         self.kept: dict[str, int] = {}
         self.tree_counts: dict[str, dict[str, int]] = {}
@@ -223,12 +229,6 @@ class LanguageOutput:
         manifest.counts = {("test_unaffected" if split == "test" else split): counts
                            for split, counts in self.tree_counts.items()}
         self.writer.finish(manifest, tok)
-
-
-def _base_affects():
-    from perturbations.base import Language
-
-    return Language.affects
 
 
 def perturb_split(lang: Any, files: Sequence[Any], tok: MarkedTokenizer) -> dict[str, Any]:
@@ -412,7 +412,7 @@ def _end_file(f: Any, tagger: Any, cache: Path | None, outputs: list[LanguageOut
     """A file is done: its train/dev rows regroup, the tag cache marks it complete, the bar moves."""
     for out in outputs:
         out.end_file()
-    lines = getattr(tagger, "line_tagger_for", lambda f: None)(f)
+    lines = _line_tagger(tagger, f)
     if lines is not None:
         lines.mark_complete(f, chunks, sentences, cache)
     if show:

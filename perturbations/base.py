@@ -234,6 +234,10 @@ class Language:
         """The inverse of :meth:`undo`: a sentence in the control's form put into this language."""
         raise ILMError(f"{self.name} cannot be undone from tokens alone, so it has no redo")
 
+    def own_marker_ids(self, marker_ids: Mapping[str, int]) -> frozenset[int]:
+        """The ids ``marker_ids`` gives this language's own markers."""
+        return frozenset(marker_ids[m] for m in self.markers if m in marker_ids)
+
     @property
     def invertible(self) -> bool:
         """Whether :meth:`undo` can map this language's sentences to its control's."""

@@ -65,7 +65,6 @@ from perturbations.base import (
     Sentence,
     TokenizerFns,
     Word,
-    MIN_CONTENT_TOKENS,
     keeps_content,
     marker_id,
     other_markers,
@@ -324,12 +323,11 @@ class HopLanguage(Language):
     # each marker follows its verb. Whether the word before it agrees is for the control
     # model's perplexity of the undone text to say.
     def conforms(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> bool:
-        if other_markers(ids, marker_ids, self.markers):
-            return False
         if not self.invertible:  # WordHop: the hops cannot be undone from tokens (below)
-            own = _ids_of(self.markers, marker_ids)
-            return bool(ids) and ids[0] not in own and len(ids) - sum(t in own for t in ids) >= MIN_CONTENT_TOKENS
-        undone = self.undo(ids, marker_ids)
+            own = self.own_marker_ids(marker_ids)
+            return (not other_markers(ids, marker_ids, self.markers) and bool(ids) and ids[0] not in own
+                    and keeps_content(list(ids), own))
+        undone = self.undo(ids, marker_ids)  # refuses other families' markers
         return undone is not None and self.redo(undone, marker_ids) == list(ids)
 
     def _perturb(self, sentences, tok, ids, stream):
@@ -367,7 +365,7 @@ class TokenHop(HopLanguage):
         that hopped fully: its undo lands early, and redo still gives the sentence back."""
         if other_markers(ids, marker_ids, self.markers):
             return None
-        own = _ids_of(self.markers, marker_ids)
+        own = self.own_marker_ids(marker_ids)
         out = list(ids)
         for at in [i for i, t in enumerate(ids) if t in own]:
             back = at - self.hops
@@ -378,7 +376,7 @@ class TokenHop(HopLanguage):
 
     def redo(self, ids: Sequence[int], marker_ids: Mapping[str, int]) -> list[int]:
         """The forward rule on NoHop's form: right to left, each marker hops ``hops`` tokens (or goes last)."""
-        own = _ids_of(self.markers, marker_ids)
+        own = self.own_marker_ids(marker_ids)
         out = list(ids)
         for at in reversed([i for i, t in enumerate(ids) if t in own]):
             marker = out.pop(at)
@@ -400,13 +398,9 @@ class WordHop(HopLanguage):
         return tok.encode(join_words(new)), complete
 
 
-def _ids_of(markers: Sequence[str], marker_ids: Mapping[str, int]) -> frozenset[int]:
-    return frozenset(marker_ids[m] for m in markers if m in marker_ids)
-
-
-def _follows_words(ids: Sequence[int], own: frozenset[int]) -> bool:
+def _follows_words(ids: list[int], own: frozenset[int]) -> bool:
     """NoHop's form: enough content, and every marker right after a token that is not a marker."""
-    if len(ids) - sum(t in own for t in ids) < MIN_CONTENT_TOKENS:
+    if not keeps_content(ids, own):
         return False
     previous_is_marker = True  # nothing before the first token: a marker there follows no verb
     for t in ids:
