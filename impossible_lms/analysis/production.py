@@ -46,6 +46,7 @@ marked words are the right ones is what the undone perplexity measures.
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -139,34 +140,29 @@ def marker_hosts(language, sentences: Sequence[Sequence[int]], marker_ids: dict[
     """The tokens that stand right before a marker once a sentence is undone into the control's form
     (for the hops: the last token of each agreeing verb's lemma), read from the first ``limit``
     sentences with a marker; empty for languages without markers or without an undo."""
-    own = {marker_ids[m] for m in language.markers if m in marker_ids}
+    own = language.own_marker_ids(marker_ids)
     if not own or not language.invertible:
         return frozenset()
-    hosts: set[int] = set()
-    seen = 0
-    for s in sentences:
-        if seen >= limit:
-            break
-        if not own.intersection(s):
-            continue
-        seen += 1
-        undone = language.undo(s, marker_ids)
-        if undone is not None:
-            hosts.update(undone[i - 1] for i, t in enumerate(undone) if t in own and i > 0)
-    return frozenset(hosts)
+    marked = (s for s in sentences if own.intersection(s))
+    hosts = {t for s in islice(marked, limit) for t in _before_markers(language.undo(s, marker_ids), own)}
+    return frozenset(hosts - {None})
 
 
 def placement(language, sentences: Sequence[Sequence[int]], marker_ids: dict[str, int],
               hosts: frozenset[int]) -> np.ndarray:
     """Per marker in the undone ``sentences`` (those that undo): does it stand after a token that a
     marker follows in the training data (``marker_hosts``)?"""
-    own = {marker_ids[m] for m in language.markers if m in marker_ids}
-    out = []
-    for s in sentences:
-        undone = language.undo(s, marker_ids)
-        if undone is not None:
-            out += [i > 0 and undone[i - 1] in hosts for i, t in enumerate(undone) if t in own]
-    return np.array(out, dtype=bool)
+    return _placed([language.undo(s, marker_ids) for s in sentences], language.own_marker_ids(marker_ids), hosts)
+
+
+def _before_markers(undone: Sequence[int] | None, own: frozenset[int]) -> list[int | None]:
+    """Per marker of an undone sentence, the token right before it (None for a marker that comes
+    first); nothing for a sentence that did not undo (None)."""
+    return [] if undone is None else [undone[i - 1] if i else None for i, t in enumerate(undone) if t in own]
+
+
+def _placed(undone: Sequence[Sequence[int] | None], own: frozenset[int], hosts: frozenset[int]) -> np.ndarray:
+    return np.array([t in hosts for u in undone for t in _before_markers(u, own)], dtype=bool)
 
 
 def production_rows(language, prompts: Sequence[Sequence[int]], continuations: Sequence[tuple[list[int], bool]],
@@ -184,15 +180,17 @@ def production_rows(language, prompts: Sequence[Sequence[int]], continuations: S
         return rows  # no rule checkable on tokens (tree languages): finished share only
     conforming = np.array(verdicts, dtype=bool)
     rows.append(percent_row("production_conforming", conforming, seed, subset="all"))
-    if judge is not None and language.invertible:
-        undone = [language.undo(s, marker_ids) for s, ok in zip(sentences, conforming) if ok]
-        logs = np.asarray(judge([u for u in undone if u is not None]), dtype=np.float64) if undone else np.zeros(0)
+    # the conforming generations in the control's form, once for the judge and the placement
+    undone = [language.undo(s, marker_ids) for s, ok in zip(sentences, conforming) if ok] \
+        if language.invertible else []
+    if judge is not None and undone:
+        logs = np.asarray(judge([u for u in undone if u is not None]), dtype=np.float64)
         logs = logs[~np.isnan(logs)]
         if len(logs):
             value, low, high = geometric_mean_ci(logs, seed)
             rows.append({"metric": "production_undone_perplexity", "subset": "all", "value": value, "ci_low": low,
                          "ci_high": high, "count": int(len(logs)), "unit": "perplexity"})
-    own = {marker_ids[m] for m in language.markers if m in marker_ids}
+    own = language.own_marker_ids(marker_ids)
     if own:
         for subset, group in (("generated", [s for s, f in zip(sentences, finished) if f]), ("test", sources)):
             if group:
@@ -200,9 +198,8 @@ def production_rows(language, prompts: Sequence[Sequence[int]], continuations: S
                 rows.append({"metric": "production_markers", "subset": subset, "value": float(counts.mean()),
                              "ci_low": np.nan, "ci_high": np.nan, "count": len(group), "unit": "markers"})
     if hosts:
-        kept = [s for s, ok in zip(sentences, conforming) if ok]
-        for subset, group in (("generated", kept), ("test", sources)):
-            placed = placement(language, group, marker_ids, hosts)
+        for subset, placed in (("generated", _placed(undone, own, hosts)),
+                               ("test", placement(language, sources, marker_ids, hosts))):
             if len(placed):
                 rows.append(percent_row("production_marker_placement", placed, seed, subset=subset))
     return rows

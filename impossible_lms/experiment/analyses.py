@@ -246,11 +246,11 @@ def _production(cfg: "ExperimentConfig", run: Run, options: dict) -> list[Path]:
     try:
         production(where.run(run), where.data(run.language), results=results, judge=judge,
                    **{"show_progress": True, **options})
-    except ILMError as e:
+    except ILMError:
         if judge is not None and not any(judge.glob("checkpoint-*")):
             raise ILMError(f"production of {run.key} is judged by {judges[0].key}, which is not trained yet: "
                            "run it first (drop --only, or add it)") from None
-        raise e
+        raise
     return [results]
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from impossible_lms.config import to_dict
 from impossible_lms.errors import ILMError
-from impossible_lms.experiment.analyses import ANALYSES, analysis_steps
+from impossible_lms.experiment.analyses import analysis_steps
 from impossible_lms.experiment.config import ExperimentConfig, variant
 from impossible_lms.experiment.layout import Run, slug, train_config, train_settings
 from impossible_lms.experiment.stamps import status
@@ -117,7 +117,7 @@ def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Pla
         return fingerprint("train", data, run.model, run.seed, train_settings(cfg, run.variant))
 
     trains: dict[Run, Step] = {}
-    reading: list[Step] = []  # analyses that read other runs' models: after every run's own steps
+    reading: list[tuple[Step, list[Run]]] = []  # analyses that read other runs' models: after every run's steps
     for run in runs:
         train_fp = train_fingerprint(run)
         train = Step("train", run.key, train_fp, status(cfg, "train", run.key, train_fp, [perturbs[run.language]]), run)
@@ -136,10 +136,12 @@ def plan_experiment(cfg: ExperimentConfig, only: list[str] | None = None) -> Pla
             # analyses that read no other run stay valid
             extra = [[train_fingerprint(r) for r in others]] if others else []
             fp = fingerprint(analysis.name, train_fp, cfg.analyses[analysis.name], *extra)
-            step = Step(analysis.name, run.key, fp, status(cfg, analysis.name, run.key, fp, [train]), run)
-            (reading if others else steps).append(step)
-    for step in reading:
-        upstream = [trains[step.run], *(trains[r] for r in ANALYSES[step.stage].reads(cfg, step.run) if r in trains)]
+            if others:
+                reading.append((Step(analysis.name, run.key, fp, "todo", run), others))
+            else:
+                steps.append(Step(analysis.name, run.key, fp, status(cfg, analysis.name, run.key, fp, [train]), run))
+    for step, others in reading:  # their status waits for the other runs' train steps
+        upstream = [trains[step.run], *(trains[r] for r in others if r in trains)]
         step.status = status(cfg, step.stage, step.key, step.fingerprint, upstream)
         steps.append(step)
     # One report per variant (the recipe's first): an ablation never averages with the recipe.
