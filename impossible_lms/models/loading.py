@@ -87,22 +87,25 @@ def resolve_folder(path_or_id: str | Path, revision: str | None = None) -> Path:
         ) from None
 
 
-def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
-    """All weights of a checkpoint folder (safetensors, sharded or not; else pytorch_model.bin)."""
-    from safetensors.torch import load_file
+def read_state_dict(folder: Path, keep: Callable[[str], bool] | None = None) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint folder (safetensors, sharded or not; else pytorch_model.bin): all of
+    them, or those whose key ``keep`` accepts (from safetensors, only those are read)."""
+    from safetensors import safe_open
 
     # model.safetensors or HF shards model-0000k-of-0000n.safetensors; not trainer_state.safetensors.
     files = sorted(folder.glob("model*.safetensors"))
     if files:
         state: dict[str, torch.Tensor] = {}
         for f in files:
-            state.update(load_file(str(f)))
+            with safe_open(str(f), framework="pt") as weights:
+                state.update({k: weights.get_tensor(k) for k in weights.keys() if keep is None or keep(k)})
         return state
     bins = sorted(folder.glob("pytorch_model*.bin"))
     if bins:
         state = {}
         for f in bins:
-            state.update(torch.load(f, map_location="cpu", weights_only=True))
+            state.update({k: v for k, v in torch.load(f, map_location="cpu", weights_only=True).items()
+                          if keep is None or keep(k)})
         return state
     raise ILMError(f"{folder}: no model.safetensors or pytorch_model.bin")
 

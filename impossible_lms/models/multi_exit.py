@@ -132,6 +132,8 @@ def load_hf_multi_exit(folder: Path, raw: dict[str, Any], dtype=None) -> MultiEx
     base = load_any_hf(folder, dtype, own_keys=lambda key: key.startswith(HEAD_PREFIX))
     layers = exit_layers(raw, base.config.num_hidden_layers)
     lm_head = base.get_output_embeddings().weight.detach().to(torch.float32)
-    state = {k: v.float() if k.endswith("lm_head_original.weight") else v for k, v in read_state_dict(folder).items()}
+    # the heads only: transformers has read the base's weights already
+    heads_only = read_state_dict(folder, keep=lambda key: key.startswith(HEAD_PREFIX))
+    state = {k: v.float() if k.endswith("lm_head_original.weight") else v for k, v in heads_only.items()}
     heads = {l: w.to(base.dtype) for l, w in split_heads(state, layers, lm_head, str(folder))[1].items()}
     return MultiExitLM(base, heads)
