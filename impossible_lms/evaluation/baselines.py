@@ -126,15 +126,17 @@ def complexity_baselines(
                     made[None].append({**labels, "metric": "compression_bpt", "subset": subset, "value": bpt,
                                        "count": n, "unit": "bits"})
             bars.advance(task, len(orders))
+        # each seed's sample, drawn once for every order
+        samples = {seed: base if seed == seeds[0] else EvalData(folder, sentences_per_genre, seed=seed, scheme=scheme)
+                   for seed in todo if seed is not None}
         for order in orders:
-            if not any(k is not None for k in todo):
+            if not samples:
                 break
             # each sentence opened by EOS (what precedes it in the LM's stream, and what tells the
             # n-gram where a sentence starts, as position 0 tells the LM) and closed by one
             model = KneserNey(order, discount, vocab_size=vocab).fit([[eos] * (order - 1) + s + [eos] for s in train])
             options = f"order={order}, discount={_discount_text(model)}"
-            for seed in (k for k in todo if k is not None):
-                data_s = EvalData(folder, sentences_per_genre, seed=seed, scheme=scheme)
+            for seed, data_s in samples.items():
                 logprobs = {s: [np.asarray(model.logprobs(seq, pad=eos), dtype=np.float32) for seq in data_s.sample(s)]
                             for s in subsets}
                 made.setdefault(seed, []).extend(
