@@ -215,6 +215,32 @@ def test_prefix_carriers_share_scores_only_within_the_context():
     assert limited[(1, 2)] == (1, 2, 3) and limited[(1, 2, 3, 4)] == (1, 2, 3, 4)
 
 
+def test_a_sentence_without_its_marker_is_read_off_the_context_it_shares(toy, monkeypatch):
+    """The surprisal of the token after a removed marker has the marker's own context: both come
+    from one pass over that context, and no sentence-without-its-marker goes through the model."""
+    from impossible_lms.evaluation.metrics import SURPRISAL_MAX_TOKENS, marker_pairs
+
+    _, data, run = toy
+    seen = []
+    real = ev.score_cells
+
+    def spy(model, sequences, cells, *args, **kwargs):
+        seen.append((sequences, cells))
+        return real(model, sequences, cells, *args, **kwargs)
+
+    monkeypatch.setattr(ev, "score_cells", spy)
+    evaluate(run, data, checkpoints="100", metrics=["marker_surprisal"])
+    d = EvalData(data, 1000, 0)
+    pairs = marker_pairs(d.sample("test_affected", SURPRISAL_MAX_TOKENS), d.marker_ids.values(), d.eos_id)
+    contexts = [tuple(w[:i]) for i, w in zip(pairs.index, pairs.with_marker)]
+    [(sequences, cells)] = seen
+    assert sorted(map(tuple, sequences)) == sorted(set(ev._carriers(contexts).values()))
+    # two continuations of each context: its marker, and the token that followed the marker
+    asked = {(tuple(seq[:p]), int(t)) for seq, c in zip(sequences, cells) for p, t in zip(c.positions, c.targets)}
+    for i, with_marker, without in zip(pairs.index, pairs.with_marker, pairs.without_marker):
+        assert {(tuple(with_marker[:i]), with_marker[i]), (tuple(without[:i]), without[i])} <= asked
+
+
 def test_sentences_longer_than_the_context_are_left_out_and_counted(tmp_path):
     data = make_toy_data(tmp_path / "data", per_genre=6, min_len=3, max_len=80, seed=2)
     run = make_toy_run(tmp_path / "run", steps=(100,), data=data)  # context 64

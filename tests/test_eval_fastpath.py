@@ -19,7 +19,8 @@ from impossible_lms.errors import ILMError
 from impossible_lms.evaluation import evaluate
 from impossible_lms.evaluation.data import EvalData
 from impossible_lms.evaluation.metrics import SURPRISAL_MAX_TOKENS, marker_pairs
-from impossible_lms.evaluation.scoring import ScoreOptions, score_sequences
+from impossible_lms.evaluation import scoring
+from impossible_lms.evaluation.scoring import Cells, LinearHead, ScoreOptions, score_cells, score_sequences
 from impossible_lms.evaluation.toy import EOS, make_toy_data, make_toy_run, tiny_gpt2
 
 VOCAB = 300  # not a multiple of 64: our models pad the embedding table, and the pad rows must not count
@@ -79,6 +80,47 @@ def test_exit_heads_equal_their_reference_too(seqs):
         np.testing.assert_allclose(exit1, reference(model, seq, exit_layer=1), rtol=1e-5, atol=1e-5, equal_nan=True)
 
 
+@pytest.mark.parametrize("name", ["ours", "ours-exits"])
+def test_the_blocked_head_equals_a_full_log_softmax_across_blocks(name, seqs, monkeypatch):
+    """The CPU's head sums exp over blocks of words; with blocks of 32 of 300 words (the last one
+    ragged) and 7 positions at a time, every head's numbers are still the plain ones."""
+    monkeypatch.setitem(scoring.HEAD_CHUNKS, "cpu", scoring.HeadChunks(rows=7, vocab=32))
+    model = build("tiny-gpt2-exits" if name == "ours-exits" else "tiny-gpt2")
+    got = score_sequences(model, seqs, ScoreOptions(batch_tokens=60))
+    for head, arrays in got.items():
+        for seq, g in zip(seqs, arrays):
+            np.testing.assert_allclose(g, reference(model, seq, exit_layer=head), rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("gap", [0.0, 50.0, 200.0])
+def test_a_logit_far_above_the_first_blocks_maximum_is_still_exact(gap):
+    """The blocks are shifted by the first block's maximum: a later logit 50 above it is summed
+    as is (exp(50) is finite), one 200 above overflows and its row is taken from its full logits."""
+    torch.manual_seed(0)
+    weight = torch.randn(100, 8)
+    x = torch.randn(5, 8)
+    weight[90] = x[2] / x[2].norm() ** 2 * gap  # word 90's logit at row 2 is `gap` (the others are ~N(0, 8))
+    targets = torch.tensor([3, 90, 90, 17, 99])
+    got = scoring._blocked_target_logprobs(LinearHead(weight), x, targets, block=16)
+    want = torch.log_softmax((x @ weight.T).double(), dim=1).gather(1, targets[:, None])[:, 0]
+    torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=1e-5)
+
+
+def test_cells_score_any_continuation_of_a_context(seqs):
+    """log p(t | seq[:p]) for a target t that is not seq[p], or for p = len(seq), is the score of
+    the sequence seq[:p] + [t] at p: one pass over a context serves every continuation."""
+    model = build("tiny-gpt2")
+    seq = next(s for s in seqs if len(s) > 10)
+    positions = np.array([0, 3, 3, 7, len(seq)])
+    targets = np.array([5, seq[3], (seq[3] + 1) % VOCAB, 42, 7])
+    got = score_cells(model, [seq], [Cells(positions, targets)])[None][0]
+    assert np.isnan(got[0])  # nothing precedes position 0 without EOS conditioning
+    for p, t, g in zip(positions[1:], targets[1:], got[1:]):
+        assert g == pytest.approx(reference(model, seq[:p] + [int(t)])[p], abs=1e-5)
+    with pytest.raises(ILMError, match="within it"):
+        score_cells(model, [seq], [Cells(np.array([len(seq) + 1]), np.array([1]))])
+
+
 @pytest.mark.parametrize("eos", [False, True])
 def test_needed_masks_compute_only_those_tokens_and_leave_the_rest_nan(eos, seqs):
     model = build("tiny-gpt2")
@@ -99,17 +141,10 @@ def test_needed_masks_compute_only_those_tokens_and_leave_the_rest_nan(eos, seqs
         score_sequences(model, seqs[:1], needed=[np.ones(len(seqs[0]) + 1, bool)])
 
 
-def test_the_vocabulary_projection_sees_only_the_rows_asked_for(seqs, monkeypatch):
+def test_the_vocabulary_projection_sees_only_the_rows_asked_for(seqs, head_rows):
     """The point of the fast path: no pad and no unread position goes through the head."""
     model = build("tiny-gpt2")
-    rows = []
-    real = type(model).output_logits
-
-    def counting(self, h):
-        rows.append(h.shape[0] if h.dim() == 2 else h.shape[0] * h.shape[1])
-        return real(self, h)
-
-    monkeypatch.setattr(type(model), "output_logits", counting)
+    rows = head_rows
     score_sequences(model, seqs, ScoreOptions(batch_tokens=100_000))  # one batch padded to the longest
     assert sum(rows) == sum(len(s) - 1 for s in seqs)
     rows.clear()

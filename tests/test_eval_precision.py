@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from impossible_lms.evaluation import evaluate, score_sequences
-from impossible_lms.evaluation.scoring import ScoreOptions, fp32_heads, precision
+from impossible_lms.evaluation.scoring import LinearHead, ScoreOptions, fp32_heads, precision
 from impossible_lms.evaluation.toy import make_toy_data, make_toy_run, tiny_gpt2
 
 
@@ -51,29 +51,26 @@ def test_bf16_autocast_stays_within_a_bound_of_fp32_per_token(sharp_model):
 
 def test_autocast_runs_the_trunk_low_and_the_heads_in_fp32(sharp_model, monkeypatch):
     model, seqs = sharp_model
-    seen = {"exits": set()}
+    seen = {"final": set(), "exits": set()}
     block = model.transformer.h[0].mlp.c_fc
     def trunk(module, inputs, out):
         seen["trunk"] = out.dtype
 
-    def exit_head(module, inputs, out):
-        seen["exits"].add(out.dtype)
-
-    # the scorer runs the final projection on its own (only where log-probs are asked for): watch it there
-    final = type(model).output_logits
-    def watched(self, h):
-        out = final(self, h)
-        seen["final"] = out.dtype
+    # the scorer runs the projections on its own (only where log-probs are asked for): watch them there
+    logits = LinearHead.logits
+    final_weight = model.output_weight().data_ptr()
+    def watched(self, x, words=slice(None)):
+        out = logits(self, x, words)
+        seen["final" if self.weight.data_ptr() == final_weight else "exits"].add(out.dtype)
         return out
 
-    monkeypatch.setattr(type(model), "output_logits", watched)
-    hooks = [block.register_forward_hook(trunk), model.exits["1"].register_forward_hook(exit_head)]
+    monkeypatch.setattr(LinearHead, "logits", watched)
+    hook = block.register_forward_hook(trunk)
     try:
         score_sequences(model, seqs[:2], ScoreOptions(dtype="bf16"))
     finally:
-        for h in hooks:
-            h.remove()
-    assert seen == {"trunk": torch.bfloat16, "final": torch.float32, "exits": {torch.float32}}
+        hook.remove()
+    assert seen == {"trunk": torch.bfloat16, "final": {torch.float32}, "exits": {torch.float32}}
     # the instance is left as it was: no wrapper stays behind
     assert "output_logits" not in vars(model) and all("forward" not in vars(h) for h in model.exits.values())
 

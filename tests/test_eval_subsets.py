@@ -32,22 +32,6 @@ def toy(tmp_path_factory):
 
 
 @pytest.fixture
-def head_rows(monkeypatch):
-    """Rows that go through the vocabulary projection, over every model loaded meanwhile."""
-    from impossible_lms.models.gpt2 import ILMForCausalLM
-
-    rows = []
-    real = ILMForCausalLM.output_logits
-
-    def counting(self, h):
-        rows.append(h.shape[0] if h.dim() == 2 else h.shape[0] * h.shape[1])
-        return real(self, h)
-
-    monkeypatch.setattr(ILMForCausalLM, "output_logits", counting)
-    return rows
-
-
-@pytest.fixture
 def loads(monkeypatch):
     seen = []
     real = ev.load_target

@@ -41,6 +41,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from impossible_lms.errors import ILMError
 from impossible_lms.models.gpt2 import ILMForCausalLM
@@ -157,7 +158,6 @@ def exit_layers(model) -> list[int]:
     return sorted(int(k) for k in (getattr(model.config, "exit_layers", None) or []))
 
 
-@torch.inference_mode()
 def score_sequences(
     model, sequences: Sequence[Sequence[int]], options: ScoreOptions = ScoreOptions(), on_batch=None,
     needed: Sequence[np.ndarray | None] | None = None,
@@ -169,11 +169,51 @@ def score_sequences(
     the vocabulary and its softmax, most of the cost with a large vocabulary, then run
     at those positions only.
     """
-    if options.condition_on_eos and options.eos_id is None:
-        raise ILMError("condition_on_eos needs the data's EOS id")
     if needed is not None and (len(needed) != len(sequences) or any(
             m is not None and len(m) != len(s) for m, s in zip(needed, sequences))):
         raise ILMError("needed must hold one mask (or None) per sequence, as long as the sequence")
+    cells = []
+    for k, seq in enumerate(sequences):
+        mask = None if needed is None else needed[k]
+        positions = np.arange(len(seq)) if mask is None else np.flatnonzero(np.asarray(mask, dtype=bool))
+        cells.append(Cells(positions, np.asarray(seq, dtype=np.int64)[positions]))
+    scored = score_cells(model, sequences, cells, options, on_batch)
+    out = {head: [np.full(len(s), np.nan, np.float32) for s in sequences] for head in scored}
+    for head, arrays in scored.items():
+        for k, values in enumerate(arrays):
+            out[head][k][cells[k].positions] = values
+    return out
+
+
+@dataclass(frozen=True)
+class Cells:
+    """The log-probs asked of one sequence: log p(``targets[j]`` | sequence[:``positions[j]``]).
+
+    A target need not be the sequence's own token there, and a position may equal the
+    sequence's length (what follows the whole of it): any continuation of a context is
+    read off the one pass over it.
+    """
+
+    positions: np.ndarray  # int, 0 <= p <= len(sequence)
+    targets: np.ndarray  # int token ids, one per position
+
+
+@torch.inference_mode()
+def score_cells(
+    model, sequences: Sequence[Sequence[int]], cells: Sequence[Cells], options: ScoreOptions = ScoreOptions(),
+    on_batch=None,
+) -> dict[int | None, list[np.ndarray]]:
+    """Per head, per sequence, the log-probs (nats) of its :class:`Cells`, aligned with them.
+
+    NaN where a cell cannot be scored: position 0 without ``condition_on_eos`` (nothing to
+    predict it from), and every cell of a sequence skipped as too long.
+    """
+    if options.condition_on_eos and options.eos_id is None:
+        raise ILMError("condition_on_eos needs the data's EOS id")
+    if len(cells) != len(sequences) or any(
+            len(c.positions) != len(c.targets) or (len(c.positions) and not 0 <= c.positions.min() <= c.positions.max()
+                                                  <= len(s)) for c, s in zip(cells, sequences)):
+        raise ILMError("cells must give each sequence positions within it (or just after it), one target each")
     prefix = [options.eos_id] if options.condition_on_eos else []
     inputs = [prefix + list(s) for s in sequences]
     context = model_context(model)
@@ -184,49 +224,64 @@ def score_sequences(
             f"(longest {max(len(inputs[i]) for i in too_long)})"
         )
     heads: list[int | None] = [FINAL, *exit_layers(model)]
-    out: dict[int | None, list[np.ndarray]] = {
-        h: [np.full(len(s), np.nan, np.float32) for s in sequences] for h in heads}
+    out: dict[int | None, list[np.ndarray]] = {h: [np.full(len(c.positions), np.nan, np.float32) for c in cells]
+                                               for h in heads}
     device = next(model.parameters()).device
     lengths = [len(s) for s in inputs]
     skipped = set(too_long)
     keep = [i for i in range(len(inputs)) if i not in skipped]
-    chunk = HEAD_CHUNK.get(device.type, HEAD_CHUNK[None])
+    chunks = HEAD_CHUNKS.get(device.type, HEAD_CHUNKS[None])
     for sub in token_batches([lengths[i] for i in keep], options.batch_tokens):
         batch = [keep[j] for j in sub]
         width = lengths[batch[0]]
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         for row, i in enumerate(batch):
             ids[row, : lengths[i]] = torch.tensor(inputs[i], dtype=torch.long)
-        # The (row, column) cells whose token is scored: column c is predicted from column c - 1,
-        # so column 0 never is; pads (right of each row's length) never go through the head.
-        cols = []
-        for i in batch:
-            col = np.arange(1, lengths[i])
-            if needed is not None and needed[i] is not None:
-                col = col[np.asarray(needed[i], dtype=bool)[col - len(prefix)]]
-            cols.append(col)
-        counts = [len(c) for c in cols]
-        if any(counts):  # else nothing is asked for in this batch
-            _score_batch(model, ids.to(device), heads, batch, cols, counts, len(prefix), options.dtype, chunk, out)
+        # Cell j of a sequence reads the state of input column positions[j] + len(prefix) - 1: the
+        # last of its context. Without the EOS prefix position 0 has none. Pads (right of each
+        # row's length) never go through the head.
+        scorable = [np.flatnonzero(cells[i].positions + len(prefix) >= 1) for i in batch]
+        if any(len(j) for j in scorable):  # else nothing is asked for in this batch
+            _score_batch(model, ids.to(device), heads, [(i, j, cells[i]) for i, j in zip(batch, scorable)],
+                         len(prefix), options.dtype, chunks, out)
         if on_batch is not None:
             on_batch(sum(lengths[i] for i in batch))
     return out
 
 
-def _score_batch(model, ids, heads, batch, cols, counts, shift, dtype, chunk, out) -> None:
-    rows_t = torch.from_numpy(np.repeat(np.arange(len(batch)), counts)).to(ids.device)
-    cols_t = torch.from_numpy(np.concatenate(cols)).to(ids.device)
+def _score_batch(model, ids, heads, asked, shift, dtype, chunks, out) -> None:
+    """``asked``: (sequence index, indices of its scorable cells, its Cells) per row of ``ids``."""
+    counts = [len(j) for _, j, _ in asked]
+    rows = torch.from_numpy(np.repeat(np.arange(len(asked)), counts)).to(ids.device)
+    states_at = torch.from_numpy(np.concatenate([c.positions[j] + shift - 1 for _, j, c in asked])).to(ids.device)
+    targets = torch.from_numpy(np.concatenate([c.targets[j] for _, j, c in asked]).astype(np.int64)).to(ids.device)
     with precision(model, dtype):
         for head, (states, project) in head_inputs(model, ids, heads).items():
-            lp = _target_logprobs(states, project, ids, rows_t, cols_t, chunk).cpu().numpy()
-            for i, col, part in zip(batch, cols, np.split(lp, np.cumsum(counts)[:-1])):
-                out[head][i][col - shift] = part  # input column c is the caller's token c - shift
+            lp = _target_logprobs(states, project, rows, states_at, targets, chunks).cpu().numpy()
+            for (i, j, _), part in zip(asked, np.split(lp, np.cumsum(counts)[:-1])):
+                out[head][i][j] = part
 
 
-# Positions whose vocabulary rows are formed at once: [chunk, V] float32 logits. On a CPU
-# 128 rows measured best (25 MB of GPT-2 logits, mostly in cache for the softmax that
-# follows; 128-4096 were within 20%); a GPU wants long launches.
-HEAD_CHUNK: dict[str | None, int] = {"cpu": 128, None: 8192}
+@dataclass(frozen=True)
+class HeadChunks:
+    """How the head's log-probs are computed on one kind of device.
+
+    ``rows`` positions go through the head at once. ``vocab`` None forms their
+    whole [rows, V] float32 logits and takes ``log_softmax`` (a GPU wants long
+    launches); a number runs an online logsumexp over blocks of that many words
+    (:func:`_blocked_target_logprobs`), so each block's logits stay in cache for
+    the reductions that follow and the [rows, V] tensor is never written: on a CPU
+    the log-softmax of a 50k vocabulary was a quarter of the head's time, and the
+    blocked form brings the head to within a few percent of its matrix product.
+    """
+
+    rows: int
+    vocab: int | None = None
+
+
+# Measured on 2 cores: 2048 rows x 1024 words (8 MB of logits) was best of 256-2048 rows x
+# 512-4096 words; all from 512 rows up were within 10%.
+HEAD_CHUNKS: dict[str | None, HeadChunks] = {"cpu": HeadChunks(rows=2048, vocab=1024), None: HeadChunks(rows=8192)}
 
 
 # How to run a model up to its projection(s) to the vocabulary: model class ->
@@ -260,28 +315,96 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+@dataclass(frozen=True)
+class LinearHead:
+    """A projection to the vocabulary that is one matrix: logits = prepare(states) @ weight.T.
+
+    Under autocast it runs in float32, as :func:`fp32_heads` runs the heads; otherwise in
+    the model's own dtype. Scoring may take its log-probs without forming the logits
+    (:class:`HeadChunks`).
+    """
+
+    weight: torch.Tensor  # [V, C]: the real vocabulary's rows only
+    prepare: Callable[[torch.Tensor], torch.Tensor] = _identity  # e.g. an exit head's LayerNorm
+
+    def inputs(self, states: torch.Tensor) -> torch.Tensor:
+        """What the matrix multiplies: ``prepare(states)``, in float32 under autocast."""
+        if not torch.is_autocast_enabled(states.device.type):
+            return self.prepare(states)
+        with torch.autocast(states.device.type, enabled=False):
+            return self.prepare(states.float())
+
+    def logits(self, x: torch.Tensor, words: slice = slice(None)) -> torch.Tensor:
+        """The logits of ``words`` (all by default) from ``inputs``, in ``x``'s dtype."""
+        weight = self.weight[words].to(x.dtype)
+        if not torch.is_autocast_enabled(x.device.type):  # called per block of words: no context to enter
+            return F.linear(x, weight)
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x, weight)
+
+    def __call__(self, states: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.inputs(states))
+
+
 def _ilm_head_inputs(model, ids: torch.Tensor, heads: list[int | None]) -> dict:
-    """ILMForCausalLM.forward up to its heads (the trunk, then ``output_logits`` and each
+    """ILMForCausalLM.forward up to its heads (the trunk, then the output embeddings and each
     exit head, cut to the real vocabulary), so the heads run only where asked for."""
     exits = [h for h in heads if h is not FINAL]
     h, layers = model.transformer(ids, keep_layers=bool(exits))  # no mask: right padding (above)
-    out = {FINAL: (h, model.output_logits)}
+    vocab = model.config.vocab_size
+    out = {FINAL: (h, LinearHead(model.output_weight()[:vocab]))}
     for layer in exits:
-        out[layer] = (layers[layer], lambda x, layer=layer: model.exit_head_logits(layer, x))
+        head = model.exits[str(layer)]
+        out[layer] = (layers[layer], LinearHead(head.proj.weight[:vocab], head.norm(model.transformer.ln_f)))
     return out
 
 
 HEAD_INPUTS[ILMForCausalLM] = _ilm_head_inputs
 
 
-def _target_logprobs(states: torch.Tensor, project, ids: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                     chunk: int) -> torch.Tensor:
-    """log_softmax(project(states[r, c - 1]))[ids[r, c]] in float32 for each cell (r, c), ``chunk``
-    cells at a time: never a [B, T, V] float32 copy, only the rows asked for."""
-    out = torch.empty(rows.shape[0], dtype=torch.float32, device=ids.device)
-    for start in range(0, rows.shape[0], chunk):
-        r, c = rows[start : start + chunk], cols[start : start + chunk]
-        logits = project(states[r, c - 1]).float()
+def _target_logprobs(states: torch.Tensor, project, rows: torch.Tensor, at: torch.Tensor, targets: torch.Tensor,
+                     chunks: HeadChunks) -> torch.Tensor:
+    """log_softmax(project(states[r, a]))[t] in float32 for each (r, a, t) of (rows, at, targets),
+    ``chunks.rows`` at a time: never a [B, T, V] float32 copy, only the rows asked for."""
+    out = torch.empty(rows.shape[0], dtype=torch.float32, device=states.device)
+    for start in range(0, rows.shape[0], chunks.rows):
+        cut = slice(start, start + chunks.rows)
+        picked, target = states[rows[cut], at[cut]], targets[cut]
+        if isinstance(project, LinearHead):
+            x = project.inputs(picked)
+            if chunks.vocab is not None and x.dtype == torch.float32:
+                out[cut] = _blocked_target_logprobs(project, x, target, chunks.vocab)
+                continue
+            logits = project.logits(x).float()
+        else:
+            logits = project(picked).float()
         # log_softmax, not logit - logsumexp: one fused pass (the CPU logsumexp makes several)
-        out[start : start + chunk] = torch.log_softmax(logits, dim=-1).gather(1, ids[r, c][:, None])[:, 0]
+        out[cut] = torch.log_softmax(logits, dim=-1).gather(1, target[:, None])[:, 0]
     return out
+
+
+def _blocked_target_logprobs(head: LinearHead, x: torch.Tensor, targets: torch.Tensor, block: int) -> torch.Tensor:
+    """log_softmax(head.logits(x))[i, targets[i]] for float32 ``x``, the logsumexp summed
+    over ``block`` words at a time.
+
+    Each block's logits are formed, turned into exp(logit - shift) and summed, and
+    dropped, so they never leave the cache. The shift is the first block's row maximum:
+    exp stays finite while no logit exceeds it by more than 88 (float32's range), and
+    a row where one does (its sum overflows) is taken again from its full logits, so
+    the result is exact either way. A shift below the true maximum loses nothing: the
+    sum's precision is relative, and it holds the first block's exp(0) = 1, beside which
+    anything that underflows is negligible. The target's logit is its own dot product.
+    Equal to the log-softmax of the full logits to float32 rounding.
+    """
+    shift = total = None
+    for start in range(0, head.weight.shape[0], block):
+        logits = head.logits(x, slice(start, start + block))
+        if shift is None:
+            shift = logits.amax(dim=1, keepdim=True)
+        part = logits.sub_(shift).exp_().sum(dim=1)
+        total = part if total is None else total.add_(part)
+    logsumexp = shift[:, 0] + total.log()
+    overflowed = torch.isinf(logsumexp)
+    if overflowed.any():
+        logsumexp[overflowed] = torch.logsumexp(head.logits(x[overflowed]).float(), dim=1)
+    return (x * head.weight[targets].to(x.dtype)).sum(dim=1) - logsumexp

@@ -3,9 +3,10 @@
 For each checkpoint: gather the sequences all pending metrics need on all
 datasets, score each distinct sequence once (a sequence that is a prefix of
 another is read off the longer one's scores: causal models give a prefix the
-same log-probs; a metric that reads only some tokens needs only the prefix up
-to the last of them, and only those tokens go through the vocabulary
-projection), derive every metric's rows, and store them (one atomic file
+same log-probs; a metric that reads only some tokens needs only the context of
+the last of them, and any continuation of a context is read off one pass over
+it, so a sentence without its marker costs nothing beside the sentence with it;
+only the tokens asked for go through the vocabulary projection), derive every metric's rows, and store them (one atomic file
 per metric and dataset, and per subset for a metric that scores subsets one by
 one: perplexity). Finished (checkpoint, metric[, subset], data, settings) files
 are skipped without loading the model, so a stopped sweep resumes, and a run
@@ -25,7 +26,7 @@ from impossible_lms.errors import ILMError
 from impossible_lms.evaluation.data import DEFAULT_SCHEME, EvalData
 from impossible_lms.evaluation.metrics import UNITS, AtPositions, Metric, MetricOptions, check_subsets, get_metrics
 from impossible_lms.evaluation.scoring import (
-    SCORER_VERSION, ScoreOptions, check_dtype, model_context, score_sequences,
+    SCORER_VERSION, Cells, ScoreOptions, check_dtype, model_context, score_cells,
 )
 from impossible_lms.evaluation.store import COLUMNS, INT_COLUMNS, chunk_path, load_results, write_chunk
 from impossible_lms.evaluation.subjects import Subject, Target, resolve_subject
@@ -168,22 +169,22 @@ def _score_target(model, subj: Subject, target: Target, jobs: list[Job], conditi
         context = model_context(model)
         limit = None if context is None else context - int(condition_on_eos)
         asked = {(metric, name): _asked(r, limit) for metric, req in requests.items() for name, r in req.items()}
-        unique = _carriers([key for part in asked.values() for key, _, _ in part], limit)
+        unique = _carriers([a.key for part in asked.values() for a in part], limit)
         carriers = sorted(set(unique.values()))
-        needed = _needed(carriers, unique, [a for part in asked.values() for a in part])
+        cells = _cells(carriers, unique, [a for part in asked.values() for a in part])
         task = bars.add_task(f"{target.step if target.step is not None else target} {d.language}",
                              total=sum(len(c) for c in carriers))
-        scored = score_sequences(
-            model, [list(c) for c in carriers],
+        scored = score_cells(
+            model, [list(c) for c in carriers], [cells[c].cells() for c in carriers],
             ScoreOptions(batch_tokens=batch_tokens, condition_on_eos=condition_on_eos, eos_id=d.eos_id,
                          too_long="skip", dtype=settings["dtype"]),
-            on_batch=lambda n: bars.advance(task, n), needed=[needed[c] for c in carriers],
+            on_batch=lambda n: bars.advance(task, n),
         )
         bars.remove_task(task)
         for head, arrays in scored.items():
-            by_carrier = dict(zip(carriers, arrays))
+            by_carrier = {c: cells[c].scores(values) for c, values in zip(carriers, arrays)}
             for metric, mine in by_metric.items():
-                logprobs = {name: [_read(by_carrier[unique[key]], n, pos) for key, n, pos in asked[metric, name]]
+                logprobs = {name: [by_carrier[unique[a.key]].of(a) for a in asked[metric, name]]
                             for name in requests[metric]}
                 rows = mine[0].metric.compute(d, logprobs, options)
                 for j in mine:  # a subset's job takes that subset's rows
@@ -192,41 +193,96 @@ def _score_target(model, subj: Subject, target: Target, jobs: list[Job], conditi
     return list(out.values())
 
 
-def _asked(request, limit: int | None) -> list[tuple[tuple, int, list[int] | None]]:
-    """(what to score, the sequence's length, positions read or None for all) per requested sequence.
+@dataclass(frozen=True)
+class Ask:
+    """One requested sequence as scoring sees it: ``key`` is carried by a sequence it is a
+    prefix of; ``positions`` None reads every token of ``key``, else log p(``targets[j]`` |
+    sequence[:``positions[j]``]) for each j, in an array of ``length`` (NaN elsewhere)."""
 
-    A request for some positions (:class:`AtPositions`) needs only the prefix that ends at
-    the last of them, unless the whole sequence is too long for the model: then it stays
-    whole, so it is skipped (all NaN) as it always was.
+    key: tuple
+    length: int
+    positions: list[int] | None = None
+    targets: list[int] | None = None
+
+
+def _asked(request, limit: int | None) -> list[Ask]:
+    """What scoring needs for each requested sequence.
+
+    A request for some positions (:class:`AtPositions`) needs only the context of the last
+    of them: a log-prob depends on the tokens before it and on its own token, which need
+    not be the carrier's there (the same context predicts every continuation, so a
+    sentence without its marker is read off the sentence with it). Unless the whole
+    sequence is too long for the model: then it stays whole, so it is skipped (all NaN)
+    as it always was.
     """
     if not isinstance(request, AtPositions):
-        return [(tuple(s), len(s), None) for s in request]
+        return [Ask(tuple(s), len(s)) for s in request]
     out = []
     for s, pos in zip(request.sequences, request.positions):
         fits = limit is None or len(s) <= limit
-        out.append((tuple(s[: max(pos, default=0) + 1]) if fits else tuple(s), len(s), list(pos)))
+        key = tuple(s[: max(pos, default=0)]) if fits else tuple(s)
+        out.append(Ask(key, len(s), list(pos), [s[p] for p in pos]))
     return out
 
 
-def _needed(carriers: list[tuple], unique: dict[tuple, tuple], asked) -> dict[tuple, np.ndarray]:
-    """Per carrier, the tokens whose log-probs some request reads (a prefix reads the carrier's first ones)."""
-    mask = {c: np.zeros(len(c), dtype=bool) for c in carriers}
-    for key, _, pos in asked:
-        m = mask[unique[key]]
-        if pos is None:
-            m[: len(key)] = True
-        else:
-            m[pos] = True
-    return mask
+class CarrierCells:
+    """The log-probs asked of one carrier: of its own tokens (a mask) and of other continuations."""
+
+    def __init__(self, carrier: tuple):
+        self.carrier = carrier
+        self.own = np.zeros(len(carrier), dtype=bool)
+        self.other: dict[tuple[int, int], int] = {}  # (position, target) -> its index among them
+
+    def is_own(self, position: int, target: int) -> bool:
+        return position < len(self.carrier) and self.carrier[position] == target
+
+    def add(self, ask: Ask) -> None:
+        if ask.positions is None:
+            self.own[: len(ask.key)] = True
+            return
+        for p, t in zip(ask.positions, ask.targets):
+            if self.is_own(p, t):
+                self.own[p] = True
+            else:
+                self.other.setdefault((p, t), len(self.other))
+
+    def cells(self) -> Cells:
+        """What scoring computes: the own tokens asked for, then the other continuations."""
+        own = np.flatnonzero(self.own)
+        other = np.array(list(self.other), dtype=np.int64).reshape(-1, 2)
+        return Cells(np.concatenate([own, other[:, 0]]),
+                     np.concatenate([np.asarray(self.carrier, dtype=np.int64)[own], other[:, 1]]))
+
+    def scores(self, values: np.ndarray) -> CarrierScores:
+        """Scoring's ``values`` (aligned with :meth:`cells`), laid out for reading."""
+        own = np.full(len(self.carrier), np.nan, np.float32)
+        n = int(self.own.sum())
+        own[self.own] = values[:n]
+        return CarrierScores(self, own, values[n:])
 
 
-def _read(scores: np.ndarray, n: int, pos: list[int] | None) -> np.ndarray:
-    """A request's log-probs from its carrier's: the first ``n``, or only ``pos`` (NaN elsewhere)."""
-    if pos is None:
-        return scores[:n]
-    out = np.full(n, np.nan, np.float32)
-    out[pos] = scores[pos]
-    return out
+@dataclass(frozen=True)
+class CarrierScores:
+    cells: CarrierCells
+    own: np.ndarray  # log-probs of the carrier's own tokens, NaN where none was asked
+    other: np.ndarray  # of the other continuations, in the order of ``cells.other``
+
+    def of(self, ask: Ask) -> np.ndarray:
+        """``ask``'s log-probs: the first ``length`` of the carrier's, or only at its positions."""
+        if ask.positions is None:
+            return self.own[: ask.length]
+        out = np.full(ask.length, np.nan, np.float32)
+        for p, t in zip(ask.positions, ask.targets):
+            out[p] = self.own[p] if self.cells.is_own(p, t) else self.other[self.cells.other[p, t]]
+        return out
+
+
+def _cells(carriers: list[tuple], unique: dict[tuple, tuple], asked: list[Ask]) -> dict[tuple, CarrierCells]:
+    """Per carrier, every log-prob some request reads of it."""
+    cells = {c: CarrierCells(c) for c in carriers}
+    for ask in asked:
+        cells[unique[ask.key]].add(ask)
+    return cells
 
 
 def _carriers(sequences: list[Sequence[int]], limit: int | None = None) -> dict[tuple, tuple]:
