@@ -80,11 +80,13 @@ def test_exit_heads_equal_their_reference_too(seqs):
         np.testing.assert_allclose(exit1, reference(model, seq, exit_layer=1), rtol=1e-5, atol=1e-5, equal_nan=True)
 
 
+@pytest.mark.parametrize("vocab", [32, None])
 @pytest.mark.parametrize("name", ["ours", "ours-exits"])
-def test_the_blocked_head_equals_a_full_log_softmax_across_blocks(name, seqs, monkeypatch):
+def test_the_blocked_head_equals_a_full_log_softmax_across_blocks(name, vocab, seqs, monkeypatch):
     """The CPU's head sums exp over blocks of words; with blocks of 32 of 300 words (the last one
-    ragged) and 7 positions at a time, every head's numbers are still the plain ones."""
-    monkeypatch.setitem(scoring.HEAD_CHUNKS, "cpu", scoring.HeadChunks(rows=7, vocab=32))
+    ragged) and 7 positions at a time, every head's numbers are still the plain ones, and so are
+    they by the GPU's way (vocab None: each chunk's full logits and their log-softmax)."""
+    monkeypatch.setitem(scoring.HEAD_CHUNKS, "cpu", scoring.HeadChunks(rows=7, vocab=vocab))
     model = build("tiny-gpt2-exits" if name == "ours-exits" else "tiny-gpt2")
     got = score_sequences(model, seqs, ScoreOptions(batch_tokens=60))
     for head, arrays in got.items():

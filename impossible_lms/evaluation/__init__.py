@@ -10,11 +10,11 @@ one: :mod:`impossible_lms.evaluation.metrics`; storage: :mod:`.store`.
 
 from impossible_lms.evaluation.sweep import evaluate
 from impossible_lms.evaluation.metrics import METRICS, AtPositions, MetricOptions, register_metric
-from impossible_lms.evaluation.scoring import SCORER_VERSION, ScoreOptions, score_sequences
+from impossible_lms.evaluation.scoring import SCORER_VERSION, Cells, ScoreOptions, score_cells, score_sequences
 from impossible_lms.evaluation.store import COLUMNS, load_results
 from impossible_lms.evaluation.subjects import parse_checkpoints
 
 __all__ = [
-    "AtPositions", "COLUMNS", "METRICS", "MetricOptions", "SCORER_VERSION", "ScoreOptions", "evaluate", "load_results",
-    "parse_checkpoints", "register_metric", "score_sequences",
+    "AtPositions", "COLUMNS", "Cells", "METRICS", "MetricOptions", "SCORER_VERSION", "ScoreOptions", "evaluate",
+    "load_results", "parse_checkpoints", "register_metric", "score_cells", "score_sequences",
 ]

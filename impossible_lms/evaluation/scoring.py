@@ -16,13 +16,16 @@ The rules every metric builds on (tests pin each of them):
   autocast: weights, LayerNorms and the residual stream stay float32, matmuls
   run in the low dtype, and the final projection(s) to the vocabulary (and
   every exit head) run in float32 (:func:`fp32_heads`).
-- ``log_softmax`` is taken in float32 whatever the model's dtype, over the
-  full vocabulary, but only at the positions whose log-prob is read (never at
-  pads; ``needed`` masks narrow it further), a chunk of positions at a time:
-  with a large vocabulary the projection and its softmax are most of the cost,
-  and a [B, T, V] float32 tensor is never made. Our models run their trunk and
-  then the head(s) at those positions only (``HEAD_INPUTS``); any other model
-  runs its whole forward and the positions are picked from its logits.
+- Log-probs are taken in float32 whatever the model's dtype, over the full
+  vocabulary, but only for the cells asked for (:func:`score_cells`: a context
+  and a target; :func:`score_sequences` asks for every token, or those its
+  ``needed`` masks keep), never at pads, a chunk of positions at a time: with a
+  large vocabulary the projection and its softmax are most of the cost, and a
+  [B, T, V] float32 tensor is never made. Our models run their trunk and then
+  the head(s) at those positions only (``HEAD_INPUTS``), and on a CPU the
+  logsumexp is summed over blocks of words that stay in cache
+  (:class:`HeadChunks`); any other model runs its whole forward and the
+  positions are picked from its logits.
 - Values are natural logs (nats); metrics convert to bits explicitly.
 - A sequence longer than the model's context is an error, or with
   ``too_long="skip"`` (what ``evaluate`` uses) all-NaN, so metrics leave it
@@ -197,6 +200,10 @@ class Cells:
     positions: np.ndarray  # int, 0 <= p <= len(sequence)
     targets: np.ndarray  # int token ids, one per position
 
+    def __post_init__(self):  # lists are welcome too
+        object.__setattr__(self, "positions", np.asarray(self.positions, dtype=np.int64).reshape(-1))
+        object.__setattr__(self, "targets", np.asarray(self.targets, dtype=np.int64).reshape(-1))
+
 
 @torch.inference_mode()
 def score_cells(
@@ -254,7 +261,7 @@ def _score_batch(model, ids, heads, asked, shift, dtype, chunks, out) -> None:
     counts = [len(j) for _, j, _ in asked]
     rows = torch.from_numpy(np.repeat(np.arange(len(asked)), counts)).to(ids.device)
     states_at = torch.from_numpy(np.concatenate([c.positions[j] + shift - 1 for _, j, c in asked])).to(ids.device)
-    targets = torch.from_numpy(np.concatenate([c.targets[j] for _, j, c in asked]).astype(np.int64)).to(ids.device)
+    targets = torch.from_numpy(np.concatenate([c.targets[j] for _, j, c in asked])).to(ids.device)
     with precision(model, dtype):
         for head, (states, project) in head_inputs(model, ids, heads).items():
             lp = _target_logprobs(states, project, rows, states_at, targets, chunks).cpu().numpy()
