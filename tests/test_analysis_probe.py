@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from impossible_lms.analysis.probe import (  # noqa: E402
-    feature_sets, join_with_offsets, probe, probe_accuracy, read_trees, token_spans, tree_spans,
+    feature_sets, join_with_offsets, probe, probe_accuracy, read_trees, token_spans,
 )
 from impossible_lms.errors import ILMError  # noqa: E402
 

@@ -6,7 +6,6 @@ import contextlib
 import json
 
 import datasets
-import numpy as np
 import pytest
 
 from impossible_lms.data import (

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, GPT2Model
 
-import impossible_lms
 from impossible_lms.errors import ILMError
 from impossible_lms.models import BackpackForCausalLM, ILMForCausalLM, build_model, load_model, model_config
 # (importing impossible_lms.models registers the Auto classes)

@@ -1,7 +1,5 @@
 """make_report's files (md/csv/tex/png/pdf exist and parse), registry colours, and `ilm report`."""
 
-import io
-
 import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
