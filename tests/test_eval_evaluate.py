@@ -241,6 +241,27 @@ def test_a_sentence_without_its_marker_is_read_off_the_context_it_shares(toy, mo
         assert {(tuple(with_marker[:i]), with_marker[i]), (tuple(without[:i]), without[i])} <= asked
 
 
+def test_what_a_checkpoint_is_asked_is_planned_once_for_every_checkpoint(toy, tmp_path, monkeypatch):
+    """Sampling, carriers and cells are the same at every checkpoint with the same jobs pending:
+    one Plan serves them all, and a checkpoint with fewer jobs pending gets its own."""
+    _, data, run = toy
+    made = []
+    real = ev.Plan.make.__func__
+
+    def counting(cls, by_metric, d, limit):
+        made.append(sorted(by_metric))
+        return real(cls, by_metric, d, limit)
+
+    monkeypatch.setattr(ev.Plan, "make", classmethod(counting))
+    evaluate(run, data, checkpoints="100-300:100", metrics=METRICS, results=tmp_path)
+    assert made == [["marker_surprisal", "perplexity"]]
+    for stored in (tmp_path).rglob("checkpoint-200/marker_surprisal*.parquet"):
+        stored.unlink()
+    made.clear()
+    again = evaluate(run, data, checkpoints="100-300:100", metrics=METRICS, results=tmp_path)
+    assert made == [["marker_surprisal"]] and len(again) == 3 * 5
+
+
 def test_sentences_longer_than_the_context_are_left_out_and_counted(tmp_path):
     data = make_toy_data(tmp_path / "data", per_genre=6, min_len=3, max_len=80, seed=2)
     run = make_toy_run(tmp_path / "run", steps=(100,), data=data)  # context 64

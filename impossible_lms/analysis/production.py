@@ -207,7 +207,7 @@ def production_rows(language, prompts: Sequence[Sequence[int]], continuations: S
 
 def model_judge(model, eos_id: int, batch_tokens: int = 16384) -> Judge:
     """A judge from a model: each sequence's log-perplexity as ``evaluate`` computes it."""
-    from impossible_lms.evaluation.metrics import sentence_log_perplexity
+    from impossible_lms.evaluation.metrics import sentence_log_perplexities
     from impossible_lms.evaluation.scoring import ScoreOptions, score_sequences
 
     options = ScoreOptions(batch_tokens=batch_tokens, eos_id=eos_id, too_long="skip")
@@ -216,7 +216,7 @@ def model_judge(model, eos_id: int, batch_tokens: int = 16384) -> Judge:
         if not sequences:
             return np.zeros(0)
         scores = score_sequences(model, sequences, options)[None]
-        return np.array([sentence_log_perplexity(s) for s in scores], dtype=np.float64)
+        return sentence_log_perplexities(scores)
 
     return judge
 

@@ -151,6 +151,7 @@ class EvalData:
         ds = load_split(self.folder, split)
         if len(ds) == 0:
             return []
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         lengths = pc.list_value_length(ds.data.column("input_ids")).to_numpy(zero_copy_only=False)
@@ -167,7 +168,9 @@ class EvalData:
                 warnings.warn(f"{self.language} {split}: fewer than {k} sentences in some genres ({listed}); "
                               f"took all of those: {sum(short.values())} fewer in the sample", stacklevel=2)
         rows = candidates[np.asarray(chosen, dtype=np.int64)]
-        return [list(map(int, s)) for s in ds.select(rows.tolist())["input_ids"]]
+        # straight from the Arrow column (as the lengths above): datasets' row formatting took
+        # 0.7 s for 40,000 sentences
+        return pc.take(ds.data.column("input_ids"), pa.array(rows, type=pa.int64())).to_pylist()
 
 
 def _stable_hash(text: str) -> int:

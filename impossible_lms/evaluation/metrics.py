@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -141,8 +141,22 @@ def row(metric: str, subset: str, values: np.ndarray, value: float, low: float, 
 
 def sentence_log_perplexity(logprobs: np.ndarray) -> float:
     """Mean negative log-prob (nats) over the scored tokens; NaN when none is scored."""
-    scored = logprobs[~np.isnan(logprobs)]
-    return float(-scored.mean()) if len(scored) else float("nan")
+    return float(sentence_log_perplexities([logprobs])[0])
+
+
+def sentence_log_perplexities(logprobs: Sequence[np.ndarray]) -> np.ndarray:
+    """:func:`sentence_log_perplexity` of each array, all at once (float64 sums): a per-sentence
+    loop took a third of a second per checkpoint for 30,000 sentences."""
+    n = len(logprobs)
+    lengths = np.fromiter((len(lp) for lp in logprobs), dtype=np.int64, count=n)
+    flat = np.concatenate([np.asarray(lp, dtype=np.float64).reshape(-1) for lp in logprobs]) if n else np.empty(0)
+    scored = ~np.isnan(flat)
+    owner = np.repeat(np.arange(n), lengths)
+    sums = np.bincount(owner, weights=np.where(scored, flat, 0.0), minlength=n)
+    counts = np.bincount(owner, weights=scored, minlength=n)
+    out = np.full(n, np.nan)
+    np.divide(-sums, counts, out=out, where=counts > 0)
+    return out
 
 
 def _perplexity_requests(data, subsets=PERPLEXITY_SUBSETS) -> Requests:
@@ -154,7 +168,7 @@ def perplexity(data, logprobs: LogProbs, options: MetricOptions) -> list[dict]:
     """Geometric mean over sentences of exp(mean token loss after the first token), with a bootstrap 95% CI."""
     rows = []
     for subset in (s for s in PERPLEXITY_SUBSETS if s in logprobs):  # those evaluate() was asked for
-        logs = np.array([sentence_log_perplexity(lp) for lp in logprobs[subset]], dtype=np.float64)
+        logs = sentence_log_perplexities(logprobs[subset])
         logs = logs[~np.isnan(logs)]
         if len(logs) == 0:
             continue  # e.g. shuffles have no unaffected test sentences
@@ -178,14 +192,15 @@ class MarkerPairs:
 def marker_pairs(sequences: Sequences, marker_ids, eos_id: int) -> MarkerPairs:
     markers = set(marker_ids)
     pairs = MarkerPairs()
-    for seq in sequences:
-        i = next((k for k, t in enumerate(seq) if t in markers), None)
-        if i is None:
+    for seq in map(list, sequences):
+        found = [seq.index(m) for m in markers if m in seq]  # C-level scans, a few markers
+        if not found:
             continue
+        i = min(found)
         pairs.index.append(i)
-        pairs.with_marker.append(list(seq) + [eos_id])
+        pairs.with_marker.append(seq + [eos_id])
         # The token that followed the marker (or EOS) now sits at index i.
-        pairs.without_marker.append(list(seq[:i]) + list(seq[i + 1 :]) + [eos_id])
+        pairs.without_marker.append(seq[:i] + seq[i + 1 :] + [eos_id])
     return pairs
 
 

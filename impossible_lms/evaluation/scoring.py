@@ -39,6 +39,7 @@ per sequence aligned with its tokens.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -240,33 +241,45 @@ def score_cells(
     chunks = HEAD_CHUNKS.get(device.type, HEAD_CHUNKS[None])
     for sub in token_batches([lengths[i] for i in keep], options.batch_tokens):
         batch = [keep[j] for j in sub]
-        width = lengths[batch[0]]
-        ids = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            ids[row, : lengths[i]] = torch.tensor(inputs[i], dtype=torch.long)
-        # Cell j of a sequence reads the state of input column positions[j] + len(prefix) - 1: the
-        # last of its context. Without the EOS prefix position 0 has none. Pads (right of each
-        # row's length) never go through the head.
-        scorable = [np.flatnonzero(cells[i].positions + len(prefix) >= 1) for i in batch]
-        if any(len(j) for j in scorable):  # else nothing is asked for in this batch
-            _score_batch(model, ids.to(device), heads, [(i, j, cells[i]) for i, j in zip(batch, scorable)],
-                         len(prefix), options.dtype, chunks, out)
+        scored = _score_batch(model, [inputs[i] for i in batch], [cells[i] for i in batch], len(prefix), heads,
+                              options.dtype, chunks, device)
+        for head, arrays in scored.items():
+            for i, values in zip(batch, arrays):
+                out[head][i] = values
         if on_batch is not None:
             on_batch(sum(lengths[i] for i in batch))
     return out
 
 
-def _score_batch(model, ids, heads, asked, shift, dtype, chunks, out) -> None:
-    """``asked``: (sequence index, indices of its scorable cells, its Cells) per row of ``ids``."""
-    counts = [len(j) for _, j, _ in asked]
-    rows = torch.from_numpy(np.repeat(np.arange(len(asked)), counts)).to(ids.device)
-    states_at = torch.from_numpy(np.concatenate([c.positions[j] + shift - 1 for _, j, c in asked])).to(ids.device)
-    targets = torch.from_numpy(np.concatenate([c.targets[j] for _, j, c in asked])).to(ids.device)
+def _score_batch(model, inputs: list[list[int]], cells: list[Cells], shift: int, heads, dtype: str,
+                 chunks: "HeadChunks", device) -> dict[int | None, list[np.ndarray]]:
+    """One batch's log-probs: per head, one array per sequence aligned with its cells ({} when
+    nothing in it can be scored).
+
+    Cell (p, t) of a sequence reads the state at input column p + ``shift`` - 1, the last of
+    its context (``shift``: the EOS prefix's length); without the prefix position 0 has
+    none and stays NaN. Pads (right of each row's length) never go through the head.
+    """
+    lengths = np.fromiter(map(len, inputs), dtype=np.int64, count=len(inputs))
+    grid = np.zeros((len(inputs), int(lengths.max())), dtype=np.int64)
+    grid[np.arange(grid.shape[1]) < lengths[:, None]] = np.fromiter(
+        itertools.chain.from_iterable(inputs), dtype=np.int64, count=int(lengths.sum()))  # row by row
+    counts = np.fromiter((len(c.positions) for c in cells), dtype=np.int64, count=len(cells))
+    at = np.concatenate([c.positions for c in cells]) + shift - 1
+    scorable = at >= 0
+    if not scorable.any():  # nothing is asked for in this batch
+        return {}
+    ids = torch.from_numpy(grid).to(device)
+    rows = torch.from_numpy(np.repeat(np.arange(len(inputs)), counts)[scorable]).to(device)
+    targets = torch.from_numpy(np.concatenate([c.targets for c in cells])[scorable]).to(device)
+    states_at = torch.from_numpy(at[scorable]).to(device)
+    out = {}
     with precision(model, dtype):
         for head, (states, project) in head_inputs(model, ids, heads).items():
-            lp = _target_logprobs(states, project, rows, states_at, targets, chunks).cpu().numpy()
-            for (i, j, _), part in zip(asked, np.split(lp, np.cumsum(counts)[:-1])):
-                out[head][i][j] = part
+            values = np.full(len(at), np.nan, np.float32)
+            values[scorable] = _target_logprobs(states, project, rows, states_at, targets, chunks).cpu().numpy()
+            out[head] = np.split(values, np.cumsum(counts)[:-1])
+    return out
 
 
 @dataclass(frozen=True)

@@ -117,13 +117,15 @@ def evaluate(
 
     from impossible_lms.progress import progress
 
+    plans: dict = {}  # what each dataset's pending jobs ask of a checkpoint, made once (Plan)
     with progress(disable=not show_progress) as bars:
         outer = bars.add_task("checkpoints", total=len(by_target))
         for target, model in prefetched_models(list(by_target), torch_device):
             pending = by_target[target]
             for d in {id(j.data): j.data for j in pending}.values():
                 _check_vocab(model, d, target)
-            rows = _score_target(model, subj, target, pending, condition_on_eos, batch_tokens, options, settings, bars)
+            rows = _score_target(model, subj, target, pending, condition_on_eos, batch_tokens, options, settings, bars,
+                                 plans)
             for job, job_rows in rows:
                 frame = pd.DataFrame(job_rows, columns=COLUMNS)
                 if job.path is not None:
@@ -156,37 +158,74 @@ def _requests(m: Metric, d: EvalData, jobs: list[Job]) -> dict:
     return m.requests(d, subsets=[s for s in m.subsets if s in pending])
 
 
+@dataclass
+class Plan:
+    """What one dataset's pending metrics ask of a checkpoint, and where each answer lies in
+    what scoring returns. It is the same at every checkpoint with the same jobs pending, so
+    it is made once: sampling, carriers and cells take seconds for tens of thousands of
+    sentences, and reading a checkpoint's answers is then one index per request."""
+
+    requests: dict[str, dict]  # metric -> request name -> request
+    carriers: list[tuple]
+    to_score: list[Cells]  # per carrier
+    # (metric, request name) -> per requested sequence, indices into the carriers' scores laid
+    # end to end, one per token of its array; -1 (the NaN after them all) where nothing is read
+    reads: dict[tuple[str, str], list[np.ndarray]]
+
+    @classmethod
+    def make(cls, by_metric: dict[str, list[Job]], d: EvalData, limit: int | None) -> "Plan":
+        requests = {name: _requests(mine[0].metric, d, mine) for name, mine in by_metric.items()}
+        asked = {(metric, name): _asked(r, limit) for metric, req in requests.items() for name, r in req.items()}
+        unique = _carriers([a.key for part in asked.values() for a in part], limit)
+        carriers = sorted(set(unique.values()))
+        cells = {c: CarrierCells(c) for c in carriers}
+        for part in asked.values():
+            for a in part:
+                cells[unique[a.key]].add(a)
+        to_score = [cells[c].cells() for c in carriers]
+        offsets = dict(zip(carriers, np.cumsum([0] + [len(c.positions) for c in to_score[:-1]]).tolist()))
+        reads = {}
+        for key, part in asked.items():
+            reads[key] = []
+            for a in part:
+                at = cells[unique[a.key]].index(a)
+                reads[key].append(np.where(at < 0, -1, at + offsets[unique[a.key]]))
+        return cls(requests, carriers, to_score, reads)
+
+    def logprobs(self, metric: str, scores: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+        """``metric``'s log-probs per request name, from scoring's ``scores`` (one array per carrier)."""
+        flat = np.concatenate([*scores, np.full(1, np.nan, np.float32)])
+        return {name: [flat[at] for at in self.reads[metric, name]] for name in self.requests[metric]}
+
+
 def _score_target(model, subj: Subject, target: Target, jobs: list[Job], condition_on_eos: bool,
-                  batch_tokens: int, options: MetricOptions, settings: dict, bars):
-    """Rows of every job at one checkpoint; each dataset's distinct sequences scored once."""
+                  batch_tokens: int, options: MetricOptions, settings: dict, bars, plans: dict):
+    """Rows of every job at one checkpoint; each dataset's distinct sequences scored once.
+    ``plans``: the :class:`Plan` of each dataset and pending job set, kept across checkpoints."""
     out: dict[int, tuple[Job, list[dict]]] = {id(j): (j, []) for j in jobs}
+    context = model_context(model)
+    limit = None if context is None else context - int(condition_on_eos)
     for d in {id(j.data): j.data for j in jobs}.values():
         by_metric: dict[str, list[Job]] = {}
         for j in jobs:
             if j.data is d:
                 by_metric.setdefault(j.metric.name, []).append(j)
-        requests = {name: _requests(mine[0].metric, d, mine) for name, mine in by_metric.items()}
-        context = model_context(model)
-        limit = None if context is None else context - int(condition_on_eos)
-        asked = {(metric, name): _asked(r, limit) for metric, req in requests.items() for name, r in req.items()}
-        unique = _carriers([a.key for part in asked.values() for a in part], limit)
-        carriers = sorted(set(unique.values()))
-        cells = _cells(carriers, unique, [a for part in asked.values() for a in part])
+        key = (id(d), limit, tuple(sorted((name, j.subset or "") for name, mine in by_metric.items() for j in mine)))
+        if key not in plans:
+            plans[key] = Plan.make(by_metric, d, limit)
+        plan = plans[key]
         task = bars.add_task(f"{target.step if target.step is not None else target} {d.language}",
-                             total=sum(len(c) for c in carriers))
+                             total=sum(len(c) for c in plan.carriers))
         scored = score_cells(
-            model, [list(c) for c in carriers], [cells[c].cells() for c in carriers],
+            model, [list(c) for c in plan.carriers], plan.to_score,
             ScoreOptions(batch_tokens=batch_tokens, condition_on_eos=condition_on_eos, eos_id=d.eos_id,
                          too_long="skip", dtype=settings["dtype"]),
             on_batch=lambda n: bars.advance(task, n),
         )
         bars.remove_task(task)
-        for head, arrays in scored.items():
-            by_carrier = {c: cells[c].scores(values) for c, values in zip(carriers, arrays)}
+        for head, scores in scored.items():
             for metric, mine in by_metric.items():
-                logprobs = {name: [by_carrier[unique[a.key]].of(a) for a in asked[metric, name]]
-                            for name in requests[metric]}
-                rows = mine[0].metric.compute(d, logprobs, options)
+                rows = mine[0].metric.compute(d, plan.logprobs(metric, scores), options)
                 for j in mine:  # a subset's job takes that subset's rows
                     out[id(j)][1].extend(_label(r, subj, target, d, head, settings) for r in rows
                                          if j.subset is None or r["subset"] == j.subset)
@@ -247,42 +286,23 @@ class CarrierCells:
                 self.other.setdefault((p, t), len(self.other))
 
     def cells(self) -> Cells:
-        """What scoring computes: the own tokens asked for, then the other continuations."""
+        """What scoring computes (once every ask is added): the own tokens asked for, then the others."""
         own = np.flatnonzero(self.own)
         other = np.array(list(self.other), dtype=np.int64).reshape(-1, 2)
         return Cells(np.concatenate([own, other[:, 0]]),
                      np.concatenate([np.asarray(self.carrier, dtype=np.int64)[own], other[:, 1]]))
 
-    def scores(self, values: np.ndarray) -> CarrierScores:
-        """Scoring's ``values`` (aligned with :meth:`cells`), laid out for reading."""
-        own = np.full(len(self.carrier), np.nan, np.float32)
-        n = int(self.own.sum())
-        own[self.own] = values[:n]
-        return CarrierScores(self, own, values[n:])
-
-
-@dataclass(frozen=True)
-class CarrierScores:
-    cells: CarrierCells
-    own: np.ndarray  # log-probs of the carrier's own tokens, NaN where none was asked
-    other: np.ndarray  # of the other continuations, in the order of ``cells.other``
-
-    def of(self, ask: Ask) -> np.ndarray:
-        """``ask``'s log-probs: the first ``length`` of the carrier's, or only at its positions."""
+    def index(self, ask: Ask) -> np.ndarray:
+        """Where ``ask``'s log-probs lie among :meth:`cells`, one index per token of its array
+        (the first ``length`` of the carrier's, or only its positions); -1 where none is read."""
+        own_at = np.full(len(self.carrier), -1, dtype=np.int64)
+        own_at[self.own] = np.arange(int(self.own.sum()))
         if ask.positions is None:
-            return self.own[: ask.length]
-        out = np.full(ask.length, np.nan, np.float32)
+            return own_at[: ask.length]
+        out = np.full(ask.length, -1, dtype=np.int64)
         for p, t in zip(ask.positions, ask.targets):
-            out[p] = self.own[p] if self.cells.is_own(p, t) else self.other[self.cells.other[p, t]]
+            out[p] = own_at[p] if self.is_own(p, t) else int(self.own.sum()) + self.other[p, t]
         return out
-
-
-def _cells(carriers: list[tuple], unique: dict[tuple, tuple], asked: list[Ask]) -> dict[tuple, CarrierCells]:
-    """Per carrier, every log-prob some request reads of it."""
-    cells = {c: CarrierCells(c) for c in carriers}
-    for ask in asked:
-        cells[unique[ask.key]].add(ask)
-    return cells
 
 
 def _carriers(sequences: list[Sequence[int]], limit: int | None = None) -> dict[tuple, tuple]:
