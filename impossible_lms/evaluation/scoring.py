@@ -288,7 +288,7 @@ class HeadChunks:
 
     ``rows`` positions go through the head at once. ``vocab`` None forms their
     whole [rows, V] float32 logits and takes ``log_softmax`` (a GPU wants long
-    launches); a number runs an online logsumexp over blocks of that many words
+    launches); a number sums the softmax's exp over blocks of that many words
     (:func:`_blocked_target_logprobs`), so each block's logits stay in cache for
     the reductions that follow and the [rows, V] tensor is never written: on a CPU
     the log-softmax of a 50k vocabulary was a quarter of the head's time, and the

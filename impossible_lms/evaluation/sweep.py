@@ -6,9 +6,9 @@ another is read off the longer one's scores: causal models give a prefix the
 same log-probs; a metric that reads only some tokens needs only the context of
 the last of them, and any continuation of a context is read off one pass over
 it, so a sentence without its marker costs nothing beside the sentence with it;
-only the tokens asked for go through the vocabulary projection), derive every metric's rows, and store them (one atomic file
-per metric and dataset, and per subset for a metric that scores subsets one by
-one: perplexity). Finished (checkpoint, metric[, subset], data, settings) files
+only the tokens asked for go through the vocabulary projection), derive every
+metric's rows, and store them (one atomic file per metric and dataset, and per
+subset for a metric that scores subsets one by one: perplexity). Finished (checkpoint, metric[, subset], data, settings) files
 are skipped without loading the model, so a stopped sweep resumes, and a run
 asking for more subsets than an earlier one scores only the new ones.
 """
@@ -192,10 +192,14 @@ class Plan:
                 reads[key].append(np.where(at < 0, -1, at + offsets[unique[a.key]]))
         return cls(requests, carriers, to_score, reads)
 
-    def logprobs(self, metric: str, scores: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
-        """``metric``'s log-probs per request name, from scoring's ``scores`` (one array per carrier)."""
-        flat = np.concatenate([*scores, np.full(1, np.nan, np.float32)])
-        return {name: [flat[at] for at in self.reads[metric, name]] for name in self.requests[metric]}
+    @staticmethod
+    def lay_out(scores: list[np.ndarray]) -> np.ndarray:
+        """Scoring's ``scores`` (one array per carrier) end to end, then the NaN that ``reads``' -1 picks."""
+        return np.concatenate([*scores, np.full(1, np.nan, np.float32)])
+
+    def logprobs(self, metric: str, laid_out: np.ndarray) -> dict[str, list[np.ndarray]]:
+        """``metric``'s log-probs per request name, from one head's :meth:`lay_out`."""
+        return {name: [laid_out[at] for at in self.reads[metric, name]] for name in self.requests[metric]}
 
 
 def _score_target(model, subj: Subject, target: Target, jobs: list[Job], condition_on_eos: bool,
@@ -224,8 +228,9 @@ def _score_target(model, subj: Subject, target: Target, jobs: list[Job], conditi
         )
         bars.remove_task(task)
         for head, scores in scored.items():
+            laid_out = plan.lay_out(scores)  # once per head, read by every metric
             for metric, mine in by_metric.items():
-                rows = mine[0].metric.compute(d, plan.logprobs(metric, scores), options)
+                rows = mine[0].metric.compute(d, plan.logprobs(metric, laid_out), options)
                 for j in mine:  # a subset's job takes that subset's rows
                     out[id(j)][1].extend(_label(r, subj, target, d, head, settings) for r in rows
                                          if j.subset is None or r["subset"] == j.subset)
@@ -271,6 +276,7 @@ class CarrierCells:
         self.carrier = carrier
         self.own = np.zeros(len(carrier), dtype=bool)
         self.other: dict[tuple[int, int], int] = {}  # (position, target) -> its index among them
+        self._own_at: np.ndarray | None = None  # each own token's index among cells(), once all are added
 
     def is_own(self, position: int, target: int) -> bool:
         return position < len(self.carrier) and self.carrier[position] == target
@@ -293,15 +299,18 @@ class CarrierCells:
                      np.concatenate([np.asarray(self.carrier, dtype=np.int64)[own], other[:, 1]]))
 
     def index(self, ask: Ask) -> np.ndarray:
-        """Where ``ask``'s log-probs lie among :meth:`cells`, one index per token of its array
-        (the first ``length`` of the carrier's, or only its positions); -1 where none is read."""
-        own_at = np.full(len(self.carrier), -1, dtype=np.int64)
-        own_at[self.own] = np.arange(int(self.own.sum()))
+        """Where ``ask``'s log-probs lie among :meth:`cells` (once every ask is added), one index
+        per token of its array (the first ``length`` of the carrier's, or only its positions);
+        -1 where none is read."""
+        if self._own_at is None:
+            self._own_at = np.full(len(self.carrier), -1, dtype=np.int64)
+            self._own_at[self.own] = np.arange(int(self.own.sum()))
+        own_at, owned = self._own_at, int(self.own.sum())
         if ask.positions is None:
             return own_at[: ask.length]
         out = np.full(ask.length, -1, dtype=np.int64)
         for p, t in zip(ask.positions, ask.targets):
-            out[p] = own_at[p] if self.is_own(p, t) else int(self.own.sum()) + self.other[p, t]
+            out[p] = own_at[p] if self.is_own(p, t) else owned + self.other[p, t]
         return out
 
 
